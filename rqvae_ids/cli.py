@@ -1,0 +1,54 @@
+"""`rqvae-ids` command line.
+
+Each subcommand lives in `rqvae_ids/commands/<name>.py` and defines
+`register(subparsers)`; the handler it sets (`func`) imports heavy libraries
+lazily so `rqvae-ids --help` stays fast. A `UserError` becomes one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import commands
+from .errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rqvae-ids",
+        description=(
+            "Semantic IDs for generative retrieval: embed item text, train an RQ-VAE "
+            "(or a baseline), assign collision-free stable IDs, evaluate them, and run "
+            "it all as Prefect flows."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except UserError as e:
+        print(f"rqvae-ids {args.command}: error: {e}", file=sys.stderr)
+        return UserError.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

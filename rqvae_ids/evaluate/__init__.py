@@ -1,0 +1,1 @@
+"""Evaluation of semantic IDs: ID quality, neighbour recall, next-item retrieval."""

@@ -1,0 +1,147 @@
+"""Atomic file writes, Parquet helpers and run provenance.
+
+Every output of the project goes through `atomic_path`: it is written to a
+temporary file in the destination folder and renamed into place only when the
+write finished, so a crash never leaves a half-written Parquet file or checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METADATA_PREFIX = "rqvae_ids."
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds.
+
+    On any exception the temporary file is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    # numpy scalars and arrays, Paths: the usual suspects in reports.
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, os.PathLike):
+        return os.fspath(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def encode_metadata(meta: Mapping[str, Any]) -> dict[bytes, bytes]:
+    """Schema metadata: keys prefixed with `rqvae_ids.`, values JSON-encoded."""
+    return {
+        (METADATA_PREFIX + k).encode(): json.dumps(v, default=_json_default).encode()
+        for k, v in meta.items()
+    }
+
+
+def decode_metadata(schema: pa.Schema) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in (schema.metadata or {}).items():
+        key = k.decode()
+        if key.startswith(METADATA_PREFIX):
+            out[key[len(METADATA_PREFIX):]] = json.loads(v.decode())
+    return out
+
+
+def write_parquet_atomic(
+    table: pa.Table, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+) -> None:
+    """Write `table` (with its explicit schema) atomically; `metadata` goes into the schema."""
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update(encode_metadata(metadata))
+        table = table.replace_schema_metadata(merged)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    return decode_metadata(pq.read_schema(path))
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance() -> dict[str, Any]:
+    """Library versions and git commit, saved beside outputs so a run can be reproduced."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("rqvae-ids", "torch", "numpy", "faiss-cpu", "sentence-transformers", "pyarrow", "prefect"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    return {"python": platform.python_version(), "versions": versions, "git_commit": git_commit()}
+
+
+def require_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """Return `path` as a Path, or raise a UserError naming what is missing."""
+    from .errors import UserError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{what} not found: {p}")
+    return p

@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+
+from rqvae_ids import metrics
+from rqvae_ids.cli import main
+from rqvae_ids.config import from_dict
+from rqvae_ids.errors import UserError
+from rqvae_ids.evaluate.ranking import ndcg_at, next_item_metrics, recall_at
+from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
+from rqvae_ids.io import atomic_path, write_json_atomic
+from rqvae_ids.tables import read_embeddings, write_embeddings
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    write_json_atomic(target, {"a": np.int64(3)})
+    assert json.loads(target.read_text()) == {"a": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_embeddings_roundtrip(tmp_path):
+    v = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+    write_embeddings(tmp_path / "e.parquet", list("abcde"), ["h"] * 5, v, model="m")
+    t = read_embeddings(tmp_path / "e.parquet")
+    assert t.dim == 7 and t.model == "m" and list(t.item_ids) == list("abcde")
+    np.testing.assert_array_equal(t.vectors, v)
+
+
+def test_read_embeddings_missing_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        read_embeddings(tmp_path / "nope.parquet")
+
+
+def test_code_statistics():
+    codes = np.array([[0, 1], [0, 1], [1, 2], [3, 0]])
+    assert metrics.utilisation(codes, 4) == [0.75, 0.75]
+    assert metrics.collision_rate(codes) == pytest.approx(0.25)
+    assert metrics.colliding_share(codes) == pytest.approx(0.5)
+    # level 0 counts 2,1,0,1 -> perplexity exp(H)
+    p = np.array([0.5, 0.25, 0.25])
+    assert metrics.perplexity(codes, 4)[0] == pytest.approx(np.exp(-(p * np.log(p)).sum()))
+
+
+def test_ranking_metrics_hand_checked():
+    rec = np.array([[3, 1, 2], [5, 6, 7], [9, 8, 4]])
+    tgt = np.array([1, 0, 9])
+    assert recall_at(rec, tgt, 1) == pytest.approx(1 / 3)
+    assert recall_at(rec, tgt, 2) == pytest.approx(2 / 3)
+    assert ndcg_at(rec, tgt, 3) == pytest.approx((1 / np.log2(3) + 1.0) / 3)
+    assert set(next_item_metrics(rec, tgt, ks=(2,))) == {"next_recall@2", "next_ndcg@2"}
+
+
+def test_leave_one_out_exact(tmp_path):
+    f = tmp_path / "inter.csv"
+    f.write_text(
+        "user_id,item_id,timestamp\n"
+        "u1,c,3\nu1,a,1\nu1,b,2\nu1,d,4\n"
+        "u2,a,5\nu2,b,6\n"  # only 2 interactions: dropped
+        "u3,x,1\n"  # unknown item: dropped
+    )
+    users, seqs, order = load_interactions(f, ["a", "b", "c", "d"])
+    assert order == "timestamp" and users == ["u1", "u2"]
+    split = leave_one_out(users, seqs, max_history=2)
+    assert split.users == ["u1"]
+    assert split.train[0].tolist() == [0, 1]
+    assert split.valid_histories[0].tolist() == [0, 1] and split.valid_targets.tolist() == [2]
+    assert split.test_histories[0].tolist() == [1, 2] and split.test_targets.tolist() == [3]
+
+
+def test_config_from_dict_validates():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class C:
+        a: int = 1
+        b: float = 0.5
+
+    assert from_dict(C, {"a": 2, "b": 1}) == C(2, 1.0)
+    with pytest.raises(UserError, match="unknown key"):
+        from_dict(C, {"zz": 1})
+    with pytest.raises(UserError, match="integer"):
+        from_dict(C, {"a": "x"})
+
+
+def test_cli_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert "rqvae-ids" in capsys.readouterr().out
