@@ -94,3 +94,21 @@ def test_cli_help_lists_commands(capsys):
         main(["--help"])
     assert e.value.code == 0
     assert "rqvae-ids" in capsys.readouterr().out
+
+
+def test_neighbour_recall_prefix_ranking_and_ties():
+    from rqvae_ids.evaluate.neighbours import neighbour_recall, shared_prefix_length
+
+    codes = np.array([[1, 2, 3], [1, 2, 0], [1, 5, 3], [0, 2, 3]])
+    assert shared_prefix_length(codes, codes[0]).tolist() == [3, 2, 1, 0]
+    # Two tight clusters; codes that follow them give recall 1, codes that cross them give 0.
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 0.01, (12, 4)) + np.array([1, 0, 0, 0])
+    b = rng.normal(0, 0.01, (12, 4)) + np.array([0, 1, 0, 0])
+    x = np.vstack([a, b]).astype(np.float32)
+    good = np.array([[0, i] for i in range(12)] + [[1, i] for i in range(12)])
+    bad = np.array([[i % 2, i] for i in range(24)])
+    r_good = neighbour_recall(x, good, ks=(10,), truth_k=10, seed=1)
+    r_bad = neighbour_recall(x, bad, ks=(10,), truth_k=10, seed=1)
+    assert r_good["neighbour_recall@10"] == pytest.approx(10 / 10 * 10 / 11, abs=0.2)
+    assert r_good["neighbour_recall@10"] > r_bad["neighbour_recall@10"]
