@@ -112,3 +112,14 @@ def test_neighbour_recall_prefix_ranking_and_ties():
     r_bad = neighbour_recall(x, bad, ks=(10,), truth_k=10, seed=1)
     assert r_good["neighbour_recall@10"] == pytest.approx(10 / 10 * 10 / 11, abs=0.2)
     assert r_good["neighbour_recall@10"] > r_bad["neighbour_recall@10"]
+
+
+def test_atomic_write_respects_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "r.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
