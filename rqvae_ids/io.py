@@ -46,7 +46,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def _current_umask() -> int:
-    mask = os.umask(0)
+    # /proc gives the umask without changing it (os.umask is a process-wide set, racy under threads).
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
