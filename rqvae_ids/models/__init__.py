@@ -1,0 +1,41 @@
+"""Tokenizer models, chosen by name from the `MODELS` registry; `load_model(dir)` reads one back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import from_dict
+from .ae import AE
+from .base import CONFIG, WEIGHTS, ModelConfig, ModelOutput, Tokenizer, load_state, read_config
+from .rqkmeans import RQKMeans, fit_rqkmeans
+from .rqvae import RQVAE
+from .vae import VAE
+from .vqvae import VQVAE
+
+MODELS: dict[str, type[Tokenizer]] = {m.kind: m for m in (RQVAE, VQVAE, VAE, AE, RQKMeans)}
+
+
+def build_model(cfg: ModelConfig) -> Tokenizer:
+    """A fresh (untrained) tokenizer of kind cfg.kind."""
+    from ..errors import UserError
+
+    if cfg.kind not in MODELS:
+        raise UserError(f"unknown model kind {cfg.kind!r}; choose from {sorted(MODELS)}")
+    return MODELS[cfg.kind](cfg)
+
+
+def load_model(model_dir: str | Path) -> Tokenizer:
+    """Read a model directory (config.json + model.safetensors) into a Tokenizer in eval mode.
+
+    Corrupt or mismatched files raise UserError. Never unpickles anything.
+    """
+    meta = read_config(model_dir)
+    cfg = from_dict(ModelConfig, meta["model"], where=f"{Path(model_dir) / CONFIG}: model")
+    model = build_model(cfg)
+    load_state(model, Path(model_dir) / WEIGHTS)
+    model.meta = {k: meta.get(k) for k in ("embedding_model", "embedding_dim", "data_sha256", "train")}
+    return model.eval()
+
+
+__all__ = ["MODELS", "ModelConfig", "ModelOutput", "Tokenizer", "build_model", "load_model", "fit_rqkmeans",
+           "RQVAE", "VQVAE", "VAE", "AE", "RQKMeans", "WEIGHTS", "CONFIG"]

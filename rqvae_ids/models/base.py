@@ -1,0 +1,273 @@
+"""The one Tokenizer interface every model kind meets, plus its config and save/load.
+
+Every model is a residual quantizer over a latent (GRID's view): z = encode_latent(x);
+the code at level l is the nearest codeword of codebook l to the residual left by the
+levels above. The kinds differ only in the encoder/decoder and in which levels are
+trained by gradient (the rest are fitted by residual k-means on the latents):
+
+| kind     | encoder/decoder | levels trained in the loop | levels fitted by k-means after |
+|----------|-----------------|----------------------------|--------------------------------|
+| rqvae    | MLP             | all L                      | none                           |
+| vqvae    | MLP             | level 0                    | 1..L-1                         |
+| ae, vae  | MLP (VAE: mean) | none                       | all L                          |
+| rqkmeans | identity        | none (no training)         | all L, on the raw embeddings   |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import check, to_dict
+from ..io import atomic_path, provenance, write_json_atomic
+from ..quantizers import ResidualQuantizer
+from .mlp import MLP
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a tokenizer. input_dim is set from the embeddings file."""
+
+    kind: str = "rqvae"
+    input_dim: int = 384
+    levels: int = 3
+    codebook_size: int = 256
+    latent_dim: int = 32
+    hidden: tuple[int, ...] = (512, 256, 128)  # TIGER's encoder; the decoder mirrors it
+    dropout: float = 0.0
+    recon: Literal["mse", "cosine"] = "mse"
+    beta: float = 0.25  # commitment weight (VQ-VAE, TIGER)
+    quant_weight: float = 1.0  # weight of the summed quantization losses against reconstruction
+    ema: bool = False  # EMA codebooks instead of the codebook loss
+    decay: float = 0.99
+    dead_code_steps: int = 20  # re-seed codes unused for this many consecutive steps (0: never)
+    kmeans_iters: int = 20
+    grad: Literal["ste", "rotation"] = "ste"
+    kl_weight: float = 1e-3  # VAE only: final weight of the KL term (reached by linear warm-up)
+
+    def __post_init__(self):
+        check(self.levels >= 1, f"levels must be >= 1, got {self.levels}")
+        check(2 <= self.codebook_size <= 65535, f"codebook_size must be in [2, 65535], got {self.codebook_size}")
+        check(self.latent_dim >= 1 and self.input_dim >= 1, "latent_dim and input_dim must be >= 1")
+        check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(self.beta >= 0 and self.quant_weight >= 0 and self.kl_weight >= 0, "loss weights must be >= 0")
+
+
+class ModelOutput(NamedTuple):
+    recon: torch.Tensor  # (B, d) reconstruction of the embedding
+    codes: torch.Tensor | None  # (B, L') codes of the trained levels, None when none are trained
+    loss: torch.Tensor  # scalar total loss
+    parts: dict  # name -> scalar tensor (recon, quant, kl)
+
+
+class Tokenizer(nn.Module):
+    """Shared body of every kind; subclasses set `kind`, `trained_levels`, `variational`, `neural`.
+
+    Numpy-facing API (float32 in, float32/int64 out, inference mode, batched):
+    encode_latent (N,d)->(N,D); encode_codes (N,d)->(N,L) int64; decode_codes (N,L)->(N,d);
+    codebooks() -> L arrays (K, D). `meta` holds what config.json records besides the
+    architecture (embedding model/dim, data hash, train config).
+    """
+
+    kind = "base"
+    variational = False
+    neural = True
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.meta: dict[str, Any] = {}
+        if self.neural:
+            out = cfg.latent_dim * (2 if self.variational else 1)
+            self.encoder = MLP(cfg.input_dim, cfg.hidden, out, cfg.dropout)
+            self.decoder = MLP(cfg.latent_dim, tuple(reversed(cfg.hidden)), cfg.input_dim, cfg.dropout)
+        else:
+            self.encoder = self.decoder = nn.Identity()
+        self.quantizer = ResidualQuantizer(
+            cfg.levels, cfg.codebook_size, cfg.latent_dim, grad=cfg.grad, beta=cfg.beta, ema=cfg.ema,
+            decay=cfg.decay, dead_code_steps=cfg.dead_code_steps, kmeans_iters=cfg.kmeans_iters,
+        )
+
+    # -- shape of the code budget ----------------------------------------------------------
+    levels = property(lambda self: self.cfg.levels)
+    codebook_size = property(lambda self: self.cfg.codebook_size)
+    latent_dim = property(lambda self: self.cfg.latent_dim)
+
+    @property
+    def trained_levels(self) -> int:
+        """How many quantizer levels the training loop trains by gradient."""
+        return 0
+
+    # -- torch side -------------------------------------------------------------------------
+    def latent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, d) -> (z (B, D), kl scalar or None). VAE: z sampled in training, mean in eval."""
+        h = self.encoder(x)
+        if not self.variational:
+            return h, None
+        mu, logvar = h.chunk(2, dim=-1)
+        logvar = logvar.clamp(-30, 20)
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1).mean()
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return z, kl
+
+    def recon_loss(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.recon == "cosine":
+            return (1 - F.cosine_similarity(recon.float(), x.float(), dim=-1)).mean()
+        return F.mse_loss(recon.float(), x.float(), reduction="none").sum(-1).mean()
+
+    def forward(self, x: torch.Tensor, kl_weight: float | None = None) -> ModelOutput:
+        """x (B, d) float -> ModelOutput. kl_weight overrides cfg.kl_weight (warm-up)."""
+        z, kl = self.latent(x)
+        parts: dict[str, torch.Tensor] = {}
+        codes = None
+        if self.trained_levels:
+            q = self.quantizer(z, levels=self.trained_levels)
+            z, codes = q.quantized, q.codes
+            parts["quant"] = q.loss
+            for l, ll in enumerate(q.level_losses):
+                parts[f"quant_l{l}"] = ll.detach()
+        recon = self.decoder(z)
+        parts["recon"] = self.recon_loss(recon, x)
+        loss = parts["recon"] + self.cfg.quant_weight * parts.get("quant", 0.0)
+        if kl is not None:
+            parts["kl"] = kl
+            loss = loss + (self.cfg.kl_weight if kl_weight is None else kl_weight) * kl
+        return ModelOutput(recon, codes, loss, parts)
+
+    @torch.no_grad()
+    def init_codebooks_(self, x: torch.Tensor, seed: int = 0) -> None:
+        """Before training: k-means init of the trained levels on the latents of x (N, d),
+        a large sample rather than one batch (see train.py for why)."""
+        if self.trained_levels:
+            z, _ = self._eval(self.latent, x)
+            self.quantizer.init_embed_(z, seed=seed)
+
+    @torch.no_grad()
+    def fit_codebooks_(self, x: torch.Tensor, seed: int = 0) -> None:
+        """After training: residual k-means on the latents of x (N, d) for the untrained levels."""
+        if self.trained_levels < self.levels:
+            z, _ = self._eval(self.latent, x)
+            self.quantizer.init_embed_(z, start=self.trained_levels, seed=seed)
+
+    def _eval(self, fn, x):
+        was = self.training
+        self.eval()
+        try:
+            return fn(x)
+        finally:
+            self.train(was)
+
+    # -- numpy side ---------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return self.quantizer.layers[0].embed.device
+
+    def _batched(self, fn, x: np.ndarray, batch: int = 8192) -> np.ndarray:
+        was = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                outs = [fn(torch.as_tensor(np.asarray(x[s:s + batch]), device=self._device()))
+                        for s in range(0, len(x), batch)]
+        finally:
+            self.train(was)
+        return torch.cat(outs).cpu().numpy() if outs else np.zeros((0,), dtype=np.float32)
+
+    def encode_latent(self, x: np.ndarray) -> np.ndarray:
+        """(N, d) float32 -> (N, D) float32 latent (the VAE's mean)."""
+        return self._batched(lambda t: self.latent(t.float())[0].float(), x).astype(np.float32)
+
+    def encode_codes(self, x: np.ndarray) -> np.ndarray:
+        """(N, d) float32 -> (N, L) int64 codes."""
+        out = self._batched(lambda t: self.quantizer.encode(self.latent(t.float())[0]), x)
+        return out.astype(np.int64).reshape(len(x), self.levels)
+
+    def decode_codes(self, codes: np.ndarray) -> np.ndarray:
+        """(N, L) ints -> (N, d) float32 reconstruction of the embedding."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.ndim != 2 or codes.shape[1] != self.levels:
+            raise ValueError(f"codes must have shape (N, {self.levels}), got {codes.shape}")
+        if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size})")
+        return self._batched(lambda c: self.decoder(self.quantizer.decode(c)).float(), codes).astype(np.float32)
+
+    def codebooks(self) -> list[np.ndarray]:
+        """L arrays (K, D) float32."""
+        return [vq.embed.detach().float().cpu().numpy().copy() for vq in self.quantizer.layers]
+
+    # -- persistence ---------------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "levels": self.levels,
+            "codebook_size": self.codebook_size,
+            "latent_dim": self.latent_dim,
+            "embedding_model": self.meta.get("embedding_model"),
+            "embedding_dim": self.meta.get("embedding_dim", self.cfg.input_dim),
+            "data_sha256": self.meta.get("data_sha256"),
+            "model": to_dict(self.cfg),
+            "train": self.meta.get("train"),
+            "provenance": provenance(),
+        }
+
+    def save(self, out_dir: str | Path) -> None:
+        """Write model.safetensors and config.json atomically into out_dir."""
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        with atomic_path(out / WEIGHTS) as tmp:
+            save_file(tensors, str(tmp), metadata={"kind": self.kind})
+        write_json_atomic(out / CONFIG, self.config_dict())
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    """config.json of a model directory, with clear errors."""
+    from ..errors import UserError
+
+    p = Path(model_dir) / CONFIG
+    if not p.is_file():
+        raise UserError(f"not a model directory (no {CONFIG}): {model_dir}")
+    try:
+        cfg = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"corrupt {p}: {e}") from None
+    if not isinstance(cfg, dict) or "kind" not in cfg or "model" not in cfg:
+        raise UserError(f"corrupt {p}: missing 'kind' or 'model'")
+    return cfg
+
+
+def load_state(model: nn.Module, path: str | Path) -> None:
+    """Load safetensors weights into model; corrupt or mismatched files -> UserError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..errors import UserError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"checkpoint weights missing: {p}")
+    try:
+        state = load_file(str(p))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise UserError(f"corrupt checkpoint {p}: {e}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()
+        raise UserError(f"checkpoint {p} does not match its config: {' '.join(first[:3])[:400]}") from None
+
+
+def replace(cfg: ModelConfig, **kw) -> ModelConfig:
+    return dataclasses.replace(cfg, **kw)
