@@ -1,0 +1,306 @@
+"""Compare tokenizers on one catalog: same embeddings, budget and seed for every model.
+
+`run_comparison` embeds (cached), trains each model, assigns and resolves IDs
+(rqvae_ids.pipeline-free: plain library calls), then `evaluate_and_write`
+measures every model and writes `comparison.parquet`, `comparison.json`,
+`report.md` and PNG plots into `out_dir`, all atomically.
+
+`evaluate_and_write` takes already-built `ModelIds`, so it can be driven by any
+code path (tests use synthetic codes; the flows can reuse it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..config import check, to_dict
+from ..errors import UserError
+from ..io import provenance, write_json_atomic, write_parquet_atomic, write_text_atomic
+from . import harness, plots, quality
+from .neighbours import neighbour_recall
+from .random_ids import random_codes
+from .report import build_report
+from .retrievers import EmbeddingKnnRetriever, PopularityRetriever, SidPrefixRetriever
+from .sequences import Split
+
+MODEL_KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "random")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Knobs of a comparison; every model gets the same levels, codebook size, seed and epochs."""
+
+    models: tuple[str, ...] = MODEL_KINDS
+    levels: int = 3
+    codebook_size: int = 256
+    seed: int = 0
+    epochs: int | None = None  # None: TrainConfig's default budget
+    max_history: int = 20  # TIGER's history truncation
+    neighbour_queries: int = 2000
+    tune_users: int = 3000  # validation users sampled for tuning retriever knobs
+
+    def __post_init__(self):
+        unknown = sorted(set(self.models) - set(MODEL_KINDS))
+        check(not unknown, f"unknown model(s) {unknown}; known: {list(MODEL_KINDS)}")
+        check(len(self.models) > 0, "at least one model is needed")
+        check(len(set(self.models)) == len(self.models), "models listed twice")
+        check(self.levels >= 1 and self.codebook_size >= 2, "levels >= 1 and codebook_size >= 2 needed")
+
+
+@dataclass
+class ModelIds:
+    """One model's IDs in embeddings row order.
+
+    codes: (N, L) int64 raw codes; suffix: (N,) int64 collision suffix or None;
+    recon: (N, d) float32 reconstruction of the embeddings or None (random IDs);
+    losses: per-epoch training metrics frame or None; seconds: time to build.
+    """
+
+    name: str
+    codes: np.ndarray
+    suffix: np.ndarray | None = None
+    recon: np.ndarray | None = None
+    losses: pd.DataFrame | None = None
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _progress(msg: str) -> None:
+    print(f"[compare] {msg}", file=sys.stderr, flush=True)
+
+
+def evaluate_and_write(
+    out_dir: str | Path,
+    vectors: np.ndarray,
+    model_ids: Sequence[ModelIds],
+    cfg: CompareConfig,
+    *,
+    categories: Sequence[str | None] | None = None,
+    split: Split | None = None,
+    command: str = "",
+    notes: Sequence[str] = (),
+    timings: dict[str, float] | None = None,
+    extra_config: dict[str, Any] | None = None,
+    progress: Callable[[str], None] = _progress,
+    retrievers: Sequence[Any] = (),
+    started_at: float | None = None,
+) -> dict[str, Any]:
+    """Measure every model, write all outputs; returns the summary written to comparison.json.
+
+    vectors: (N, d) float32 embeddings; categories: (N,) first category path or None per
+    item (None for the whole catalog skips NMI/purity); split: leave-one-out split or None
+    (skips next-item metrics). started_at: perf_counter() of the run start, for the total time.
+    `retrievers`: extra fitted-or-not `Retriever`s evaluated as
+    models of their own (e.g. the generative retriever), named by their `name`.
+    """
+    out_dir = Path(out_dir)
+    timings = dict(timings or {})
+    notes = list(notes)
+    rows: list[tuple[str, str, float]] = []
+    details: dict[str, Any] = {}
+    levels = quality.category_levels(categories)
+    if levels is None:
+        notes.append("nmi_l0/purity_l0/nmi_l01/purity_l01 skipped: the catalog has no categories.")
+    elif levels.dropped_root:
+        notes.append(
+            f"Category root '{levels.dropped_root}' is shared by (almost) every item, so NMI/purity use the next "
+            "path level as the top category (level-0 codes) and the one after as the second (l0, l1 prefixes)."
+        )
+    for m in model_ids:
+        start = time.perf_counter()
+        progress(f"{m.name}: ID quality and neighbour recall")
+        metrics = quality.code_usage_metrics(m.codes, cfg.codebook_size, m.suffix)
+        if m.recon is not None:
+            metrics.update(quality.reconstruction_metrics(vectors, m.recon))
+        if levels is not None:
+            metrics.update(quality.category_metrics(m.codes, levels))
+        metrics.update(neighbour_recall(vectors, m.codes, max_queries=cfg.neighbour_queries, seed=cfg.seed))
+        rows += [(m.name, k, float(v)) for k, v in metrics.items()]
+        timings[f"{m.name}: quality + neighbour recall"] = time.perf_counter() - start
+    if any(m.recon is None for m in model_ids):
+        names = ", ".join(m.name for m in model_ids if m.recon is None)
+        notes.append(f"recon_mse/recon_cosine skipped for {names}: no decoder.")
+    baseline_names: list[str] = []
+    if split is None:
+        notes.append("next_recall@k/next_ndcg@k skipped: no interactions given (--interactions).")
+    else:
+        n_items = len(vectors)
+        notes.append(harness.HISTORY_POLICY)
+        share = harness.target_in_history_share(split)
+        notes.append(
+            f"Next-item protocol: leave-one-out by {split.order_column or 'order'}, history <= {split.max_history}, "
+            f"full ranking over {n_items} items, {len(split.test_targets)} test users; "
+            f"{share:.2%} of test targets repeat a history item (a miss for every retriever)."
+        )
+        candidates: list[tuple[str, Any]] = [
+            ("popularity", PopularityRetriever(n_items)),
+            ("embedding-knn", EmbeddingKnnRetriever(vectors, tune_users=cfg.tune_users, seed=cfg.seed)),
+        ]
+        candidates += [(r.name, r) for r in retrievers]
+        candidates += [
+            (m.name, SidPrefixRetriever(m.codes, name=f"sid-prefix[{m.name}]", tune_users=cfg.tune_users, seed=cfg.seed))
+            for m in model_ids
+        ]
+        for name, retriever in candidates:
+            progress(f"{name}: next-item retrieval ({getattr(retriever, 'name', name)})")
+            metrics, seconds = harness.fit_and_evaluate(retriever, split)
+            rows += [(name, k, float(v)) for k, v in metrics.items()]
+            timings[f"{name}: next-item ({getattr(retriever, 'name', name)})"] = seconds
+            if getattr(retriever, "tuned", None):
+                details[getattr(retriever, "name", name)] = retriever.tuned
+            if name not in [m.name for m in model_ids]:
+                baseline_names.append(name)
+    order = baseline_names + [m.name for m in model_ids]
+    comparison = pd.DataFrame(rows, columns=["model", "metric", "value"])
+    config = {**to_dict(cfg), **(extra_config or {})}
+    config["models"] = ",".join(cfg.models)
+    prov = provenance()
+    progress("writing comparison.parquet, plots, report.md")
+    _write_parquet(comparison, out_dir / "comparison.parquet", config, command, prov)
+    written = []
+    if plots.plot_recall_bars(comparison, out_dir / "recall_bars.png"):
+        written.append("recall_bars.png")
+    plots.plot_code_usage({m.name: m.codes for m in model_ids}, cfg.codebook_size, out_dir / "code_usage.png")
+    written.append("code_usage.png")
+    if plots.plot_loss_curves({m.name: m.losses for m in model_ids}, out_dir / "loss_curves.png"):
+        written.append("loss_curves.png")
+    else:
+        notes.append("loss_curves.png not written: no model logged per-epoch losses.")
+    timings.update({f"{m.name}: train + assign IDs": m.seconds for m in model_ids if m.seconds})
+    if started_at is not None:
+        timings["total"] = time.perf_counter() - started_at
+    report = build_report(
+        comparison, order, command=command, provenance=prov, config=config, notes=notes,
+        timings=timings, plots=written, details=details,
+    )  # fmt: skip
+    write_text_atomic(out_dir / "report.md", report)
+    summary = {
+        "command": command, "config": config, "notes": notes, "timings": timings,
+        "tuned": details, "models": order, "plots": written, "provenance": prov,
+        "metrics": {m: dict(zip(g["metric"], g["value"])) for m, g in comparison.groupby("model", sort=False)},
+    }  # fmt: skip
+    write_json_atomic(out_dir / "comparison.json", summary)
+    return summary
+
+
+def _write_parquet(comparison: pd.DataFrame, path: Path, config: dict, command: str, prov: dict) -> None:
+    """Long table plus constant config columns (levels, codebook_size, seed, epochs, ...)."""
+    cols = {
+        "model": pa.array(comparison["model"].tolist(), pa.string()),
+        "metric": pa.array(comparison["metric"].tolist(), pa.string()),
+        "value": pa.array(comparison["value"].to_numpy(dtype=np.float64), pa.float64()),
+    }
+    for key in ("levels", "codebook_size", "seed", "epochs", "embedding_model", "n_items"):
+        if key in config:
+            value = config[key]
+            typ = pa.string() if isinstance(value, str) or value is None else pa.int64()
+            cols[key] = pa.array([value] * len(comparison), typ)
+    table = pa.table(cols)
+    write_parquet_atomic(table, path, {"config": config, "command": command, "provenance": prov})
+
+
+# ---------------------------------------------------------------- building IDs
+
+
+def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: CompareConfig, n_items: int) -> ModelIds:
+    """Train `kind` (or draw random IDs), assign resolved IDs; codes in embeddings row order."""
+    start = time.perf_counter()
+    if kind == "random":
+        codes = random_codes(n_items, cfg.levels, cfg.codebook_size, cfg.seed)
+        return ModelIds("random", codes, np.zeros(n_items, np.int64), seconds=time.perf_counter() - start)
+    from ..ids import assign_ids, read_semantic_ids
+    from ..models import load_model
+    from ..tables import read_embeddings
+    from ..train import TrainConfig, train_model
+
+    model_dir, ids_dir = work_dir / "models" / kind, work_dir / "ids" / kind
+    wanted = {"kind": kind, "levels": cfg.levels, "codebook_size": cfg.codebook_size, "seed": cfg.seed}
+    if cfg.epochs is not None:
+        wanted["epochs"] = cfg.epochs
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    missing = sorted(set(wanted) - known)
+    if missing:
+        raise UserError(f"TrainConfig has no field(s) {missing}: cannot give every model the same budget")
+    train_model(embeddings_path, model_dir, TrainConfig(**wanted))
+    assign_ids(model_dir, embeddings_path, ids_dir, resolve="suffix")
+    sids = read_semantic_ids(ids_dir / "semantic_ids.parquet")
+    table = read_embeddings(embeddings_path)
+    pos = pd.Index(list(sids.item_ids)).get_indexer(list(table.item_ids))
+    if (pos < 0).any():
+        raise UserError(f"{kind}: semantic IDs miss {(pos < 0).sum()} item(s) of the embeddings")
+    codes = np.asarray(sids.codes, np.int64)[pos]
+    suffix = np.asarray(sids.suffix, np.int64)[pos]
+    model = load_model(model_dir)
+    recon = np.asarray(model.decode_codes(codes), dtype=np.float32)
+    losses = pd.read_parquet(model_dir / "metrics.parquet") if (model_dir / "metrics.parquet").is_file() else None
+    return ModelIds(kind, codes, suffix, recon, losses, seconds=time.perf_counter() - start)
+
+
+def run_comparison(
+    catalog_path: str | Path,
+    out_dir: str | Path,
+    cfg: CompareConfig,
+    *,
+    interactions: str | Path | None = None,
+    embeddings: str | Path | None = None,
+    catalog_kwargs: dict[str, Any] | None = None,
+    embed_cfg: Any = None,
+    command: str = "",
+    progress: Callable[[str], None] = _progress,
+) -> dict[str, Any]:
+    """The whole comparison: catalog -> embeddings (cached) -> every model -> evaluation -> outputs.
+
+    embeddings: an existing embeddings.parquet of this catalog to reuse instead of embedding
+    (rows may be in any order; every row must be a catalog item). Returns the summary dict.
+    """
+    from ..catalog import load_catalog
+    from ..tables import read_embeddings
+
+    out_dir = Path(out_dir)
+    timings: dict[str, float] = {}
+    total = time.perf_counter()
+    progress(f"catalog: loading {catalog_path}")
+    catalog = load_catalog(catalog_path, **(catalog_kwargs or {}))
+    if embeddings is None:
+        from ..embed import EmbedConfig, embed_catalog
+
+        progress(f"embed: {len(catalog.item_ids)} items (cached by text hash)")
+        start = time.perf_counter()
+        embed_catalog(catalog, out_dir / "embeddings", embed_cfg or EmbedConfig())
+        timings["embed"] = time.perf_counter() - start
+        embeddings = out_dir / "embeddings" / "embeddings.parquet"
+    table = read_embeddings(embeddings)
+    catalog_pos = {item: i for i, item in enumerate(catalog.item_ids)}
+    unknown = [i for i in table.item_ids if i not in catalog_pos]
+    if unknown:
+        raise UserError(f"{embeddings}: {len(unknown)} embedded item(s) are not in the catalog, e.g. {unknown[0]!r}")
+    categories = None
+    if catalog.categories is not None and any(catalog.categories):
+        categories = [catalog.categories[catalog_pos[i]] for i in table.item_ids]
+    split = None
+    if interactions is not None:
+        from .sequences import leave_one_out, load_interactions
+
+        progress(f"interactions: loading {interactions}")
+        users, seqs, order = load_interactions(interactions, table.item_ids)
+        split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
+    model_ids = []
+    for i, kind in enumerate(cfg.models, 1):
+        progress(f"{kind} ({i}/{len(cfg.models)}): train + assign IDs")
+        model_ids.append(build_model_ids(kind, Path(embeddings), out_dir, cfg, len(table)))
+    summary = evaluate_and_write(
+        out_dir, table.vectors, model_ids, cfg, categories=categories, split=split, command=command,
+        timings=timings, progress=progress, started_at=total,
+        extra_config={"embedding_model": table.model, "n_items": len(table), "embeddings": str(embeddings)},
+    )  # fmt: skip
+    progress(f"done in {summary['timings']['total']:.1f}s: {out_dir / 'report.md'}")
+    return summary

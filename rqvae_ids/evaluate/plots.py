@@ -1,0 +1,121 @@
+"""Comparison plots (matplotlib, Agg backend), each written atomically as PNG.
+
+- code_usage.png: per model (row) and level (column), items per code sorted by
+  use: a flat bar means even use, a spike then zeros means collapse.
+- loss_curves.png: per-epoch losses of every trained model (log scale).
+- recall_bars.png: neighbour recall@10/@100 and next-item Recall@10 per model.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..io import atomic_path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    plt = _plt()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_code_usage(codes_by_model: Mapping[str, np.ndarray], codebook_size: int, path) -> None:
+    """codes_by_model: model -> (N, L) int codes. One row of panels per model."""
+    plt = _plt()
+    models = list(codes_by_model)
+    levels = max(c.shape[1] for c in codes_by_model.values())
+    fig, axes = plt.subplots(len(models), levels, figsize=(3.2 * levels, 1.9 * len(models) + 0.6), squeeze=False)
+    for r, model in enumerate(models):
+        codes = codes_by_model[model]
+        for level in range(levels):
+            ax = axes[r, level]
+            if level >= codes.shape[1]:
+                ax.axis("off")
+                continue
+            counts = np.sort(np.bincount(codes[:, level], minlength=codebook_size))[::-1]
+            used = int((counts > 0).sum())
+            ax.bar(np.arange(codebook_size), counts, width=1.0, color="C0")
+            ax.axhline(len(codes) / codebook_size, color="C3", lw=0.8, ls="--")
+            ax.set_title(f"{model} l{level}: {used}/{codebook_size} used", fontsize=8)
+            ax.tick_params(labelsize=6)
+            if level == 0:
+                ax.set_ylabel("items", fontsize=7)
+            if r == len(models) - 1:
+                ax.set_xlabel("code rank (by use)", fontsize=7)
+    fig.suptitle("Items per code, codes sorted by use (dashed: perfectly even use)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_loss_curves(metrics_by_model: Mapping[str, pd.DataFrame], path) -> bool:
+    """metrics_by_model: model -> per-epoch frame (an `epoch` column + loss columns).
+
+    Plots every numeric column whose name contains "loss". Returns False (and writes
+    nothing) when no model has a loss column (e.g. only rqkmeans/random).
+    """
+    plt = _plt()
+    series = {}
+    for model, frame in metrics_by_model.items():
+        if frame is None or frame.empty:
+            continue
+        cols = [c for c in frame.columns if "loss" in c.lower() and pd.api.types.is_numeric_dtype(frame[c])]
+        if cols:
+            x = frame["epoch"].to_numpy() if "epoch" in frame.columns else np.arange(len(frame))
+            series[model] = (x, frame[cols])
+    if not series:
+        return False
+    fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3.0), squeeze=False)
+    for ax, (model, (x, losses)) in zip(axes[0], series.items()):
+        for col in losses.columns:
+            y = losses[col].to_numpy(dtype=float)
+            if np.all(y > 0):
+                ax.semilogy(x, y, label=col, lw=1.2)
+            else:
+                ax.plot(x, y, label=col, lw=1.2)
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    fig.suptitle("Training losses per epoch", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def plot_recall_bars(comparison: pd.DataFrame, path) -> bool:
+    """comparison: long frame (model, metric, value). Returns False when no recall metric exists."""
+    plt = _plt()
+    panels = [m for m in ("neighbour_recall@10", "neighbour_recall@100", "next_recall@10") if m in set(comparison["metric"])]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], panels):
+        rows = comparison[comparison["metric"] == metric]
+        models, values = rows["model"].tolist(), rows["value"].to_numpy(dtype=float)
+        colors = ["C1" if m in ("popularity", "embedding-knn", "random") else "C0" for m in models]
+        bars = ax.bar(range(len(models)), values, color=colors)
+        for bar, v in zip(bars, values):
+            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{v:.3f}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(models)))
+        ax.set_xticklabels(models, rotation=35, ha="right", fontsize=8)
+        ax.set_title(metric, fontsize=9)
+        ax.set_ylim(0, max(values.max() * 1.18, 1e-3))
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle("Recall per model (orange: baselines)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+    return True

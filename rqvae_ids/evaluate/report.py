@@ -1,0 +1,141 @@
+"""report.md of a comparison: one table (models as rows, metrics as columns), best marked.
+
+Bold = best value of the column over all rows; a trailing `*` marks the best
+ID model where a no-ID baseline (popularity, embedding-knn) is best overall.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+BASELINES = ("popularity", "embedding-knn")
+LOWER_IS_BETTER = ("collision_rate_raw", "collision_rate_resolved", "recon_mse")
+# Column order of the table; per-level metrics are expanded in place of {i}.
+METRIC_ORDER = (
+    "neighbour_recall@10", "neighbour_recall@100",
+    "next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10",
+    "collision_rate_raw", "collision_rate_resolved",
+    "utilisation_l{i}", "perplexity_l{i}",
+    "recon_mse", "recon_cosine",
+    "nmi_l0", "purity_l0", "nmi_l01", "purity_l01",
+)  # fmt: skip
+
+
+def ordered_metrics(metrics: Sequence[str]) -> list[str]:
+    """The metrics present, in table order (unknown names last, sorted)."""
+    present = set(metrics)
+    out: list[str] = []
+    for pattern in METRIC_ORDER:
+        if "{i}" in pattern:
+            rx = re.compile("^" + re.escape(pattern).replace(r"\{i\}", r"(\d+)") + "$")
+            found = sorted((int(rx.match(m).group(1)), m) for m in present if rx.match(m))
+            out += [m for _, m in found]
+        elif pattern in present:
+            out.append(pattern)
+    return out + sorted(present - set(out))
+
+
+def _fmt(v: float, metric: str) -> str:
+    if v is None or not np.isfinite(v):
+        return "–"
+    if metric.startswith("perplexity"):
+        return f"{v:.1f}"
+    if metric == "recon_mse":
+        return f"{v:.2e}"
+    return f"{v:.4f}"
+
+
+def results_table(comparison: pd.DataFrame, models: Sequence[str]) -> str:
+    """Markdown table of a long (model, metric, value) frame; rows in `models` order."""
+    wide = comparison.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+    metrics = ordered_metrics(list(wide.columns))
+    rows = [m for m in models if m in wide.index]
+    wide = wide.reindex(index=rows, columns=metrics)
+    best: dict[str, set[str]] = {}
+    best_id: dict[str, set[str]] = {}
+    for metric in metrics:
+        col = wide[metric].astype(float)
+        best[metric] = _argbest(col, metric)
+        id_col = col[[m for m in rows if m not in BASELINES]]
+        best_id[metric] = _argbest(id_col, metric) if best[metric] & set(BASELINES) else set()
+    lines = ["| model | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+    for model in rows:
+        cells = []
+        for metric in metrics:
+            text = _fmt(wide.at[model, metric], metric)
+            if model in best[metric]:
+                text = f"**{text}**"
+            elif model in best_id[metric]:
+                text += "*"
+            cells.append(text)
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _argbest(col: pd.Series, metric: str) -> set[str]:
+    col = col.dropna()
+    if col.empty:
+        return set()
+    target = col.min() if metric in LOWER_IS_BETTER else col.max()
+    return set(col.index[np.isclose(col.to_numpy(), target, rtol=1e-9, atol=1e-12)])
+
+
+def _compact(v: Any) -> str:
+    """Tuning details on one line, floats rounded to 4 digits."""
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{k}: {_compact(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def build_report(
+    comparison: pd.DataFrame,
+    models: Sequence[str],
+    *,
+    command: str,
+    provenance: Mapping[str, Any],
+    config: Mapping[str, Any],
+    notes: Sequence[str],
+    timings: Mapping[str, float],
+    plots: Sequence[str],
+    details: Mapping[str, Any] | None = None,
+) -> str:
+    """The whole report.md as text."""
+    versions = ", ".join(f"{k} {v}" for k, v in provenance.get("versions", {}).items() if v)
+    parts = [
+        "# Semantic-ID comparison",
+        "",
+        "## Command",
+        "",
+        f"```\n{command}\n```",
+        "",
+        f"Python {provenance.get('python')}; {versions}; git commit `{provenance.get('git_commit')}`.",
+        "",
+        "Config: " + ", ".join(f"`{k}={v}`" for k, v in config.items()),
+        "",
+        "## Results",
+        "",
+        "Bold: best of the column; `*`: best ID model where a no-ID baseline is best overall. "
+        "`next_*` of ID models come from the sid-prefix retriever over that model's IDs; "
+        "`popularity` and `embedding-knn` need no IDs. Resolved IDs append a collision suffix.",
+        "",
+        results_table(comparison, models),
+        "",
+        "## Notes",
+        "",
+        *[f"- {n}" for n in notes],
+        "",
+    ]
+    if details:
+        parts += ["## Tuned retriever settings (validation only)", ""]
+        parts += [f"- {k}: {_compact(v)}" for k, v in details.items()]
+        parts.append("")
+    parts += ["## Timings (seconds)", "", "| stage | s |", "|---|---:|"]
+    parts += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
+    parts += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    return "\n".join(parts)

@@ -1,0 +1,87 @@
+"""Comparison outputs: parquet names, report rows, PNG plots, skipped-metric notes, end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rqvae_ids.evaluate.compare import CompareConfig, ModelIds, evaluate_and_write
+from rqvae_ids.evaluate.random_ids import random_codes
+from rqvae_ids.evaluate.report import ordered_metrics, results_table
+from rqvae_ids.evaluate.sequences import leave_one_out
+from rqvae_ids.io import read_parquet_metadata
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _fixture(n=300, d=12, users=150, seed=0):
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 6, n)
+    x = (rng.normal(size=(6, d))[label] + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+    cats = [f"Root > C{c} > S{rng.integers(3)}" for c in label]
+    seqs = [rng.choice(np.flatnonzero(label == rng.integers(6)), rng.integers(4, 9)) for _ in range(users)]
+    split = leave_one_out([str(u) for u in range(users)], seqs, order_column="position")
+    good = np.stack([label, rng.integers(0, 4, n), rng.integers(0, 8, n)], axis=1)
+    models = [
+        ModelIds("rqkmeans", good, np.zeros(n, np.int64), x + 0.01,
+                 pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.5]})),  # fmt: skip
+        ModelIds("random", random_codes(n, 3, 8, 0), np.zeros(n, np.int64)),
+    ]
+    return x, cats, split, models
+
+
+FIXED = {"neighbour_recall@10", "neighbour_recall@100", "collision_rate_raw", "collision_rate_resolved",
+         "utilisation_l0", "perplexity_l2", "recon_mse", "nmi_l0"}  # fmt: skip
+NEXT = {"next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10"}
+
+
+def test_outputs_names_report_and_plots(tmp_path):
+    import matplotlib.image as mpimg
+
+    x, cats, split, models = _fixture()
+    cfg = CompareConfig(models=("rqkmeans", "random"), codebook_size=8, neighbour_queries=100)
+    evaluate_and_write(tmp_path, x, models, cfg, categories=cats, split=split, command="rqvae-ids compare ...",
+                       progress=lambda m: None)  # fmt: skip
+    table = pd.read_parquet(tmp_path / "comparison.parquet")
+    assert {"model", "metric", "value", "levels", "codebook_size", "seed"} <= set(table.columns)
+    by_model = table.groupby("model")["metric"].apply(set)
+    assert FIXED | NEXT <= by_model["rqkmeans"]
+    assert NEXT <= by_model["popularity"] and NEXT <= by_model["embedding-knn"]
+    assert "recon_mse" not in by_model["random"]
+    assert read_parquet_metadata(tmp_path / "comparison.parquet")["command"] == "rqvae-ids compare ..."
+    report = (tmp_path / "report.md").read_text()
+    for model in ("popularity", "embedding-knn", "rqkmeans", "random"):
+        assert f"| {model} |" in report
+    assert "rqvae-ids compare ..." in report and "removed from every retriever" in report
+    for name in ("code_usage.png", "loss_curves.png", "recall_bars.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(PNG_SIGNATURE)
+        assert mpimg.imread(tmp_path / name).ndim == 3
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+def test_no_categories_no_interactions_skip_with_notes(tmp_path):
+    x, _, _, models = _fixture()
+    cfg = CompareConfig(models=("rqkmeans", "random"), codebook_size=8, neighbour_queries=100)
+    summary = evaluate_and_write(tmp_path, x, models, cfg, categories=None, split=None, progress=lambda m: None)
+    metrics = set(pd.read_parquet(tmp_path / "comparison.parquet")["metric"])
+    assert not metrics & NEXT and "nmi_l0" not in metrics and "neighbour_recall@10" in metrics
+    report = (tmp_path / "report.md").read_text()
+    assert "skipped: no interactions given" in report and "skipped: the catalog has no categories" in report
+    assert summary["models"] == ["rqkmeans", "random"]
+
+
+def test_report_marks_best_per_column():
+    frame = pd.DataFrame(
+        [("a", "collision_rate_raw", 0.1), ("b", "collision_rate_raw", 0.0), ("a", "next_recall@10", 0.2),
+         ("b", "next_recall@10", 0.1), ("popularity", "next_recall@10", 0.3), ("a", "utilisation_l1", 1.0),
+         ("a", "utilisation_l0", 0.5)],
+        columns=["model", "metric", "value"],
+    )  # fmt: skip
+    table = results_table(frame, ["popularity", "a", "b"])
+    lines = table.splitlines()
+    assert lines[0] == "| model | next_recall@10 | collision_rate_raw | utilisation_l0 | utilisation_l1 |"
+    assert "| popularity | **0.3000** | – |" in table
+    assert "| a | 0.2000* | 0.1000 |" in table and "| b | 0.1000 | **0.0000** |" in table
+    assert ordered_metrics(["perplexity_l10", "perplexity_l2", "zzz"]) == ["perplexity_l2", "perplexity_l10", "zzz"]
