@@ -1,0 +1,184 @@
+"""Cached text embedding: cache hits/misses, output schemas, model resolution, CLI.
+
+Uses the real bundled all-MiniLM-L6-v2 on a handful of short texts; the loaded
+model is shared across tests through `rqvae_ids.embed`'s per-process cache.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rqvae_ids import embed
+from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, resolve_model
+from rqvae_ids.errors import UserError
+from rqvae_ids.io import sha256_text
+from rqvae_ids.tables import read_embeddings
+
+REPO = Path(__file__).resolve().parents[1]
+
+TEXTS = [
+    "LEGO City fire station with three minifigures",
+    "Wooden train set, 52 pieces, compatible with Brio",
+    "Plush teddy bear, 30 cm, machine washable",
+    "Catan board game, 3-4 players, ages 10+",
+    "Remote control racing car with rechargeable battery",
+    "Jigsaw puzzle 1000 pieces: mountain lake at dawn",
+]
+IDS = [f"item{i}" for i in range(len(TEXTS))]
+CFG = EmbedConfig(batch_size=4, device="cpu", progress=False)
+
+
+def run(out: Path, texts=TEXTS, ids=IDS, cfg=CFG) -> dict:
+    return embed_items(ids, texts, out, cfg)
+
+
+# ---------------------------------------------------------------- cache accounting
+
+
+def test_unchanged_catalog_encodes_nothing_and_edits_encode_exactly_k(tmp_path):
+    first = run(tmp_path)
+    assert (first["encoded"], first["cached"], first["items"]) == (6, 0, 6)
+    again = run(tmp_path)
+    assert (again["encoded"], again["cached"]) == (0, 6)
+    edited = list(TEXTS)
+    edited[1] += " (new edition)"
+    edited[4] = "Kite for beginners"
+    after_edit = run(tmp_path, texts=edited)
+    assert (after_edit["encoded"], after_edit["cached"]) == (2, 4)
+    assert run(tmp_path, texts=edited)["encoded"] == 0
+
+
+def test_cached_vectors_equal_fresh_encoding(tmp_path):
+    run(tmp_path, texts=TEXTS[:3], ids=IDS[:3])
+    run(tmp_path)  # 3 from the cache, 3 encoded now
+    table = read_embeddings(tmp_path / "embeddings.parquet")
+    np.testing.assert_allclose(table.vectors, encode_texts(TEXTS, CFG), atol=1e-5)
+
+
+def test_cache_survives_a_process_restart_without_loading_the_model(tmp_path):
+    run(tmp_path)
+    code = (
+        "import sys, json\n"
+        "from rqvae_ids.embed import EmbedConfig, embed_items\n"
+        f"r = embed_items({IDS!r}, {TEXTS!r}, {str(tmp_path)!r}, EmbedConfig(progress=False))\n"
+        "print(json.dumps([r['encoded'], r['cached'], 'torch' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [0, 6, False]
+
+
+def test_duplicate_texts_are_encoded_once(tmp_path):
+    texts = TEXTS[:3] + [TEXTS[0]]
+    report = run(tmp_path, texts=texts, ids=IDS[:3] + ["dup"])
+    assert (report["encoded"], report["cached"]) == (3, 1)
+    vectors = read_embeddings(tmp_path / "embeddings.parquet").vectors
+    np.testing.assert_array_equal(vectors[0], vectors[3])
+
+
+def test_one_cache_shared_across_outputs(tmp_path):
+    cfg = EmbedConfig(batch_size=4, device="cpu", progress=False, cache=str(tmp_path / "cache.parquet"))
+    assert run(tmp_path / "a", cfg=cfg)["encoded"] == 6
+    assert run(tmp_path / "b", texts=TEXTS[::-1], ids=IDS[::-1], cfg=cfg)["encoded"] == 0
+    assert not (tmp_path / "a" / embed.CACHE_FILENAME).exists()
+
+
+def test_interrupted_run_keeps_flushed_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed, "CACHE_FLUSH_EVERY", 2)
+    real_encode_rows = embed._encode_rows
+
+    def encode_then_fail(model, texts, rows, out, batch_size, progress, on_batch=None):
+        batches = []
+
+        def stop_after_two_batches(out_, batch_rows):
+            on_batch(out_, batch_rows)  # the cache flush under test
+            batches.append(batch_rows)
+            if len(batches) == 2:
+                raise KeyboardInterrupt
+
+        real_encode_rows(model, texts, rows, out, batch_size, progress, stop_after_two_batches)
+
+    monkeypatch.setattr(embed, "_encode_rows", encode_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, cfg=EmbedConfig(batch_size=2, device="cpu", progress=False))
+    assert not (tmp_path / "embeddings.parquet").exists()
+    monkeypatch.setattr(embed, "_encode_rows", real_encode_rows)
+    assert run(tmp_path)["encoded"] == 2
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def test_embeddings_parquet_schema_and_vectors(tmp_path):
+    run(tmp_path)
+    schema = pq.read_schema(tmp_path / "embeddings.parquet")
+    assert schema.field("item_id").type == pa.string()
+    assert schema.field("text_sha256").type == pa.string()
+    assert schema.field("embedding").type == pa.list_(pa.float32(), 384)
+    table = read_embeddings(tmp_path / "embeddings.parquet")
+    assert (table.model, table.dim, table.metadata["dim"]) == ("all-MiniLM-L6-v2", 384, 384)
+    assert list(table.item_ids) == IDS
+    assert list(table.text_sha256) == [sha256_text(t) for t in TEXTS]
+    assert table.vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_report_and_config_files(tmp_path):
+    report = run(tmp_path)
+    on_disk = json.loads((tmp_path / "embed_report.json").read_text())
+    assert on_disk == report
+    assert list(on_disk)[:6] == ["items", "encoded", "cached", "seconds", "model", "dim"]
+    assert on_disk["model"] == "all-MiniLM-L6-v2" and on_disk["dim"] == 384
+    config = json.loads((tmp_path / "embed_config.json").read_text())
+    assert config["config"]["batch_size"] == 4 and "versions" in config["provenance"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_shards_match_single_call():
+    whole = encode_texts(TEXTS, CFG)
+    shards = np.concatenate([encode_texts(TEXTS[:2], CFG), encode_texts(TEXTS[2:], CFG)])
+    assert whole.shape == (6, 384) and whole.dtype == np.float32
+    np.testing.assert_allclose(whole, shards, atol=1e-5)
+
+
+def test_mismatched_or_empty_input_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no items"):
+        embed_items([], [], tmp_path, CFG)
+    with pytest.raises(UserError, match="2 item ids but 1 texts"):
+        embed_items(["a", "b"], ["x"], tmp_path, CFG)
+    assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- model resolution
+
+
+def test_bundled_model_by_default_and_by_name():
+    spec = resolve_model(None)
+    assert spec.identity == "all-MiniLM-L6-v2" and isinstance(spec.path, str)
+    assert resolve_model("sentence-transformers/all-MiniLM-L6-v2") == spec
+
+
+def test_bad_model_paths_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="model directory not found"):
+        resolve_model(str(tmp_path / "missing"))
+    with pytest.raises(UserError, match="not a sentence-transformers model folder"):
+        resolve_model(str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(UserError, match="cannot load model"):
+        encode_texts(["x"], EmbedConfig(model=str(tmp_path), device="cpu", progress=False))
+
+
+def test_local_model_identity_changes_with_its_files(tmp_path):
+    (tmp_path / "config.json").write_text('{"a": 1}')
+    (tmp_path / "model.safetensors").write_bytes(b"weights-1")
+    before = resolve_model(str(tmp_path)).identity
+    assert before.startswith(f"{tmp_path.name}@")
+    (tmp_path / "model.safetensors").write_bytes(b"weights-2")  # same size, new contents
+    assert resolve_model(str(tmp_path)).identity != before
