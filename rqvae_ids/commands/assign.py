@@ -1,0 +1,49 @@
+"""`rqvae-ids assign`: semantic IDs for every item of an embeddings file (rqvae_ids.ids.assign_ids)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "assign",
+        help="assign unique, stable semantic IDs with a trained model",
+        description=(
+            "Assign semantic IDs with a trained model: chunked encoding, collision check "
+            "(collisions.parquet, collision_report.json), resolution, semantic_ids.parquet and "
+            "tokens.txt in --out."
+        ),
+    )
+    p.add_argument("--model-dir", required=True, help="trained model directory (config.json + weights)")
+    p.add_argument("--embeddings", required=True, help="embeddings.parquet from `rqvae-ids embed`")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--resolve", choices=["suffix", "reassign"], default="suffix",
+                   help="collision resolution: extra suffix token (default) or move to a free last-level code")
+    p.add_argument("--previous", default=None,
+                   help="semantic_ids.parquet of an earlier run with the same model: unchanged items keep their IDs")
+    p.add_argument("--chunk-size", type=int, default=None, help="items encoded per chunk (bounds memory)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..ids import assign_ids
+    from ..ids.encode import DEFAULT_CHUNK_SIZE
+
+    report = assign_ids(args.model_dir, args.embeddings, args.out, resolve=args.resolve,
+                        previous=args.previous, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE)
+    col, res = report["collisions"], report["resolution"]
+    print(f"items: {report['items']}  model: {report['kind']} L={report['levels']} K={report['codebook_size']}")
+    print(f"raw collision rate: {col['collision_rate']:.4%}  items in colliding groups: "
+          f"{col['items_in_colliding_groups']}  largest group: {col['largest_group']}")
+    if res["strategy"] == "suffix":
+        print(f"suffix > 0: {res['items_with_suffix_gt0']} items ({res['share_suffix_gt0']:.4%}), "
+              f"largest suffix {res['max_suffix']}")
+    else:
+        print(f"moved: {res['items_moved']} items ({res['moved_share']:.4%}), distortion added "
+              f"{res['distortion_added_mean_moved']:.4f} per moved item")
+    if report["stability"]:
+        s = report["stability"]
+        print(f"previous: kept {s['kept']}, edited {s['edited']}, new {s['new']}, removed {s['removed']}")
+    print(f"wrote {report['outputs']['semantic_ids.parquet']}")
+    return 0

@@ -1,0 +1,45 @@
+"""`rqvae-ids lookup`: item -> SID, or SID / SID prefix -> items (rqvae_ids.ids.SidIndex).
+
+Exit codes: 0 found, 1 nothing matches, 2 bad input (missing file, malformed SID).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lookup",
+        help="look up the SID of an item, or the items under a SID prefix",
+        description="Look up semantic IDs: --item ID prints its SID; --sid PREFIX prints the matching item_ids.",
+    )
+    p.add_argument("--ids", required=True, help="semantic_ids.parquet")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--item", help="item_id to look up")
+    what.add_argument("--sid", help="full SID or whole-token prefix, e.g. '<a_12><b_200>'")
+    p.add_argument("--limit", type=int, default=0, help="print at most this many items (0: all)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..ids import SidIndex, parse_sid
+
+    if args.sid is not None:
+        parse_sid(args.sid)  # malformed prefix -> UserError before reading the table
+    index = SidIndex.from_file(args.ids)
+    if args.item is not None:
+        sid = index.sid(args.item)
+        if sid is None:
+            print(f"rqvae-ids lookup: no item {args.item!r} in {args.ids}", file=sys.stderr)
+            return 1
+        print(sid)
+        return 0
+    items = index.items(args.sid)
+    if not items:
+        print(f"rqvae-ids lookup: no items with SID prefix {args.sid}", file=sys.stderr)
+        return 1
+    for item in items[: args.limit or None]:
+        print(item)
+    return 0

@@ -1,0 +1,218 @@
+"""`assign_ids`: embeddings + trained model -> unique, stable semantic IDs on disk.
+
+Flow: validate inputs (model/embeddings match, finite, non-empty) -> chunked codes ->
+carry previous IDs over -> collision check on the L-level tuples -> resolution
+(suffix or reassign; uniqueness asserted) -> write every output atomically. Nothing is
+written until all computation succeeded.
+
+Outputs in `out_dir`: semantic_ids.parquet, tokens.txt, collisions.parquet,
+collision_report.json, assign_report.json (report + config + provenance).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
+from ..tables import EmbeddingTable, check_finite, read_embeddings
+from .collisions import collision_report, collisions_table
+from .encode import DEFAULT_CHUNK_SIZE, LatentOracle, encode_codes_chunked
+from .lookup import MAX_POSITIONS, format_sids
+from .resolve import Resolved, resolve_reassign, resolve_suffix
+from .stability import carry_over, check_previous
+from .table import read_semantic_ids, write_semantic_ids, write_tokens
+
+RESOLVE_STRATEGIES = ("suffix", "reassign")
+_WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pt", ".pth", ".npy", ".bin")
+
+
+def read_model_config(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """config.json of a model directory, with the keys ID assignment relies on checked."""
+    path = require_file(Path(model_dir) / "config.json", "model config")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from None
+    missing = [k for k in ("kind", "levels", "codebook_size", "embedding_model", "embedding_dim") if k not in cfg]
+    if missing:
+        raise UserError(f"{path}: missing key(s) {missing}")
+    return cfg
+
+
+def checkpoint_sha256(model_dir: str | os.PathLike) -> str:
+    """sha256 of model.safetensors, else of the largest weights file, else of config.json."""
+    d = Path(model_dir)
+    main = d / "model.safetensors"
+    if not main.is_file():
+        weights = [p for p in d.iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES
+                   and "optim" not in p.name]
+        main = max(weights, key=lambda p: (p.stat().st_size, p.name)) if weights else d / "config.json"
+    return sha256_file(main)
+
+
+def check_match(cfg: dict[str, Any], table: EmbeddingTable, embeddings_path) -> None:
+    """UserError unless the embeddings were made by the model the checkpoint was trained on."""
+    if str(cfg["embedding_model"]) != table.model:
+        raise UserError(
+            f"model was trained on embeddings from {cfg['embedding_model']!r} but "
+            f"{embeddings_path} holds {table.model!r} embeddings"
+        )
+    if int(cfg["embedding_dim"]) != table.dim:
+        raise UserError(
+            f"model expects {cfg['embedding_dim']}-d embeddings but {embeddings_path} holds {table.dim}-d"
+        )
+
+
+@dataclass
+class Assignment:
+    """Everything assign_ids writes, in memory. codes (N, L) int64, suffix (N,) int64, sids (N,) str."""
+
+    item_ids: np.ndarray
+    text_sha256: np.ndarray
+    raw_codes: np.ndarray
+    resolved: Resolved
+    sids: list[str]
+    metadata: dict[str, Any]
+    report: dict[str, Any]
+
+
+def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", previous=None,
+                 checkpoint: str = "", chunk_size: int = DEFAULT_CHUNK_SIZE) -> Assignment:
+    """Assign IDs to an in-memory embeddings table with a loaded Tokenizer (no files written).
+
+    previous: a SemanticIds from the same checkpoint, or None.
+    """
+    L, K = int(model.levels), int(model.codebook_size)
+    if K > 65536:
+        raise UserError(f"codebook_size {K} does not fit the uint16 code columns")
+    if L + 1 > MAX_POSITIONS:
+        raise UserError(f"{L} levels: SID tokens are lettered a..z, so at most {MAX_POSITIONS - 1} levels")
+    timings = {}
+    t0 = time.perf_counter()
+    held = held_codes = held_suffix = None
+    stability = None
+    if previous is not None:
+        check_previous(previous, checkpoint_sha256=checkpoint, levels=L, codebook_size=K, resolve=resolve)
+        carried = carry_over(previous, table.item_ids, table.text_sha256)
+        held, held_codes, held_suffix, stability = carried.held, carried.codes, carried.suffix, carried.report
+    codes = np.empty((len(table), L), dtype=np.int64)
+    todo = np.arange(len(table)) if held is None else np.flatnonzero(~held)
+    if todo.size == len(table):
+        codes[:] = encode_codes_chunked(model, table.vectors, chunk_size)
+    elif todo.size:
+        codes[todo] = encode_codes_chunked(model, table.vectors[todo], chunk_size)
+    if held is not None:
+        codes[held] = held_codes[held]
+    timings["encode_s"] = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    raw_report = collision_report(codes, K)
+    timings["collisions_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    oracle = LatentOracle(model, table.vectors, codes, chunk_size)
+    if resolve == "suffix":
+        resolved = resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix)
+        columns = [resolved.codes[:, l] for l in range(L)] + [resolved.suffix]
+    else:
+        resolved = resolve_reassign(codes, table.item_ids, K, oracle, held)
+        columns = [resolved.codes[:, l] for l in range(L)]
+    timings["resolve_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    sids = format_sids(columns)
+    timings["format_s"] = time.perf_counter() - t3
+
+    metadata = {
+        "kind": str(model.kind),
+        "checkpoint_sha256": checkpoint,
+        "levels": L,
+        "codebook_size": K,
+        "resolve": resolve,
+        "suffix_token": resolve == "suffix",
+        "suffix_size": K if resolve == "suffix" else 0,
+        "embedding_model": table.model,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "provenance": provenance(),
+    }
+    report = {
+        "items": int(len(table)),
+        "kind": str(model.kind),
+        "checkpoint_sha256": checkpoint,
+        "levels": L,
+        "codebook_size": K,
+        "resolve": resolve,
+        "id_length": L + 1 if resolve == "suffix" else L,
+        "collisions": raw_report,
+        "resolution": {**resolved.report, "duplicates_after": 0},
+        "stability": stability,
+        "timings": timings,
+    }
+    return Assignment(table.item_ids, table.text_sha256, codes, resolved, sids, metadata, report)
+
+
+def write_assignment(a: Assignment, out_dir: str | os.PathLike, config: dict[str, Any] | None = None) -> dict[str, str]:
+    """Write every output of `a` atomically into out_dir; returns name -> path."""
+    out = Path(out_dir)
+    L, K = a.metadata["levels"], a.metadata["codebook_size"]
+    paths = {name: str(out / name) for name in (
+        "semantic_ids.parquet", "tokens.txt", "collisions.parquet", "collision_report.json", "assign_report.json")}
+    write_semantic_ids(paths["semantic_ids.parquet"], a.item_ids, a.resolved.codes, a.resolved.suffix,
+                       a.sids, a.text_sha256, a.metadata)
+    write_tokens(paths["tokens.txt"], L, K, a.metadata["suffix_size"])
+    write_parquet_atomic(collisions_table(a.raw_codes, a.item_ids, K), paths["collisions.parquet"],
+                         {k: a.metadata[k] for k in ("kind", "checkpoint_sha256", "levels", "codebook_size", "created_at")})
+    write_json_atomic(paths["collision_report.json"], a.report["collisions"])
+    write_json_atomic(paths["assign_report.json"], {
+        **a.report, "outputs": paths, "config": config or {}, "provenance": a.metadata["provenance"]})
+    return paths
+
+
+def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike, out_dir: str | os.PathLike,
+               resolve: str = "suffix", previous: str | os.PathLike | None = None,
+               chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
+    """Assign semantic IDs to every item of `embeddings_path` with the model in `model_dir`.
+
+    resolve: "suffix" (L+1 tokens) or "reassign" (L tokens). previous: a
+    semantic_ids.parquet from the same checkpoint whose unchanged items keep their IDs.
+    Returns the report (also written to out_dir/assign_report.json). Bad input -> UserError,
+    nothing written.
+    """
+    if resolve not in RESOLVE_STRATEGIES:
+        raise UserError(f"resolve must be one of {list(RESOLVE_STRATEGIES)}, got {resolve!r}")
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise UserError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if not Path(model_dir).is_dir():
+        raise UserError(f"model directory not found: {model_dir}")
+    cfg = read_model_config(model_dir)
+    require_file(embeddings_path, "embeddings file")
+    prev = read_semantic_ids(previous) if previous is not None else None
+    table = read_embeddings(embeddings_path)
+    check_match(cfg, table, embeddings_path)
+    if len(table) == 0:
+        raise UserError(f"{embeddings_path} holds no items: nothing to assign")
+    check_finite(table.vectors, f"embeddings {embeddings_path}")
+    if len(set(table.item_ids.tolist())) != len(table):
+        raise UserError(f"{embeddings_path} has duplicate item_id values")
+    model = _load_model(model_dir)
+    a = assign_table(model, table, resolve=resolve, previous=prev,
+                     checkpoint=checkpoint_sha256(model_dir), chunk_size=chunk_size)
+    config = {"model_dir": os.fspath(model_dir), "embeddings": os.fspath(embeddings_path),
+              "out_dir": os.fspath(out_dir), "resolve": resolve,
+              "previous": os.fspath(previous) if previous is not None else None, "chunk_size": chunk_size}
+    a.report["outputs"] = write_assignment(a, out_dir, config)
+    return a.report
+
+
+def _load_model(model_dir):
+    # imported here: the models package pulls in torch, and tests swap this for a fake
+    from ..models import load_model
+
+    return load_model(model_dir)

@@ -1,0 +1,76 @@
+"""Chunked code assignment and latent residuals for the few items that need them.
+
+The model's own `encode_codes` is the single source of truth for codes (so IDs agree
+with anything else that encodes with the same checkpoint); we only run it chunk by
+chunk so memory stays bounded whatever the catalog size. Distances to the tuple's
+reconstruction are needed only for items whose tuple collides (suffix order,
+reassignment), so `LatentOracle` re-encodes just those items instead of keeping
+a (N, D) latent for the whole catalog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# 32k rows x 512 hidden floats = 64 MiB per activation: large enough for full-speed
+# matrix products on CPU, small enough that peak memory is a few hundred MiB.
+DEFAULT_CHUNK_SIZE = 32768
+
+
+def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
+    """Codes of every row of `vectors` (N, d) float32 -> (N, L) int64, `chunk_size` rows at a time."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    n = vectors.shape[0]
+    codes = np.empty((n, int(model.levels)), dtype=np.int64)
+    for start in range(0, n, chunk_size):
+        block = np.ascontiguousarray(vectors[start:start + chunk_size], dtype=np.float32)
+        codes[start:start + len(block)] = _to_numpy(model.encode_codes(block))
+    return codes
+
+
+def _to_numpy(a: Any) -> np.ndarray:
+    if hasattr(a, "detach"):  # a torch tensor
+        a = a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+class LatentOracle:
+    """Latent-space geometry of selected items under a Tokenizer.
+
+    vectors: (N, d) float32 embeddings (catalog order); codes: (N, L) int64.
+    `residual_before_last(idx)` -> (m, D) float32: z - sum of codewords of levels < L-1
+    for items `idx`; `last_codebook` (K, D) float32; `distance(idx)` -> (m,) float32:
+    ||z - sum of all L codewords||, the distance to the tuple's reconstruction.
+    """
+
+    def __init__(self, model: Any, vectors: np.ndarray, codes: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE):
+        self.model = model
+        self.vectors = vectors
+        self.codes = codes
+        self.chunk_size = chunk_size
+        self.codebooks = [np.ascontiguousarray(_to_numpy(c), dtype=np.float32) for c in model.codebooks()]
+        self.last_codebook = self.codebooks[-1]
+
+    def residual_before_last(self, idx: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+        """z - sum_{l < L-1} C_l[codes[:, l]] for items `idx` (codes default to self.codes[idx])."""
+        idx = np.asarray(idx, dtype=np.int64)
+        codes = self.codes[idx] if codes is None else codes
+        out = np.empty((idx.size, self.last_codebook.shape[1]), dtype=np.float32)
+        for s in range(0, idx.size, self.chunk_size):
+            sel = idx[s:s + self.chunk_size]
+            r = np.array(_to_numpy(self.model.encode_latent(
+                np.ascontiguousarray(self.vectors[sel], dtype=np.float32))), dtype=np.float32)
+            for l, book in enumerate(self.codebooks[:-1]):
+                r -= book[codes[s:s + self.chunk_size, l]]
+            out[s:s + len(sel)] = r
+        return out
+
+    def distance(self, idx: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+        """||z - reconstruction of the item's full tuple|| for items `idx`, (m,) float32."""
+        idx = np.asarray(idx, dtype=np.int64)
+        codes = self.codes[idx] if codes is None else codes
+        r = self.residual_before_last(idx, codes)
+        return np.linalg.norm(r - self.last_codebook[codes[:, -1]], axis=1).astype(np.float32)
