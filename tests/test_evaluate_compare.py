@@ -85,3 +85,43 @@ def test_report_marks_best_per_column():
     assert "| popularity | **0.3000** | – |" in table
     assert "| a | 0.2000* | 0.1000 |" in table and "| b | 0.1000 | **0.0000** |" in table
     assert ordered_metrics(["perplexity_l10", "perplexity_l2", "zzz"]) == ["perplexity_l2", "perplexity_l10", "zzz"]
+
+
+def _write_inputs(tmp_path, n=240, d=24, users=150, seed=0):
+    from rqvae_ids.tables import write_embeddings
+
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 6, n)
+    x = (rng.normal(size=(6, d))[label] + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = [f"i{i}" for i in range(n)]
+    write_embeddings(tmp_path / "emb.parquet", ids, ["h"] * n, x, "fake-model")
+    rows = []
+    for u in range(users):
+        seq = rng.choice(np.flatnonzero(label == rng.integers(6)), rng.integers(4, 9))
+        rows += [(f"u{u}", ids[i], p) for p, i in enumerate(seq)]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "position"]).to_csv(tmp_path / "inter.csv", index=False)
+    cats = [f"Toys > C{c} > S{rng.integers(3)}" for c in label]
+    return ids, cats
+
+
+def test_end_to_end_tiny_catalog(tmp_path):
+    pytest.importorskip("rqvae_ids.train")
+    from types import SimpleNamespace
+
+    from rqvae_ids.evaluate.compare import run_comparison
+
+    ids, cats = _write_inputs(tmp_path)
+    catalog = SimpleNamespace(item_ids=ids, texts=["t"] * len(ids), categories=cats)
+    cfg = CompareConfig(models=("ae", "rqkmeans", "random"), levels=3, codebook_size=16, epochs=1,
+                        neighbour_queries=100, tune_users=100)  # fmt: skip
+    summary = run_comparison(catalog, tmp_path / "out", cfg, interactions=tmp_path / "inter.csv",
+                             embeddings=tmp_path / "emb.parquet", command="test", progress=lambda m: None)  # fmt: skip
+    assert summary["models"] == ["popularity", "embedding-knn", "ae", "rqkmeans", "random"]
+    table = pd.read_parquet(tmp_path / "out" / "comparison.parquet")
+    assert set(table["model"]) == set(summary["models"])
+    assert (FIXED | NEXT) <= set(table.loc[table["model"] == "rqkmeans", "metric"])
+    assert table.loc[table["metric"] == "collision_rate_resolved", "value"].max() == 0.0
+    m = summary["metrics"]
+    assert m["rqkmeans"]["neighbour_recall@10"] > 3 * m["random"]["neighbour_recall@10"]
+    assert (tmp_path / "out" / "loss_curves.png").read_bytes().startswith(PNG_SIGNATURE)

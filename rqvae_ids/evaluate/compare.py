@@ -11,7 +11,6 @@ code path (tests use synthetic codes; the flows can reuse it).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass, field
@@ -93,12 +92,14 @@ def evaluate_and_write(
     progress: Callable[[str], None] = _progress,
     retrievers: Sequence[Any] = (),
     started_at: float | None = None,
+    failed: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Measure every model, write all outputs; returns the summary written to comparison.json.
 
     vectors: (N, d) float32 embeddings; categories: (N,) first category path or None per
     item (None for the whole catalog skips NMI/purity); split: leave-one-out split or None
-    (skips next-item metrics). started_at: perf_counter() of the run start, for the total time.
+    (skips next-item metrics). failed: models that could not be built (rows of dashes).
+    started_at: perf_counter() of the run start, for the total time.
     `retrievers`: extra fitted-or-not `Retriever`s evaluated as
     models of their own (e.g. the generative retriever), named by their `name`.
     """
@@ -159,7 +160,7 @@ def evaluate_and_write(
                 details[getattr(retriever, "name", name)] = retriever.tuned
             if name not in [m.name for m in model_ids]:
                 baseline_names.append(name)
-    order = baseline_names + [m.name for m in model_ids]
+    order = baseline_names + [m.name for m in model_ids] + list(failed)
     comparison = pd.DataFrame(rows, columns=["model", "metric", "value"])
     config = {**to_dict(cfg), **(extra_config or {})}
     config["models"] = ",".join(cfg.models)
@@ -220,17 +221,14 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
     from ..ids import assign_ids, read_semantic_ids
     from ..models import load_model
     from ..tables import read_embeddings
-    from ..train import TrainConfig, train_model
+    from ..train import config_from_args, train_model
 
     model_dir, ids_dir = work_dir / "models" / kind, work_dir / "ids" / kind
-    wanted = {"kind": kind, "levels": cfg.levels, "codebook_size": cfg.codebook_size, "seed": cfg.seed}
-    if cfg.epochs is not None:
-        wanted["epochs"] = cfg.epochs
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    missing = sorted(set(wanted) - known)
-    if missing:
-        raise UserError(f"TrainConfig has no field(s) {missing}: cannot give every model the same budget")
-    train_model(embeddings_path, model_dir, TrainConfig(**wanted))
+    # The same budget for every kind: levels, codebook size, seed and epochs; the rest are
+    # TrainConfig/ModelConfig defaults (saved in each model's config.json).
+    train_cfg = config_from_args(kind=kind, levels=cfg.levels, codebook_size=cfg.codebook_size,
+                                 seed=cfg.seed, epochs=cfg.epochs)  # fmt: skip
+    train_model(embeddings_path, model_dir, train_cfg, progress=False)
     assign_ids(model_dir, embeddings_path, ids_dir, resolve="suffix")
     sids = read_semantic_ids(ids_dir / "semantic_ids.parquet")
     table = read_embeddings(embeddings_path)
@@ -246,7 +244,7 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
 
 
 def run_comparison(
-    catalog_path: str | Path,
+    catalog: Any,
     out_dir: str | Path,
     cfg: CompareConfig,
     *,
@@ -259,17 +257,21 @@ def run_comparison(
 ) -> dict[str, Any]:
     """The whole comparison: catalog -> embeddings (cached) -> every model -> evaluation -> outputs.
 
+    catalog: a catalog path (read with `load_catalog(path, **catalog_kwargs)`) or a loaded Catalog.
+
     embeddings: an existing embeddings.parquet of this catalog to reuse instead of embedding
     (rows may be in any order; every row must be a catalog item). Returns the summary dict.
     """
-    from ..catalog import load_catalog
     from ..tables import read_embeddings
 
     out_dir = Path(out_dir)
     timings: dict[str, float] = {}
     total = time.perf_counter()
-    progress(f"catalog: loading {catalog_path}")
-    catalog = load_catalog(catalog_path, **(catalog_kwargs or {}))
+    if not hasattr(catalog, "item_ids"):
+        from ..catalog import load_catalog
+
+        progress(f"catalog: loading {catalog}")
+        catalog = load_catalog(catalog, **(catalog_kwargs or {}))
     if embeddings is None:
         from ..embed import EmbedConfig, embed_catalog
 
@@ -293,13 +295,20 @@ def run_comparison(
         progress(f"interactions: loading {interactions}")
         users, seqs, order = load_interactions(interactions, table.item_ids)
         split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
-    model_ids = []
+    model_ids, notes, failed = [], [], []
     for i, kind in enumerate(cfg.models, 1):
         progress(f"{kind} ({i}/{len(cfg.models)}): train + assign IDs")
-        model_ids.append(build_model_ids(kind, Path(embeddings), out_dir, cfg, len(table)))
+        try:
+            model_ids.append(build_model_ids(kind, Path(embeddings), out_dir, cfg, len(table)))
+        except UserError as e:  # one model failing (e.g. too many collisions) must not hide the others
+            progress(f"{kind}: FAILED: {e}")
+            notes.append(f"{kind} left out: {e}")
+            failed.append(kind)
+    if not model_ids:
+        raise UserError("every model failed: " + "; ".join(notes))
     summary = evaluate_and_write(
         out_dir, table.vectors, model_ids, cfg, categories=categories, split=split, command=command,
-        timings=timings, progress=progress, started_at=total,
+        notes=notes, failed=failed, timings=timings, progress=progress, started_at=total,
         extra_config={"embedding_model": table.model, "n_items": len(table), "embeddings": str(embeddings)},
     )  # fmt: skip
     progress(f"done in {summary['timings']['total']:.1f}s: {out_dir / 'report.md'}")

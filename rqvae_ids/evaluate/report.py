@@ -53,7 +53,7 @@ def results_table(comparison: pd.DataFrame, models: Sequence[str]) -> str:
     """Markdown table of a long (model, metric, value) frame; rows in `models` order."""
     wide = comparison.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
     metrics = ordered_metrics(list(wide.columns))
-    rows = [m for m in models if m in wide.index]
+    rows = list(dict.fromkeys(models))  # a model without values (failed) still gets its row
     wide = wide.reindex(index=rows, columns=metrics)
     best: dict[str, set[str]] = {}
     best_id: dict[str, set[str]] = {}
