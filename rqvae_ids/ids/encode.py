@@ -10,6 +10,7 @@ a (N, D) latent for the whole catalog.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,13 @@ def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFA
         raise ValueError("chunk_size must be >= 1")
     n = vectors.shape[0]
     codes = np.empty((n, int(model.levels)), dtype=np.int64)
-    for start in range(0, n, chunk_size):
-        block = np.ascontiguousarray(vectors[start:start + chunk_size], dtype=np.float32)
-        codes[start:start + len(block)] = _to_numpy(model.encode_codes(block))
+    with warnings.catch_warnings():
+        # embeddings read from Parquet are read-only views; the encoder only reads them,
+        # and copying each chunk would cost memory bandwidth for nothing
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        for start in range(0, n, chunk_size):
+            block = np.ascontiguousarray(vectors[start:start + chunk_size], dtype=np.float32)
+            codes[start:start + len(block)] = _to_numpy(model.encode_codes(block))
     return codes
 
 
@@ -60,7 +65,7 @@ class LatentOracle:
         codes = self.codes[idx] if codes is None else codes
         out = np.empty((idx.size, self.last_codebook.shape[1]), dtype=np.float32)
         for s in range(0, idx.size, self.chunk_size):
-            sel = idx[s:s + self.chunk_size]
+            sel = idx[s:s + self.chunk_size]  # fancy indexing copies: a writable block
             r = np.array(_to_numpy(self.model.encode_latent(
                 np.ascontiguousarray(self.vectors[sel], dtype=np.float32))), dtype=np.float32)
             for l, book in enumerate(self.codebooks[:-1]):

@@ -1,0 +1,59 @@
+"""assign_ids end to end with the real models package (tiny rqkmeans and rqvae checkpoints)."""
+
+import numpy as np
+import pytest
+import torch
+from test_ids_fakes import make_embeddings
+
+from rqvae_ids.ids import assign_ids, read_semantic_ids
+from rqvae_ids.ids.encode import LatentOracle
+
+models = pytest.importorskip("rqvae_ids.models")
+
+
+def save_with_meta(model, out):
+    model.meta = {"embedding_model": "fake-emb", "embedding_dim": 16, "data_sha256": "x"}
+    model.save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def real_setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("real")
+    emb = tmp / "emb.parquet"
+    x = make_embeddings(emb, n=400)
+    cfg = models.ModelConfig(kind="rqkmeans", input_dim=16, levels=3, codebook_size=16, kmeans_iters=5)
+    rqk = save_with_meta(models.fit_rqkmeans(x, cfg), tmp / "rqkmeans")
+    torch.manual_seed(0)
+    rq = models.build_model(models.ModelConfig(kind="rqvae", input_dim=16, levels=3, codebook_size=16,
+                                               latent_dim=4, hidden=(8,), kmeans_iters=5))
+    rq.init_codebooks_(torch.from_numpy(x))
+    rqv = save_with_meta(rq, tmp / "rqvae")
+    return tmp, emb, x, {"rqkmeans": rqk, "rqvae": rqv}
+
+
+@pytest.mark.parametrize("kind", ["rqkmeans", "rqvae"])
+@pytest.mark.parametrize("resolve", ["suffix", "reassign"])
+def test_real_model_ids_unique_and_match_encode_codes(real_setup, kind, resolve):
+    tmp, emb, x, dirs = real_setup
+    rep = assign_ids(dirs[kind], emb, tmp / f"{kind}-{resolve}", resolve=resolve, chunk_size=97)
+    ids = read_semantic_ids(tmp / f"{kind}-{resolve}" / "semantic_ids.parquet")
+    assert len(set(ids.sids)) == 400 and rep["kind"] == kind
+    model = models.load_model(dirs[kind])
+    raw = model.encode_codes(x)
+    if resolve == "suffix":
+        assert np.array_equal(ids.codes, raw)  # codes are exactly the model's own
+    else:
+        assert np.array_equal(ids.codes[:, :2], raw[:, :2])
+        assert (ids.codes[:, 2] != raw[:, 2]).sum() == rep["resolution"]["items_moved"]
+
+
+def test_oracle_distance_is_distance_to_reconstruction(real_setup):
+    _, _, x, dirs = real_setup
+    model = models.load_model(dirs["rqvae"])
+    codes = model.encode_codes(x)
+    oracle = LatentOracle(model, x, codes, chunk_size=50)
+    idx = np.arange(0, 400, 7)
+    z = model.encode_latent(x[idx])
+    recon = sum(b[codes[idx, l]] for l, b in enumerate(model.codebooks()))
+    np.testing.assert_allclose(oracle.distance(idx), np.linalg.norm(z - recon, axis=1), rtol=1e-4, atol=1e-5)
