@@ -19,7 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             "report.md and PNG plots into --out."
         ),
     )
-    p.add_argument("--catalog", required=True, help="item catalog (CSV/TSV/JSONL/Parquet)")
     p.add_argument("--interactions", default=None, help="user_id,item_id[,timestamp|position] file; "
                    "without it next-item metrics are skipped")  # fmt: skip
     p.add_argument("--out", required=True, help="output directory")
@@ -33,12 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every model (default: train's)")
     p.add_argument("--neighbour-queries", type=int, default=2000, help="query items for neighbour recall")
     p.add_argument("--tune-users", type=int, default=3000, help="validation users for tuning retrievers")
-    try:  # catalog options (id/text columns, template) when the catalog module offers them
-        from ..catalog import add_catalog_args
+    from ..catalog import add_catalog_args  # --catalog and its format/column options
 
-        add_catalog_args(p)
-    except (ImportError, AttributeError):
-        pass
+    add_catalog_args(p)
     p.set_defaults(func=handler)
 
 
@@ -64,13 +60,9 @@ def handler(args: argparse.Namespace) -> int:
          "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users},
         where="compare",
     )  # fmt: skip
-    catalog = args.catalog
-    try:
-        from ..catalog import catalog_from_args
+    from ..catalog import catalog_from_args
 
-        catalog = catalog_from_args(args)
-    except (ImportError, AttributeError):
-        pass
+    catalog = catalog_from_args(args)
     embed_cfg = None
     if args.embed_model:
         from ..embed import EmbedConfig
