@@ -35,16 +35,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     from ..catalog import add_catalog_args  # --catalog and its format/column options
 
     add_catalog_args(p)
-    p.set_defaults(func=handler)
+    # dest -> flag, so the report can spell the command exactly (e.g. catalog_format -> --format).
+    flags = {a.dest: a.option_strings[-1] for a in p._actions if a.option_strings and a.dest != "help"}
+    p.set_defaults(func=handler, _flags=flags)
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The command with every option spelled out (defaults included), for the report."""
     parts = ["rqvae-ids", "compare"]
+    flags = getattr(args, "_flags", {})
     for key, value in vars(args).items():
-        if key in ("func", "command") or value is None or value is False:
+        if key not in flags or value is None or value is False:
             continue
-        flag = "--" + key.replace("_", "-")
+        flag = flags[key]
         parts += [flag] if value is True else [flag, str(value)]
     return shlex.join(parts)
 
