@@ -11,7 +11,19 @@ metadata 2014/2018/2023, `amazon.py`), movielens (movies.csv or ml-100k u.item,
 """
 
 from .args import add_catalog_args, catalog_from_args
-from .formats import DEFAULT_TEXT_COLS, FORMATS
-from .load import Catalog, load_catalog
+from .options import DEFAULT_TEXT_COLS, FORMATS, ON_DUPLICATE
 
-__all__ = ["Catalog", "load_catalog", "add_catalog_args", "catalog_from_args", "FORMATS", "DEFAULT_TEXT_COLS"]
+__all__ = [
+    "Catalog", "load_catalog", "add_catalog_args", "catalog_from_args",
+    "FORMATS", "DEFAULT_TEXT_COLS", "ON_DUPLICATE",
+]
+
+
+def __getattr__(name: str):
+    # load_catalog/Catalog pull in pandas; import them on first use so that command
+    # parsers importing add_catalog_args stay fast.
+    if name in ("Catalog", "load_catalog"):
+        from . import load
+
+        return getattr(load, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,13 +1,19 @@
-"""The catalog flags every command shares (`--catalog`, `--format`, ...) and their reader."""
+"""The catalog flags every command shares (`--catalog`, `--format`, ...) and their reader.
+
+Importing this module stays light (no pandas) so `rqvae-ids --help` is fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from .formats import FORMATS
-from .load import ON_DUPLICATE, Catalog, load_catalog
+from .options import FORMATS, ON_DUPLICATE
+
+if TYPE_CHECKING:
+    from .load import Catalog
 
 
 def add_catalog_args(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +40,8 @@ def add_catalog_args(parser: argparse.ArgumentParser) -> None:
 
 def catalog_from_args(args: argparse.Namespace) -> Catalog:
     """Load the catalog the shared flags describe; notes dropped rows on stderr."""
+    from .load import load_catalog  # pandas: only when a command actually runs
+
     if args.text_cols is not None and args.template is not None:
         raise UserError("use either --text-cols or --template, not both")
     catalog = load_catalog(

@@ -26,10 +26,8 @@ from typing import IO, Iterator
 import pandas as pd
 
 from ..errors import UserError
+from .options import DEFAULT_TEXT_COLS, FORMATS
 from .values import to_text
-
-FORMATS = ("csv", "tsv", "parquet", "jsonl", "amazon", "movielens")
-DEFAULT_TEXT_COLS = ("title", "brand", "categories", "description")
 _SNIFF_BYTES = 1 << 20
 
 

@@ -16,11 +16,10 @@ import pandas as pd
 from ..errors import UserError
 from ..io import require_file
 from .amazon import read_amazon
-from .formats import DEFAULT_TEXT_COLS, Parsed, detect_format, read_delimited, read_jsonl, read_parquet
+from .formats import Parsed, detect_format, read_delimited, read_jsonl, read_parquet
 from .movielens import read_movielens
+from .options import ON_DUPLICATE
 from .values import first_path, squash
-
-ON_DUPLICATE = ("error", "first")
 _SHOW = 5  # how many offending ids an error message quotes
 # Columns whose value reads well on its own in the default text (as does the first
 # column, the item's name); the rest get "Label: value".
