@@ -239,8 +239,8 @@ def test_template_fills_columns_and_blanks_missing(tmp_path):
     assert cat.texts[0] == "Red Lipstick. Brand: Lumiere. Beauty > Makeup > Lipstick"
     assert cat.texts[1] == "Soft Cream, 50 ml. Brand: . Beauty > Skin Care | Gifts > For Her"
     assert cat.text_fields == ("title", "brand", "categories")
-    short = load_catalog(path, template="{title:.4} costs {price}")
-    assert short.texts == ["Red costs 9.99", "Soft costs", "Chef costs 30"]  # whitespace squashed
+    short = load_catalog(path, template="{title:.4} costs {price!r}")
+    assert short.texts == ["Red costs '9.99'", "Soft costs ''", "Chef costs '30'"]  # whitespace squashed
 
 
 def test_template_unknown_placeholder_named(tmp_path):
@@ -358,6 +358,7 @@ def test_corrupt_inputs(tmp_path):
     assert "Parquet" in load_error(write(tmp_path, "items.parquet", b"PAR1 nope"))
     assert "line 2 is not valid JSON" in load_error(write(tmp_path, "items.jsonl", '{"item_id": 1}\n{oops\n'))
     assert "not a JSON object" in load_error(write(tmp_path, "items.jsonl", "[1, 2]\n"))
+    assert "cannot parse" in load_error(write(tmp_path, "ragged.csv", "item_id,title\na,x\nb,y,extra,more\n"))
 
 
 def test_failed_load_writes_nothing(tmp_path):

@@ -19,6 +19,7 @@ HTML tags and entities in the text fields are cleaned.
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -39,16 +40,11 @@ def read_amazon(path: Path) -> Parsed:
     parse = _pick_parser(first[1])
     records = []
     release = None
-    for number, line in _chain(first, lines):
+    for number, line in itertools.chain([first], lines):
         raw = parse(line, number, path)
         release = release or _release(raw, parse)
         records.append(normalise(raw))
     return Parsed(frame=records_frame(records, path), fmt=f"amazon-{release}")
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def _pick_parser(line: str) -> Callable[[str, int, Path], dict]:

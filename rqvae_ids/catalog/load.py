@@ -118,14 +118,15 @@ def read_table(path: Path, fmt: str) -> Parsed:
 
 
 def item_id_column(frame: pd.DataFrame, id_col: str, path: Path) -> list[str]:
-    """The ids as str; a missing column or an empty id is an error."""
+    """The ids as str, exactly as written (interactions files match them verbatim);
+    a missing column or a blank id is an error."""
     if id_col not in frame.columns:
         raise UserError(
             f"{path}: no id column {id_col!r}; columns found: {', '.join(map(str, frame.columns))} "
             "(choose one with --id-col)"
         )
-    ids = [str(v).strip() for v in frame[id_col].tolist()]
-    blank = [i for i, v in enumerate(ids) if not v]
+    ids = [str(v) for v in frame[id_col].tolist()]
+    blank = [i for i, v in enumerate(ids) if not v.strip()]
     if blank:
         raise UserError(
             f"{path}: {len(blank)} row(s) have an empty {id_col!r} (first at data row {blank[0] + 1})"
@@ -226,17 +227,19 @@ def render_template(frame: pd.DataFrame, template: str) -> list[str]:
     texts = []
     for row in range(len(frame)):
         out = []
-        for literal, name, spec, _conversion in parts:
+        for literal, name, spec, conversion in parts:
             out.append(literal)
             if name is not None:
-                out.append(_format(str(columns[name][row]), spec or "", template))
+                out.append(_format(str(columns[name][row]), conversion, spec or "", template))
         texts.append(squash("".join(out)))
     return texts
 
 
-def _format(value: str, spec: str, template: str) -> str:
+def _format(value: str, conversion: str | None, spec: str, template: str) -> str:
+    """`{name!r:spec}` semantics of str.format, applied to the cell text."""
+    converters = {None: str, "s": str, "r": repr, "a": ascii}
     try:
-        return format(value, spec)
+        return format(converters[conversion](value), spec)
     except ValueError as e:
         raise UserError(f"bad template {template!r}: {e}") from None
 
