@@ -254,13 +254,17 @@ def run_comparison(
     embed_cfg: Any = None,
     command: str = "",
     progress: Callable[[str], None] = _progress,
+    retriever_factory: Callable[[list[ModelIds], Path], Sequence[Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole comparison: catalog -> embeddings (cached) -> every model -> evaluation -> outputs.
 
     catalog: a catalog path (read with `load_catalog(path, **catalog_kwargs)`) or a loaded Catalog.
 
     embeddings: an existing embeddings.parquet of this catalog to reuse instead of embedding
-    (rows may be in any order; every row must be a catalog item). Returns the summary dict.
+    (rows may be in any order; every row must be a catalog item). retriever_factory: called
+    with (built ModelIds, out_dir) after the models are built (IDs are in out_dir/ids/<kind>/),
+    returns extra `Retriever`s evaluated as rows of their own (hook for --with-generative).
+    Returns the summary dict.
     """
     from ..tables import read_embeddings
 
@@ -306,8 +310,9 @@ def run_comparison(
             failed.append(kind)
     if not model_ids:
         raise UserError("every model failed: " + "; ".join(notes))
+    extra = list(retriever_factory(model_ids, out_dir)) if retriever_factory and split is not None else []
     summary = evaluate_and_write(
-        out_dir, table.vectors, model_ids, cfg, categories=categories, split=split, command=command,
+        out_dir, table.vectors, model_ids, cfg, retrievers=extra, categories=categories, split=split, command=command,
         notes=notes, failed=failed, timings=timings, progress=progress, started_at=total,
         extra_config={"embedding_model": table.model, "n_items": len(table), "embeddings": str(embeddings)},
     )  # fmt: skip

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Mapping
 
 import numpy as np
@@ -61,10 +62,15 @@ def plot_code_usage(codes_by_model: Mapping[str, np.ndarray], codebook_size: int
     _save(fig, path)
 
 
+def _is_loss(column: str) -> bool:
+    name = column.lower()
+    return bool(re.search(r"loss|recon|quant|kl", name)) and not re.search(r"_l\d+$", name)
+
+
 def plot_loss_curves(metrics_by_model: Mapping[str, pd.DataFrame], path) -> bool:
     """metrics_by_model: model -> per-epoch frame (an `epoch` column + loss columns).
 
-    Plots every numeric column whose name contains "loss". Returns False (and writes
+    Plots every numeric loss column (total, recon, quant, kl; not per-level parts). Returns False (and writes
     nothing) when no model has a loss column (e.g. only rqkmeans/random).
     """
     plt = _plt()
@@ -72,7 +78,7 @@ def plot_loss_curves(metrics_by_model: Mapping[str, pd.DataFrame], path) -> bool
     for model, frame in metrics_by_model.items():
         if frame is None or frame.empty:
             continue
-        cols = [c for c in frame.columns if "loss" in c.lower() and pd.api.types.is_numeric_dtype(frame[c])]
+        cols = [c for c in frame.columns if _is_loss(c) and pd.api.types.is_numeric_dtype(frame[c])]
         if cols:
             x = frame["epoch"].to_numpy() if "epoch" in frame.columns else np.arange(len(frame))
             series[model] = (x, frame[cols])
