@@ -1,0 +1,171 @@
+"""ID assignment throughput and memory: bare encoder forward vs chunked assignment, one process.
+
+    .venv/bin/python bench/assign.py --model-dir DIR [--items 1000000] [--chunk-size 32768]
+
+Workload: N synthetic L2-normalised float32 vectors (dim from the checkpoint, 384 by
+default), seeded. In one process, in this order:
+  assign    rqvae_ids.ids.encode_codes_chunked(model, x): the chunked assignment of
+            (N, L) codes with the checkpoint's own encoder + residual quantizer
+  full      assign_table + write_assignment (suffix): codes, collision check,
+            resolution, SID strings, every output file written to a temp dir
+  bare      a plain PyTorch forward of nn.Sequential 384 -> 512 -> 256 -> 128 -> 32
+            (ReLU), same items, same chunk size, inference mode: the physical floor
+Targets: assign throughput >= 0.8 x bare; memory beyond the input/output arrays < 4 GiB.
+
+Memory method: a thread samples this process's RSS (psutil) every 2 ms; for each phase
+we report peak RSS during the phase minus RSS right before it, after the input array
+(N x d float32) and item ids exist. The (N, L) int64 codes are counted in the delta
+(so it is an upper bound of "beyond input and output arrays").
+Writes bench/out/assign.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+OUT = REPO / "bench" / "out" / "assign.json"
+GiB = 1 << 30
+
+
+class PeakRSS:
+    """Context manager: peak RSS (bytes) above the RSS at entry, sampled every `interval` s."""
+
+    def __init__(self, interval: float = 0.002):
+        import psutil
+
+        self.proc, self.interval = psutil.Process(), interval
+
+    def __enter__(self):
+        self.start = self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+        self.delta = self.peak - self.start
+
+
+def synthetic(n: int, d: int, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    for s in range(0, n, 65536):  # normalise in place, block by block (no full-size temporaries)
+        blk = x[s:s + 65536]
+        blk /= np.linalg.norm(blk, axis=1, keepdims=True)
+    return x
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, required=True, help="checkpoint to assign with (rqvae for the reported number)")
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--chunk-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-full", action="store_true", help="skip the end-to-end assign_table phase")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from rqvae_ids.ids.assign import assign_table, checkpoint_sha256, write_assignment
+    from rqvae_ids.ids.encode import DEFAULT_CHUNK_SIZE, encode_codes_chunked
+    from rqvae_ids.models import load_model
+    from rqvae_ids.tables import EmbeddingTable
+
+    chunk = args.chunk_size or DEFAULT_CHUNK_SIZE
+    model = load_model(args.model_dir)
+    d = int(model.cfg.input_dim)
+    x = synthetic(args.items, d, args.seed)
+    ids = np.array([f"i{i:08d}" for i in range(args.items)], dtype=object)
+    hashes = np.full(args.items, "0" * 64, dtype=object)
+    table = EmbeddingTable(ids, hashes, x, model=str(model.meta.get("embedding_model")))
+    bare = nn.Sequential(nn.Linear(d, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                         nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 32)).eval()
+
+    def bare_forward():
+        with torch.inference_mode():
+            for s in range(0, args.items, chunk):
+                bare(torch.from_numpy(x[s:s + chunk]))
+
+    # warm-up both paths on one chunk (thread pools, allocator)
+    encode_codes_chunked(model, x[:chunk], chunk)
+    with torch.inference_mode():
+        bare(torch.from_numpy(x[:chunk]))
+
+    res: dict = {}
+    with PeakRSS() as m:
+        t = time.perf_counter()
+        codes = encode_codes_chunked(model, x, chunk)
+        res["assign_s"] = time.perf_counter() - t
+    res["assign_mem_delta_gib"] = m.delta / GiB
+    del codes
+    if not args.skip_full:
+        from rqvae_ids.errors import UserError
+
+        with tempfile.TemporaryDirectory() as tmp, PeakRSS() as m:
+            t = time.perf_counter()
+            try:
+                a = assign_table(model, table, resolve="suffix", checkpoint=checkpoint_sha256(args.model_dir),
+                                 chunk_size=chunk)
+                write_assignment(a, tmp)
+                res["full_s"] = time.perf_counter() - t
+                res["full_timings"] = a.report["timings"]
+                res["full_collisions"] = {k: a.report["collisions"][k] for k in
+                                          ("collision_rate", "items_in_colliding_groups", "largest_group")}
+                res["full_resolution"] = a.report["resolution"]
+                del a
+            except UserError as e:  # e.g. a checkpoint trained on other data collapses these vectors
+                res["full_error"] = str(e)
+        res["full_mem_delta_gib"] = m.delta / GiB
+    with PeakRSS() as m:
+        t = time.perf_counter()
+        bare_forward()
+        res["bare_s"] = time.perf_counter() - t
+    res["bare_mem_delta_gib"] = m.delta / GiB
+
+    n = args.items
+    out = {
+        "items": n, "dim": d, "chunk_size": chunk, "model_kind": model.kind, "model_dir": str(args.model_dir),
+        "levels": int(model.levels), "codebook_size": int(model.codebook_size),
+        "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "loadavg_1m_at_end": os.getloadavg()[0],
+        "bare_items_per_s": n / res["bare_s"],
+        "assign_items_per_s": n / res["assign_s"],
+        "assign_vs_bare": res["bare_s"] / res["assign_s"],
+        "full_items_per_s": n / res["full_s"] if "full_s" in res else None,
+        "full_vs_bare": res["bare_s"] / res["full_s"] if "full_s" in res else None,
+        "input_array_gib": x.nbytes / GiB,
+        "memory_method": "peak RSS (psutil, 2 ms sampling) during the phase minus RSS before it; input array excluded, codes included",
+        **res,
+    }
+    print(json.dumps(out, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"bare forward {out['bare_items_per_s']:,.0f} items/s | chunked assignment {out['assign_items_per_s']:,.0f} "
+          f"items/s ({out['assign_vs_bare']:.2f}x bare, +{out['assign_mem_delta_gib']:.2f} GiB)"
+          + (f" | full assign_ids path {out['full_items_per_s']:,.0f} items/s ({out['full_vs_bare']:.2f}x bare, "
+             f"+{out['full_mem_delta_gib']:.2f} GiB)" if out["full_items_per_s"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
