@@ -110,7 +110,11 @@ def _model_fingerprint(path: Path) -> str:
     Contents, not just sizes: a fine-tuned copy has the same file sizes. Hashing runs
     at ~1 GB/s, small next to encoding; memoised per (name, size, mtime) listing.
     """
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    # Hidden entries (.git, .cache lock files) are not part of the model.
+    files = sorted(
+        p for p in path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
     listing = tuple((str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     key = (str(path), listing)
     if key not in _FINGERPRINTS:
@@ -124,12 +128,12 @@ def _model_fingerprint(path: Path) -> str:
     return _FINGERPRINTS[key]
 
 
-_LOADED: dict[tuple[str, str], Any] = {}
+_LOADED: dict[tuple[str, str, str], Any] = {}
 
 
 def load_model(spec: ModelSpec, device: str):
     """A SentenceTransformer for `spec` on `device`, loaded once per process (tests share it)."""
-    key = (spec.path, device)
+    key = (spec.path, spec.identity, device)
     if key not in _LOADED:
         offline_hub()  # before the import: huggingface_hub reads it at import time
         from sentence_transformers import SentenceTransformer

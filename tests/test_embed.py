@@ -40,6 +40,18 @@ def run(out: Path, texts=TEXTS, ids=IDS, cfg=CFG) -> dict:
     return embed_items(ids, texts, out, cfg)
 
 
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A cache file holding TEXTS (encoded once, in one call) and their vectors (6, 384)."""
+    folder = tmp_path_factory.mktemp("embedded")
+    run(folder)
+    return folder / embed.CACHE_FILENAME, read_embeddings(folder / "embeddings.parquet").vectors
+
+
+def cached_cfg(cache: Path) -> EmbedConfig:
+    return EmbedConfig(batch_size=4, device="cpu", progress=False, cache=str(cache))
+
+
 # ---------------------------------------------------------------- cache accounting
 
 
@@ -56,11 +68,12 @@ def test_unchanged_catalog_encodes_nothing_and_edits_encode_exactly_k(tmp_path):
     assert run(tmp_path, texts=edited)["encoded"] == 0
 
 
-def test_cached_vectors_equal_fresh_encoding(tmp_path):
+def test_cached_vectors_equal_fresh_encoding(tmp_path, embedded):
+    _, fresh = embedded
     run(tmp_path, texts=TEXTS[:3], ids=IDS[:3])
-    run(tmp_path)  # 3 from the cache, 3 encoded now
+    assert run(tmp_path)["cached"] == 3  # 3 from the cache, 3 encoded now
     table = read_embeddings(tmp_path / "embeddings.parquet")
-    np.testing.assert_allclose(table.vectors, encode_texts(TEXTS, CFG), atol=1e-5)
+    np.testing.assert_allclose(table.vectors, fresh, atol=1e-5)
 
 
 def test_cache_survives_a_process_restart_without_loading_the_model(tmp_path):
@@ -83,10 +96,10 @@ def test_duplicate_texts_are_encoded_once(tmp_path):
     np.testing.assert_array_equal(vectors[0], vectors[3])
 
 
-def test_one_cache_shared_across_outputs(tmp_path):
-    cfg = EmbedConfig(batch_size=4, device="cpu", progress=False, cache=str(tmp_path / "cache.parquet"))
-    assert run(tmp_path / "a", cfg=cfg)["encoded"] == 6
-    assert run(tmp_path / "b", texts=TEXTS[::-1], ids=IDS[::-1], cfg=cfg)["encoded"] == 0
+def test_one_cache_shared_across_outputs(tmp_path, embedded):
+    cache, _ = embedded
+    assert run(tmp_path / "a", cfg=cached_cfg(cache))["encoded"] == 0
+    assert run(tmp_path / "b", texts=TEXTS[::-1], ids=IDS[::-1], cfg=cached_cfg(cache))["encoded"] == 0
     assert not (tmp_path / "a" / embed.CACHE_FILENAME).exists()
 
 
@@ -116,8 +129,8 @@ def test_interrupted_run_keeps_flushed_batches(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- outputs
 
 
-def test_embeddings_parquet_schema_and_vectors(tmp_path):
-    run(tmp_path)
+def test_embeddings_parquet_schema_and_vectors(tmp_path, embedded):
+    run(tmp_path, cfg=cached_cfg(embedded[0]))
     schema = pq.read_schema(tmp_path / "embeddings.parquet")
     assert schema.field("item_id").type == pa.string()
     assert schema.field("text_sha256").type == pa.string()
@@ -130,21 +143,22 @@ def test_embeddings_parquet_schema_and_vectors(tmp_path):
     np.testing.assert_allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_report_and_config_files(tmp_path):
-    report = run(tmp_path)
+def test_report_and_config_files(tmp_path, embedded):
+    report = run(tmp_path, cfg=cached_cfg(embedded[0]))
     on_disk = json.loads((tmp_path / "embed_report.json").read_text())
     assert on_disk == report
     assert list(on_disk)[:6] == ["items", "encoded", "cached", "seconds", "model", "dim"]
     assert on_disk["model"] == "all-MiniLM-L6-v2" and on_disk["dim"] == 384
     config = json.loads((tmp_path / "embed_config.json").read_text())
     assert config["config"]["batch_size"] == 4 and "versions" in config["provenance"]
+    assert report["cache"] == str(embedded[0])
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_shards_match_single_call():
-    whole = encode_texts(TEXTS, CFG)
+def test_shards_match_single_call(embedded):
+    _, whole = embedded
     shards = np.concatenate([encode_texts(TEXTS[:2], CFG), encode_texts(TEXTS[2:], CFG)])
-    assert whole.shape == (6, 384) and whole.dtype == np.float32
+    assert shards.shape == (6, 384) and shards.dtype == np.float32
     np.testing.assert_allclose(whole, shards, atol=1e-5)
 
 
@@ -182,3 +196,60 @@ def test_local_model_identity_changes_with_its_files(tmp_path):
     assert before.startswith(f"{tmp_path.name}@")
     (tmp_path / "model.safetensors").write_bytes(b"weights-2")  # same size, new contents
     assert resolve_model(str(tmp_path)).identity != before
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def write_catalog(path: Path, rows=None) -> Path:
+    rows = rows or [(i, t) for i, t in zip(IDS, TEXTS)]
+    path.write_text("item_id,title\n" + "".join(f'{i},"{t}"\n' for i, t in rows), encoding="utf-8")
+    return path
+
+
+def cli(*argv: str) -> int:
+    from rqvae_ids.cli import main
+
+    return main(["embed", *argv])
+
+
+def test_cli_embeds_then_reuses_the_cache(tmp_path, capsys):
+    catalog, out = write_catalog(tmp_path / "items.csv"), tmp_path / "out"
+    assert cli("--catalog", str(catalog), "--out", str(out), "--device", "cpu", "--quiet") == 0
+    assert "6 encoded, 0 from cache" in capsys.readouterr().out
+    assert read_embeddings(out / "embeddings.parquet").item_ids.tolist() == IDS
+    config = json.loads((out / "embed_config.json").read_text())
+    assert config["source"] == str(catalog) and config["model"] == "all-MiniLM-L6-v2"
+    assert cli("--catalog", str(catalog), "--out", str(out), "--quiet") == 0
+    assert "0 encoded, 6 from cache" in capsys.readouterr().out
+    assert json.loads((out / "embed_report.json").read_text())["encoded"] == 0
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda c, d: ["--catalog", str(d / "missing.csv")], "not found"),
+        (lambda c, d: ["--catalog", str(c), "--id-col", "sku"], "sku"),
+        (lambda c, d: ["--catalog", str(c), "--model", str(d / "no-model")], "model directory not found"),
+        (lambda c, d: ["--catalog", str(c), "--batch-size", "0"], "batch_size"),
+        (lambda c, d: ["--catalog", str(c), "--device", "tpu"], "unknown device"),
+    ],
+    ids=["missing-catalog", "missing-id-column", "bad-model", "bad-batch-size", "bad-device"],
+)
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, make_args, message):
+    catalog, out = write_catalog(tmp_path / "items.csv"), tmp_path / "out"
+    assert cli(*make_args(catalog, tmp_path), "--out", str(out), "--quiet") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rqvae-ids embed: error:") and message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_parser_does_not_import_heavy_libraries():
+    code = (
+        "import sys, argparse\n"
+        "from rqvae_ids.commands import embed\n"
+        "embed.register(argparse.ArgumentParser().add_subparsers())\n"
+        "print(sorted(m for m in ('torch', 'pandas', 'sentence_transformers', 'pyarrow') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"

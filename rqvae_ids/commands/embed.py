@@ -1,0 +1,52 @@
+"""`rqvae-ids embed`: catalog -> embeddings.parquet (rqvae_ids.embed.embed_catalog)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    from ..catalog import add_catalog_args  # light: argparse only, no pandas/torch
+
+    p = subparsers.add_parser(
+        "embed",
+        help="embed item text with a sentence-transformers model (cached)",
+        description="Read a catalog, embed each item's text (the bundled all-MiniLM-L6-v2 by default) "
+        "and write embeddings.parquet, embed_report.json and embed_config.json into --out. "
+        "Texts already in the cache are not encoded again.",
+    )
+    add_catalog_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--model", default=None, metavar="PATH",
+                   help="local sentence-transformers model folder (default: bundled all-MiniLM-L6-v2)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="texts per forward pass (default 64)")
+    p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu or cuda[:N]")
+    p.add_argument("--cache", default=None, metavar="FILE",
+                   help="embedding cache Parquet file, shareable across outputs (default: DIR/embedding_cache.parquet)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..catalog import catalog_from_args
+    from ..config import from_dict
+    from ..embed import EmbedConfig, embed_catalog
+
+    # Validate the options and read the catalog before anything is written.
+    cfg = from_dict(
+        EmbedConfig,
+        {"model": args.model, "batch_size": args.batch_size, "device": args.device,
+         "cache": args.cache, "progress": False if args.quiet else None},
+        where="embed",
+    )
+    catalog = catalog_from_args(args)
+    report = embed_catalog(catalog, args.out, cfg)
+    out = Path(args.out)
+    print(f"embedded {report['items']} items ({report['encoded']} encoded, {report['cached']} from cache) "
+          f"with {report['model']} (dim {report['dim']}) in {report['seconds']:.1f}s")
+    print(f"  {out / 'embeddings.parquet'}")
+    print(f"  {out / 'embed_report.json'}")
+    print(f"  cache: {report['cache']}")
+    return 0
