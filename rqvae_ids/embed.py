@@ -242,7 +242,8 @@ def lookup_cache(path: Path, model_identity: str, keys: list[str]) -> tuple[np.n
         return np.zeros(len(keys), dtype=bool), None
     where = pc.index_in(pa.array(keys, pa.string()), value_set=table.column("key"))
     hit = pc.is_valid(where).to_numpy(zero_copy_only=False)
-    rows = table.column("embedding").combine_chunks().take(pc.drop_null(where))
+    # Take before combining: only the hit rows are copied, not the whole cache.
+    rows = table.column("embedding").take(pc.drop_null(where)).combine_chunks()
     dim = len(table.column("embedding")[0])
     vectors = np.empty((len(keys), dim), dtype=np.float32)
     vectors[hit] = rows.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
@@ -301,8 +302,10 @@ def embed_texts_cached(
         elif vectors.shape[1] != dim:
             raise UserError(f"{cache_path} holds {vectors.shape[1]}-d vectors for {spec.identity}; the model gives {dim}")
         flusher = _CacheFlusher(cache_path, spec.identity, keys)
-        _encode_rows(model, texts, miss_rows, vectors, cfg.batch_size, _show_progress(cfg), flusher)
-        flusher.flush(vectors)
+        try:
+            _encode_rows(model, texts, miss_rows, vectors, cfg.batch_size, _show_progress(cfg), flusher)
+        finally:
+            flusher.flush(vectors)  # on Ctrl-C too: finished batches are not encoded again
         _fill_duplicates(vectors, keys, hit, miss_rows)
     stats = {
         "encoded": int(miss_rows.size),
@@ -336,6 +339,8 @@ def _fill_duplicates(vectors: np.ndarray, keys: list[str], hit: np.ndarray, miss
 
 class _CacheFlusher:
     """Writes newly encoded vectors to the cache every CACHE_FLUSH_EVERY texts and at the end.
+
+    Periodic flushes bound the work a hard kill (OOM, SIGKILL) loses.
 
     keys[i] is the cache key of row i of the array being filled.
     """

@@ -103,24 +103,49 @@ def test_one_cache_shared_across_outputs(tmp_path, embedded):
     assert not (tmp_path / "a" / embed.CACHE_FILENAME).exists()
 
 
-def test_interrupted_run_keeps_flushed_batches(tmp_path, monkeypatch):
+def test_models_of_different_dimensions_share_one_cache_file(tmp_path):
+    cache = tmp_path / "cache.parquet"
+    small, large = np.ones((2, 3), np.float32), np.full((1, 5), 2.0, np.float32)
+    embed.append_cache(cache, "small", ["k1", "k2"], small)
+    embed.append_cache(cache, "large", ["k3"], large)
+    embed.append_cache(cache, "small", ["k2"], small[:1] * 3)  # a rewrite replaces the row
+    hit, vectors = embed.lookup_cache(cache, "small", ["k2", "k3", "k1"])
+    assert hit.tolist() == [True, False, True]
+    np.testing.assert_array_equal(vectors[[0, 2]], [[3, 3, 3], [1, 1, 1]])
+    hit, vectors = embed.lookup_cache(cache, "large", ["k3"])
+    assert hit.tolist() == [True] and vectors.shape == (1, 5)
+
+
+def test_unreadable_cache_is_a_user_error(tmp_path):
+    (tmp_path / embed.CACHE_FILENAME).write_bytes(b"not parquet")
+    with pytest.raises(UserError, match="cannot read embedding cache"):
+        run(tmp_path)
+    assert not (tmp_path / "embeddings.parquet").exists()
+
+
+def test_interrupted_run_keeps_finished_batches(tmp_path, monkeypatch):
     monkeypatch.setattr(embed, "CACHE_FLUSH_EVERY", 2)
+    flushed = []
+    real_append = embed.append_cache
+    monkeypatch.setattr(embed, "append_cache", lambda path, model, keys, vectors: (
+        flushed.append(len(keys)), real_append(path, model, keys, vectors)))
     real_encode_rows = embed._encode_rows
 
-    def encode_then_fail(model, texts, rows, out, batch_size, progress, on_batch=None):
+    def encode_then_interrupt(model, texts, rows, out, batch_size, progress, on_batch=None):
         batches = []
 
         def stop_after_two_batches(out_, batch_rows):
-            on_batch(out_, batch_rows)  # the cache flush under test
+            on_batch(out_, batch_rows)  # the cache flusher under test
             batches.append(batch_rows)
             if len(batches) == 2:
                 raise KeyboardInterrupt
 
         real_encode_rows(model, texts, rows, out, batch_size, progress, stop_after_two_batches)
 
-    monkeypatch.setattr(embed, "_encode_rows", encode_then_fail)
+    monkeypatch.setattr(embed, "_encode_rows", encode_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, cfg=EmbedConfig(batch_size=2, device="cpu", progress=False))
+    assert flushed == [2, 2, 0]  # every CACHE_FLUSH_EVERY texts, then the final (empty) flush
     assert not (tmp_path / "embeddings.parquet").exists()
     monkeypatch.setattr(embed, "_encode_rows", real_encode_rows)
     assert run(tmp_path)["encoded"] == 2
