@@ -134,6 +134,49 @@ def start_run(out: str | os.PathLike, kind: str, config: dict[str, Any] | None =
     return run_dir
 
 
+class Run:
+    """An open run: its folder and the reports of the stages finished so far (in order)."""
+
+    def __init__(self, out: Path, run_dir: Path):
+        self.out, self.dir = out, run_dir
+        self.reports: dict[str, Any] = {}
+
+    def record(self, stage: str, report: Any) -> Any:
+        """Keep `report` as stage `stage`'s result (written to run_report.json); returns it."""
+        self.reports[stage] = report
+        return report
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+
+@contextlib.contextmanager
+def open_run(
+    out: str | os.PathLike,
+    kind: str,
+    config: dict[str, Any] | None = None,
+    *,
+    wait: bool = False,
+    timeout_s: float | None = None,
+) -> Iterator[Run]:
+    """Lock `out`, create a run folder, yield it; publish it as `latest` only if the block succeeds.
+
+    On any exception the run is marked failed (status.json + FAILED), `latest`
+    is left as it was, and the exception propagates. The lock is held throughout.
+    """
+    out = Path(out)
+    with output_lock(out, wait=wait, timeout_s=timeout_s, owner=kind):
+        run = Run(out, start_run(out, kind, config))
+        try:
+            yield run
+        except BaseException as e:
+            mark_failed(run.dir, e, completed=list(run.reports))
+            raise
+        mark_succeeded(run.dir, {"run_id": run.id, "kind": kind, "stages": run.reports})
+        publish_latest(out, run.dir)
+
+
 def read_status(run_dir: str | os.PathLike) -> dict[str, Any]:
     p = Path(run_dir) / STATUS
     if not p.is_file():
@@ -148,11 +191,11 @@ def _update_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return status
 
 
-def mark_failed(run_dir: str | os.PathLike, error: BaseException, stage: str | None = None) -> None:
-    """Record the failure in `status.json` and drop a `FAILED` file holding the error."""
+def mark_failed(run_dir: str | os.PathLike, error: BaseException, completed: list[str] | None = None) -> None:
+    """Record the failure in `status.json` (with the stages that did finish) and a `FAILED` file."""
     run_dir = Path(run_dir)
     message = f"{type(error).__name__}: {error}"
-    _update_status(run_dir, status="failed", finished=_now(), error=message, failed_stage=stage)
+    _update_status(run_dir, status="failed", finished=_now(), error=message, completed_stages=completed or [])
     tb = "".join(traceback.format_exception(error))
     write_text_atomic(run_dir / FAILED, f"{message}\n\n{tb}")
 

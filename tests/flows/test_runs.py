@@ -28,9 +28,9 @@ def test_run_folder_lifecycle(tmp_path):
     assert runs.latest_run(out) == out / "runs" / first.name
 
     second = runs.start_run(out, "pipeline")
-    runs.mark_failed(second, RuntimeError("boom"), stage="train")
+    runs.mark_failed(second, RuntimeError("boom"), completed=["ingest"])
     status = runs.read_status(second)
-    assert status["status"] == "failed" and status["failed_stage"] == "train"
+    assert status["status"] == "failed" and status["completed_stages"] == ["ingest"]
     assert "boom" in (second / "FAILED").read_text()
     assert runs.latest_run(out).name == first.name  # untouched
     assert [r["status"] for r in runs.list_runs(out)] == ["succeeded", "failed"]
@@ -77,3 +77,21 @@ def test_lock_held_by_another_process(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_open_run_publishes_only_on_success(tmp_path):
+    out = tmp_path / "out"
+    with runs.open_run(out, "pipeline", {"a": 1}) as run:
+        run.record("ingest", {"items": 3})
+    assert runs.latest_run(out) == run.dir
+    assert runs.read_status(run.dir)["status"] == "succeeded"
+    with pytest.raises(ValueError):
+        with runs.open_run(out, "pipeline") as failed:
+            failed.record("ingest", {})
+            raise ValueError("stage exploded")
+    assert runs.latest_run(out) == run.dir
+    status = runs.read_status(failed.dir)
+    assert status["status"] == "failed" and status["completed_stages"] == ["ingest"]
+    assert "stage exploded" in status["error"]
+    with runs.output_lock(out):  # the lock was released after the failure
+        pass
