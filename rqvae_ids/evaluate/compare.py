@@ -203,7 +203,7 @@ def _write_parquet(comparison: pd.DataFrame, path: Path, config: dict, command: 
     for key in ("levels", "codebook_size", "seed", "epochs", "embedding_model", "n_items"):
         if key in config:
             value = config[key]
-            typ = pa.string() if isinstance(value, str) or value is None else pa.int64()
+            typ = pa.string() if key == "embedding_model" else pa.int64()
             cols[key] = pa.array([value] * len(comparison), typ)
     table = pa.table(cols)
     write_parquet_atomic(table, path, {"config": config, "command": command, "provenance": prov})
@@ -312,8 +312,8 @@ def run_comparison(
         raise UserError("every model failed: " + "; ".join(notes))
     extra = list(retriever_factory(model_ids, out_dir)) if retriever_factory and split is not None else []
     summary = evaluate_and_write(
-        out_dir, table.vectors, model_ids, cfg, retrievers=extra, categories=categories, split=split, command=command,
-        notes=notes, failed=failed, timings=timings, progress=progress, started_at=total,
+        out_dir, table.vectors, model_ids, cfg, retrievers=extra, categories=categories, split=split,
+        command=command, notes=notes, failed=failed, timings=timings, progress=progress, started_at=total,
         extra_config={"embedding_model": table.model, "n_items": len(table), "embeddings": str(embeddings)},
     )  # fmt: skip
     progress(f"done in {summary['timings']['total']:.1f}s: {out_dir / 'report.md'}")
