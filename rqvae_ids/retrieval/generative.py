@@ -1,0 +1,158 @@
+"""`GenerativeRetriever`: the sequence model behind the `Retriever` protocol, and
+`train_retriever`, the end-to-end library function of `rqvae-ids retrieve-train`.
+
+A retriever directory holds `model.safetensors` (best weights), `checkpoint.safetensors`
+(last epoch, for resume), `codes.npy` (the (N, T) ID tuples the model was trained
+on, catalog order), `config.json` and `train_report.json`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import atomic_path, provenance, write_json_atomic
+from .trainer import BEST, RetrievalConfig
+
+
+def sid_codes(ids) -> np.ndarray:
+    """SemanticIds -> (N, T) int64 tuples: level codes plus the suffix token when the IDs carry one."""
+    codes = np.asarray(ids.codes, dtype=np.int64)
+    if getattr(ids, "suffix_token", True):
+        codes = np.concatenate([codes, np.asarray(ids.suffix, dtype=np.int64)[:, None]], axis=1)
+    return codes
+
+
+class GenerativeRetriever:
+    """TIGER-style generative retrieval over semantic IDs.
+
+    codes: (N, T) int tuples in catalog order (`sid_codes(read_semantic_ids(path))`);
+    cfg: model/training knobs; out_dir: where checkpoints go (None = memory only);
+    exclude_history: drop the user's own history items from the ranking (the
+    harness policy; then `history_extra = 0` tells the harness not to ask for more).
+    """
+
+    history_extra = 0
+
+    def __init__(self, codes, cfg: RetrievalConfig | None = None, out_dir=None, name: str = "generative",
+                 exclude_history: bool = True, resume: bool = True, log=print):
+        from .trie import SidTrie
+
+        self.cfg = cfg or RetrievalConfig()
+        self.trie = SidTrie(codes)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.name, self.exclude_history, self.resume, self.log = name, exclude_history, resume, log
+        self.model, self.report = None, None
+        self.popular = np.arange(len(self.trie), dtype=np.int64)
+
+    def fit(self, train_sequences: Sequence[np.ndarray], valid=None, users=None) -> "GenerativeRetriever":
+        """Train (or resume) on Split.train; `valid` = (histories, targets) for early stopping."""
+        from .trainer import train
+
+        counts = np.bincount(np.concatenate([np.asarray(s, np.int64) for s in train_sequences] + [np.zeros(0, np.int64)]),
+                             minlength=len(self.trie))
+        self.popular = np.argsort(-counts, kind="stable")
+        self.model, self.report = train(self.trie.codes, train_sequences, valid, self.out_dir, self.cfg,
+                                        users=users, resume=self.resume, log=self.log)
+        if self.out_dir is not None:
+            with atomic_path(self.out_dir / "codes.npy") as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, self.trie.codes)
+            write_json_atomic(self.out_dir / "popular.json", self.popular[:1000].tolist())
+        return self
+
+    def recommend(self, histories: Sequence[np.ndarray], k: int, users=None) -> np.ndarray:
+        """Top-k catalog indices per history, best first: (U, k) int64, never a non-existent item."""
+        if self.model is None:
+            raise UserError("generative retriever: call fit() or load() first")
+        from .beam import beam_recommend
+        from .data import item_tokens
+
+        tokens = item_tokens(self.trie.codes, self.model.cfg)
+        beam = max(self.cfg.beam, k)
+        raw = beam_recommend(self.model, self.trie, tokens, histories, beam, beam, users,
+                             max_history=self.cfg.max_history)
+        if not self.exclude_history:
+            return raw[:, :k]
+        return filter_history(raw, histories, k, self.popular)
+
+    @classmethod
+    def load(cls, out_dir, device: str = "auto", **kw) -> "GenerativeRetriever":
+        """A trained retriever from its directory (weights, codes, config)."""
+        import json
+        from dataclasses import replace
+
+        from ..config import from_dict
+        from ..runtime import resolve_device
+        from .model import SeqModel
+        from .trainer import load_weights, model_config
+
+        out = Path(out_dir)
+        for f in (BEST, "codes.npy", "config.json"):
+            if not (out / f).is_file():
+                raise UserError(f"{out}: not a trained retriever ({f} missing)")
+        cfg = from_dict(RetrievalConfig, json.loads((out / "config.json").read_text())["retrieval"], where="config.json")
+        cfg = replace(cfg, device=device)
+        r = cls(np.load(out / "codes.npy"), cfg, out, **kw)
+        model = SeqModel(model_config(cfg, r.trie.depth, r.trie.width))
+        load_weights(model, out / BEST)
+        r.model = model.to(resolve_device(device)).eval()
+        if (out / "popular.json").is_file():
+            r.popular = np.asarray(json.loads((out / "popular.json").read_text()), dtype=np.int64)
+        return r
+
+
+def filter_history(raw: np.ndarray, histories, k: int, popular: np.ndarray) -> np.ndarray:
+    """Drop each row's history items from `raw` (U, beam), keep the first k; short rows are
+    filled from `popular` (most trained-on items first)."""
+    out = np.empty((len(raw), k), dtype=np.int64)
+    for i, (row, h) in enumerate(zip(raw, histories)):
+        seen = set(np.asarray(h).tolist())
+        keep = [int(x) for x in row if x >= 0 and x not in seen][:k]
+        if len(keep) < k:
+            have = seen | set(keep)
+            keep += [int(x) for x in popular if x not in have][: k - len(keep)]
+        out[i, : len(keep)] = keep
+        out[i, len(keep):] = -1
+    return out
+
+
+def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, resume: bool = True, log=print) -> dict:
+    """semantic_ids.parquet + interactions -> trained retriever in `out_dir` + test metrics.
+
+    Same leave-one-out split as the evaluation harness; early stopping on validation;
+    Recall/NDCG@5/10 on the test split with history items excluded (the harness policy).
+    Returns (and writes to out_dir/train_report.json) the report.
+    """
+    from ..config import to_dict
+    from ..evaluate.ranking import next_item_metrics
+    from ..evaluate.sequences import leave_one_out, load_interactions
+    from ..ids import read_semantic_ids
+
+    ids = read_semantic_ids(ids_path)
+    codes = sid_codes(ids)
+    users, seqs, order = load_interactions(interactions_path, list(ids.item_ids))
+    split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", {"retrieval": to_dict(cfg), "ids": os.fspath(ids_path),
+                                            "interactions": os.fspath(interactions_path), "provenance": provenance()})
+    r = GenerativeRetriever(codes, cfg, out, resume=resume, log=log)
+    user_arg = split.users if cfg.user_buckets else None
+    r.fit(split.train, (split.valid_histories, split.valid_targets), users=user_arg)
+    t0 = time.perf_counter()
+    rec = r.recommend(split.test_histories, 10, users=user_arg)
+    infer_s = time.perf_counter() - t0
+    test = next_item_metrics(rec, split.test_targets)
+    report = dict(r.report, test=test, test_users=len(split.users), infer_seconds=infer_s,
+                  infer_users_per_s=len(split.users) / infer_s, ids=os.fspath(ids_path),
+                  ids_kind=ids.metadata.get("kind"), provenance=provenance())
+    write_json_atomic(out / "train_report.json", report)
+    log("test " + " ".join(f"{k}={v:.4f}" for k, v in test.items())
+        + f" | train {report['train_seconds']:.0f}s, inference {report['infer_users_per_s']:.0f} users/s")
+    return report

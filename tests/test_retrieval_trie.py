@@ -1,0 +1,63 @@
+"""SidTrie: every path it allows ends on an existing ID, and it allows every ID."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rqvae_ids.errors import UserError
+from rqvae_ids.retrieval.trie import SidTrie
+
+
+@st.composite
+def code_sets(draw):
+    depth = draw(st.integers(1, 4))
+    width = draw(st.integers(1, 6))
+    tuples = draw(st.sets(st.tuples(*[st.integers(0, width - 1)] * depth), min_size=1, max_size=60))
+    order = draw(st.permutations(sorted(tuples)))
+    return np.array(order, dtype=np.int64).reshape(-1, depth)
+
+
+@settings(max_examples=40, deadline=None)
+@given(codes=code_sets(), seed=st.integers(0, 2**31 - 1))
+def test_random_walks_only_reach_existing_ids(codes, seed):
+    trie = SidTrie(codes)
+    ids = {tuple(c) for c in codes.tolist()}
+    rng = np.random.default_rng(seed)
+    for _ in range(20):  # a walk choosing uniformly among allowed values never dead-ends
+        node, path = 0, []
+        for _d in range(trie.depth):
+            allowed = np.flatnonzero(trie.allowed(np.array([node]))[0])
+            assert len(allowed) > 0
+            v = int(rng.choice(allowed))
+            path.append(v)
+            node = int(trie.step(np.array([node]), np.array([v]))[0])
+        assert tuple(path) in ids
+        assert node - trie.n_internal == trie.lookup(np.array([path]))[0]
+    # every ID is reachable and maps to its own row; allowed sets are exactly the ID prefixes
+    assert (trie.lookup(codes) == np.arange(len(codes))).all()
+    for d in range(trie.depth):
+        prefixes = {tuple(c[:d]) for c in codes.tolist()}
+        for pre in prefixes:
+            node = 0
+            for v in pre:
+                node = int(trie.step(np.array([node]), np.array([v]))[0])
+            want = {c[d] for c in codes.tolist() if tuple(c[:d]) == pre}
+            assert set(np.flatnonzero(trie.allowed(np.array([node]))[0]).tolist()) == want
+
+
+@settings(max_examples=30, deadline=None)
+@given(codes=code_sets(), probe=st.lists(st.integers(-1, 7), min_size=1, max_size=4))
+def test_lookup_rejects_non_ids(codes, probe):
+    trie = SidTrie(codes)
+    probe = (probe * 4)[: trie.depth]
+    got = trie.lookup(np.array([probe]))[0]
+    ids = {tuple(c): i for i, c in enumerate(codes.tolist())}
+    assert got == ids.get(tuple(probe), -1)
+
+
+def test_duplicate_ids_are_refused():
+    with pytest.raises(UserError, match="unique"):
+        SidTrie(np.array([[0, 1], [0, 1], [1, 0]]))
