@@ -55,6 +55,7 @@ def test_suffix_outputs_schema_and_metadata(setup, tmp_path):
     model_dir, emb = setup
     out = tmp_path / "ids"
     rep = assign_ids(model_dir, emb, out)
+    assert rep["encode_path"] == "model.encode_codes"  # not a torch model: the generic path
     assert sorted(p.name for p in out.iterdir()) == [
         "assign_report.json", "collision_report.json", "collisions.parquet", "semantic_ids.parquet", "tokens.txt"]
     schema = pq.read_schema(out / "semantic_ids.parquet")

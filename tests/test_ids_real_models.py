@@ -39,6 +39,7 @@ def test_real_model_ids_unique_and_match_encode_codes(real_setup, kind, resolve)
     rep = assign_ids(dirs[kind], emb, tmp / f"{kind}-{resolve}", resolve=resolve, chunk_size=97)
     ids = read_semantic_ids(tmp / f"{kind}-{resolve}" / "semantic_ids.parquet")
     assert len(set(ids.sids)) == 400 and rep["kind"] == kind
+    assert rep["encode_path"] == "residual_search"  # the fast path was verified and used
     model = models.load_model(dirs[kind])
     raw = model.encode_codes(x)
     if resolve == "suffix":

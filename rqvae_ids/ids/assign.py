@@ -106,10 +106,11 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         held, held_codes, held_suffix, stability = carried.held, carried.codes, carried.suffix, carried.report
     codes = np.empty((len(table), L), dtype=np.int64)
     todo = np.arange(len(table)) if held is None else np.flatnonzero(~held)
+    encode_info: dict[str, Any] = {"path": None}
     if todo.size == len(table):
-        codes[:] = encode_codes_chunked(model, table.vectors, chunk_size)
+        codes[:] = encode_codes_chunked(model, table.vectors, chunk_size, encode_info)
     elif todo.size:
-        codes[todo] = encode_codes_chunked(model, table.vectors[todo], chunk_size)
+        codes[todo] = encode_codes_chunked(model, table.vectors[todo], chunk_size, encode_info)
     if held is not None:
         codes[held] = held_codes[held]
     timings["encode_s"] = time.perf_counter() - t0
@@ -150,6 +151,7 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         "codebook_size": K,
         "resolve": resolve,
         "id_length": L + 1 if resolve == "suffix" else L,
+        "encode_path": encode_info["path"],
         "collisions": raw_report,
         "resolution": {**resolved.report, "duplicates_after": 0},
         "stability": stability,

@@ -20,8 +20,14 @@ import numpy as np
 DEFAULT_CHUNK_SIZE = 32768
 
 
-def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
-    """Codes of every row of `vectors` (N, d) float32 -> (N, L) int64, `chunk_size` rows at a time."""
+def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                         info: dict | None = None) -> np.ndarray:
+    """Codes of every row of `vectors` (N, d) float32 -> (N, L) int64, `chunk_size` rows at a time.
+
+    Uses `ResidualSearch` (the torch-side latent + a lean nearest-codeword search) when the
+    model offers it and it reproduces `model.encode_codes` on a sample; otherwise the
+    model's own `encode_codes`. `info["path"]` (if given) records which one ran.
+    """
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     n = vectors.shape[0]
@@ -30,10 +36,83 @@ def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFA
         # embeddings read from Parquet are read-only views; the encoder only reads them,
         # and copying each chunk would cost memory bandwidth for nothing
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        encode = ResidualSearch.verified(model, vectors[:VERIFY_ROWS]) or (
+            lambda block: _to_numpy(model.encode_codes(block)))
         for start in range(0, n, chunk_size):
             block = np.ascontiguousarray(vectors[start:start + chunk_size], dtype=np.float32)
-            codes[start:start + len(block)] = _to_numpy(model.encode_codes(block))
+            codes[start:start + len(block)] = encode(block)
+    if info is not None:
+        info["path"] = "residual_search" if isinstance(encode, ResidualSearch) else "model.encode_codes"
     return codes
+
+
+VERIFY_ROWS = 2048  # rows on which the fast path must reproduce model.encode_codes exactly
+
+
+class ResidualSearch:
+    """Codes straight from the model's torch latent: z = model.latent(x)[0], then per level
+    the nearest codeword of the residual (faiss exact L2, k=1) and r -= codeword. This is
+    the contract's definition of the codes. faiss fuses distance and argmin (~5x faster
+    than torch's addmm + argmin on a busy 2-core CPU), and the torch latent skips the
+    numpy round trips of the generic path. Equal to `model.encode_codes` up to float
+    near-ties between two codewords (checked on a sample before use).
+
+    __call__(block (B, d) float32) -> (B, L) int64.
+    """
+
+    def __init__(self, model: Any):
+        import faiss
+        import torch
+
+        self.torch, self.model = torch, model
+        self.books = [np.ascontiguousarray(_to_numpy(b), dtype=np.float32) for b in model.codebooks()]
+        self.index = []
+        for book in self.books:
+            index = faiss.IndexFlatL2(book.shape[1])
+            index.add(book)
+            self.index.append(index)
+
+    @classmethod
+    def verified(cls, model: Any, sample: np.ndarray) -> "ResidualSearch | None":
+        """The fast path if `model` is a torch Tokenizer and agrees with encode_codes on `sample`."""
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return None
+        if not (isinstance(model, torch.nn.Module) and callable(getattr(model, "latent", None))):
+            return None
+        if model.training or _device(model).type != "cpu":
+            return None
+        block = np.ascontiguousarray(sample, dtype=np.float32)
+        try:
+            fast = cls(model)
+            ok = np.array_equal(fast(block), _to_numpy(model.encode_codes(block)))
+        except Exception:  # an unexpected model: fall back to the generic path
+            return None
+        return fast if ok else None
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            z = self.model.latent(torch.from_numpy(block))[0].float()
+        r = np.array(z.numpy(), dtype=np.float32, order="C")  # writable: the residual is updated in place
+        out = np.empty((len(block), len(self.books)), dtype=np.int64)
+        for l, (book, index) in enumerate(zip(self.books, self.index)):
+            _, nearest = index.search(r, 1)
+            out[:, l] = nearest[:, 0]
+            if l + 1 < len(self.books):
+                r -= book[out[:, l]]
+        return out
+
+
+def _device(model: Any):
+    for t in model.buffers():
+        return t.device
+    for t in model.parameters():
+        return t.device
+    import torch
+
+    return torch.device("cpu")
 
 
 def _to_numpy(a: Any) -> np.ndarray:
