@@ -46,10 +46,10 @@ def load_config(out: str, path: str | None = None, overrides: dict[str, Any] | N
 
 @task(name="read config of latest run", cache_policy=NO_CACHE)
 def latest_config(out: str, path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """The config file if given, else the resolved config the `latest` run was made with."""
-    if path is not None or overrides:
+    """The config file if given, else the resolved config the `latest` run was made with (+ overrides)."""
+    if path is not None:
         return load_config.fn(out, path, overrides)
-    return pipeline_config.run_config(runs.require_latest(out))
+    return pipeline_config.run_config(runs.require_latest(out), overrides)
 
 
 @task(name="find latest run", **IO)

@@ -127,9 +127,18 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """The validated PipelineConfig of `path` (None: all defaults), with `overrides` (dotted keys) applied."""
-    data = read_config_file(path) if path is not None else {}
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> PipelineConfig:
+    """The validated PipelineConfig of `path` (None: `base`, else all defaults), with `overrides` applied.
+
+    overrides: dotted keys, e.g. {"train.epochs": 5, "train.model.codebook_size": 64}.
+    """
+    import copy
+
+    data = read_config_file(path) if path is not None else copy.deepcopy(base or {})
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")
@@ -154,9 +163,9 @@ def with_embed_cache(cfg: PipelineConfig, cache_path: str | os.PathLike) -> Pipe
     return replace(cfg, embed=replace(cfg.embed, cache=os.fspath(cache_path)))
 
 
-def run_config(run_dir: str | os.PathLike) -> PipelineConfig:
-    """The resolved config a run folder was made with (its config.json)."""
+def run_config(run_dir: str | os.PathLike, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """The resolved config a run folder was made with (its config.json), with `overrides` applied."""
     p = Path(run_dir) / "config.json"
     if not p.is_file():
         raise UserError(f"{run_dir} has no config.json: not a pipeline run folder")
-    return config_from_dict(json.loads(p.read_text()).get("config"))
+    return load_config(None, overrides, base=json.loads(p.read_text()).get("config"))

@@ -51,3 +51,49 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def flows_tmp(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("flows")
+
+
+TINY_CONFIG = """\
+# tiny, fast settings for the flow tests
+embed: {device: cpu, batch_size: 64}
+train:
+  epochs: 20
+  batch_size: 64
+  device: cpu
+  seed: 0
+  model: {levels: 3, codebook_size: 16, latent_dim: 16, hidden: [64, 32]}
+evaluate: {neighbour_queries: 100, seed: 0}
+"""
+
+
+@pytest.fixture(scope="session")
+def small_shop(flows_tmp):
+    """A 300-item catalog, its interactions and a tiny config file."""
+    import catalog_data
+
+    rows = catalog_data.items(300, seed=1)
+    data = flows_tmp / "shop"
+    catalog = catalog_data.write_items(data / "items.csv", rows)
+    interactions = catalog_data.write_interactions(data / "interactions.csv", rows, users=120)
+    config = data / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    return {"rows": rows, "catalog": catalog, "interactions": interactions, "config": config}
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(small_shop, flows_tmp, prefect_harness):
+    """One `rqvae-ids run` through the flow on the small shop (shared by several tests)."""
+    import contextlib
+    import io
+    import time
+
+    from rqvae_ids.cli import main
+
+    out = flows_tmp / "out"
+    stdout = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["run", "--catalog", str(small_shop["catalog"]), "--interactions", str(small_shop["interactions"]),
+                     "--out", str(out), "--config", str(small_shop["config"])])  # fmt: skip
+    assert code == 0, stdout.getvalue()
+    return {"out": out, "stdout": stdout.getvalue(), "seconds": time.perf_counter() - start, **small_shop}

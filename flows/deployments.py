@@ -1,0 +1,64 @@
+"""Serve the scheduled jobs: `refresh-ids` (daily) and `retrain` (weekly).
+
+    build_deployments(catalog, out, refresh_cron="0 3 * * *", retrain_cron="0 4 * * 0")
+    serve_deployments(deployments)      # blocks; runs each scheduled flow run in a subprocess
+
+Schedules only fire against a running Prefect server (`prefect server start`,
+with PREFECT_API_URL pointing at it); a temporary API accepts `serve` and never
+runs anything. `rqvae-ids serve` refuses to start without a configured API URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.refresh import refresh_ids
+from flows.retrain import retrain
+
+
+def build_deployments(
+    catalog: str,
+    out: str,
+    *,
+    interactions: str | None = None,
+    config: str | None = None,
+    refresh_cron: str | None = "0 3 * * *",
+    retrain_cron: str | None = "0 4 * * 0",
+    refresh_every: float | None = None,
+    retrain_every: float | None = None,
+    timezone: str | None = None,
+) -> list[Any]:
+    """RunnerDeployments for refresh and retrain with their schedules and bound parameters.
+
+    *_every (seconds) is an interval schedule used instead of the cron (demos, tests).
+    A job with neither cron nor interval is deployed without a schedule (run on demand).
+    """
+    parameters = {"catalog": catalog, "out": out, "interactions": interactions, "config": config}
+    deployments = []
+    for flow_, name, cron, every, what in (
+        (refresh_ids, "refresh-daily", refresh_cron, refresh_every, "re-embed new/edited items, keep unchanged IDs"),
+        (retrain, "retrain-weekly", retrain_cron, retrain_every, "retrain the tokenizer, write id_mapping.parquet"),
+    ):
+        schedule: dict[str, Any] = {}
+        if every is not None:
+            schedule["interval"] = every
+        elif cron:
+            schedule["cron"] = cron
+        deployments.append(
+            flow_.to_deployment(
+                name=name,
+                parameters=parameters,
+                description=f"{what}; catalog {catalog} -> {out}",
+                tags=["rqvae-ids"],
+                **schedule,
+                **({"timezone": timezone} if timezone and "cron" in schedule else {}),
+            )
+        )
+    return deployments
+
+
+def serve_deployments(deployments: list[Any], limit: int | None = None) -> None:
+    """Serve until interrupted (Ctrl-C); flow runs execute as subprocesses of this process."""
+    from prefect import serve
+
+    serve(*deployments, limit=limit)

@@ -1,0 +1,57 @@
+"""`semantic_ids_pipeline`: catalog -> embeddings -> tokenizer -> semantic IDs -> evaluation.
+
+One run writes `OUT/runs/<run-id>/` under the output folder's lock and, only if
+every stage succeeded, repoints `OUT/latest` at it (see rqvae_ids/pipeline/runs.py).
+A failed run keeps its folder, marked failed (status.json + FAILED), and the
+previous `latest`. The embedding cache in `OUT/cache/` is shared by all runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows import tasks
+from rqvae_ids.config import to_dict
+from rqvae_ids.pipeline import runs
+
+
+@flow(name="semantic-ids-pipeline", log_prints=False)
+def semantic_ids_pipeline(
+    catalog: str,
+    out: str,
+    interactions: str | None = None,
+    config: str | None = None,
+    model: str | None = None,
+    wait: bool | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> str:
+    """Build semantic IDs for `catalog` into a new run of `out`; returns the run folder.
+
+    interactions: user-item log for next-item retrieval metrics (optional).
+    config: pipeline config file (YAML/TOML); overrides: dotted keys, e.g. {"train.epochs": 5}.
+    model: a trained model folder to reuse instead of training.
+    wait: wait for a concurrent run on `out` to finish instead of failing (default: config run.wait_for_lock).
+    """
+    cfg = tasks.load_config(out, config, overrides)
+    wait = cfg.run.wait_for_lock if wait is None else wait
+    with runs.open_run(out, "pipeline", to_dict(cfg), wait=wait, timeout_s=cfg.run.lock_timeout_s) as run:
+        run_dir = str(run.dir)
+        items = run.record("ingest", tasks.ingest(catalog, run_dir, cfg.catalog))["path"]
+        if cfg.dask.enabled:
+            from flows.embed_sharded import sharded_flow
+
+            embed_report = sharded_flow(cfg.dask)(items, run_dir, cfg.embed, cfg.dask.shard_size)
+        else:
+            embed_report = tasks.embed(items, run_dir, cfg.embed)
+        embeddings = run.record("embed", embed_report)["path"]
+        if model is None:
+            model_dir = run.record("train", tasks.train(embeddings, run_dir, cfg.train))["path"]
+        else:
+            model_dir = run.record("model", tasks.copy_model(model, run_dir))["path"]
+        run.record("assign", tasks.assign(model_dir, embeddings, run_dir, cfg.ids))
+        if cfg.evaluate.enabled:
+            run.record("evaluate", tasks.evaluate(run_dir, cfg.evaluate, interactions))
+    tasks.publish_artifacts(run_dir, "Semantic IDs pipeline", "semantic-ids")
+    return run_dir

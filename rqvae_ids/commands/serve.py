@@ -1,0 +1,78 @@
+"""`rqvae-ids serve`: serve the daily refresh and weekly retrain deployments on a Prefect server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+EPILOG = """\
+schedules need a running Prefect server (a temporary API never fires them):
+
+  terminal 1:  prefect server start --host 127.0.0.1          # UI at http://127.0.0.1:4200
+  terminal 2:  export PREFECT_API_URL=http://127.0.0.1:4200/api
+               rqvae-ids serve --catalog items.csv --out out/shop
+
+the output folder needs one successful run first (rqvae-ids run ... --out out/shop):
+refresh reuses its frozen model and carries its IDs over. Trigger a run now with
+  prefect deployment run 'refresh-ids/refresh-daily'
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the scheduled refresh (daily) and retrain (weekly) jobs on a Prefect server",
+        description="Serve two Prefect deployments until interrupted: 'refresh-ids/refresh-daily' "
+        "(embed new or edited items, assign with the frozen model of OUT/latest, keep every unchanged "
+        "item's ID) and 'retrain/retrain-weekly' (retrain, assign, write id_mapping.parquet). Each "
+        "scheduled run writes a new OUT/runs/<run-id>/ and moves OUT/latest when it succeeds.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--catalog", required=True, metavar="PATH", help="catalog re-read by every run")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder with at least one successful run")
+    p.add_argument("--interactions", metavar="PATH", help="interaction log for next-item metrics")
+    p.add_argument("--config", metavar="FILE", help="config file (default: the config of the latest run)")
+    p.add_argument("--refresh-cron", default="0 3 * * *", metavar="CRON",
+                   help='refresh schedule (default "0 3 * * *": daily 03:00); "" for on demand only')
+    p.add_argument("--retrain-cron", default="0 4 * * 0", metavar="CRON",
+                   help='retrain schedule (default "0 4 * * 0": Sundays 04:00); "" for on demand only')
+    p.add_argument("--refresh-every", type=float, metavar="SECONDS",
+                   help="refresh on an interval instead of the cron (demos and tests)")
+    p.add_argument("--retrain-every", type=float, metavar="SECONDS", help="retrain on an interval instead of the cron")
+    p.add_argument("--timezone", metavar="TZ", help="time zone of the cron schedules, e.g. Europe/Berlin (default UTC)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+    from ..io import require_file
+    from ..pipeline.runs import require_latest
+    from .run import prefect_env
+
+    require_file(args.catalog, "catalog")
+    require_latest(args.out)
+    prefect_env()
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise UserError(
+            "no Prefect server configured: schedules only fire against a running server. Start one with "
+            "`prefect server start --host 127.0.0.1` and `export PREFECT_API_URL=http://127.0.0.1:4200/api`"
+        )
+    from flows.deployments import build_deployments, serve_deployments
+
+    deployments = build_deployments(
+        os.path.abspath(args.catalog),
+        os.path.abspath(args.out),
+        interactions=os.path.abspath(args.interactions) if args.interactions else None,
+        config=os.path.abspath(args.config) if args.config else None,
+        refresh_cron=args.refresh_cron or None,
+        retrain_cron=args.retrain_cron or None,
+        refresh_every=args.refresh_every,
+        retrain_every=args.retrain_every,
+        timezone=args.timezone,
+    )
+    print(f"serving {', '.join(d.name for d in deployments)} against {PREFECT_API_URL.value()} (Ctrl-C to stop)", flush=True)
+    serve_deployments(deployments)
+    return 0
