@@ -48,6 +48,7 @@ class GenerativeRetriever:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.name, self.exclude_history, self.resume, self.log = name, exclude_history, resume, log
         self.model, self.report = None, None
+        self.extra_config: dict = {}  # saved in config.json beside the weights (e.g. input paths)
         self.popular = np.arange(len(self.trie), dtype=np.int64)
 
     def fit(self, train_sequences: Sequence[np.ndarray], valid=None, users=None) -> "GenerativeRetriever":
@@ -60,6 +61,10 @@ class GenerativeRetriever:
         self.model, self.report = train(self.trie.codes, train_sequences, valid, self.out_dir, self.cfg,
                                         users=users, resume=self.resume, log=self.log)
         if self.out_dir is not None:
+            from ..config import to_dict
+
+            write_json_atomic(self.out_dir / "config.json",
+                              {"retrieval": to_dict(self.cfg), **self.extra_config, "provenance": provenance()})
             with atomic_path(self.out_dir / "codes.npy") as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, self.trie.codes)
@@ -129,7 +134,6 @@ def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, 
     Recall/NDCG@5/10 on the test split with history items excluded (the harness policy).
     Returns (and writes to out_dir/train_report.json) the report.
     """
-    from ..config import to_dict
     from ..evaluate.ranking import next_item_metrics
     from ..evaluate.sequences import leave_one_out, load_interactions
     from ..ids import read_semantic_ids
@@ -139,10 +143,8 @@ def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, 
     users, seqs, order = load_interactions(interactions_path, list(ids.item_ids))
     split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", {"retrieval": to_dict(cfg), "ids": os.fspath(ids_path),
-                                            "interactions": os.fspath(interactions_path), "provenance": provenance()})
     r = GenerativeRetriever(codes, cfg, out, resume=resume, log=log)
+    r.extra_config = {"ids": os.fspath(ids_path), "interactions": os.fspath(interactions_path)}
     user_arg = split.users if cfg.user_buckets else None
     r.fit(split.train, (split.valid_histories, split.valid_targets), users=user_arg)
     t0 = time.perf_counter()
