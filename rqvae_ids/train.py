@@ -1,0 +1,291 @@
+"""The one training loop for every tokenizer kind (nanoGPT-style: read it top to bottom).
+
+train_model(embeddings_path, out_dir, cfg) -> report dict. Writes into out_dir:
+model.safetensors + config.json (the Tokenizer, see models/base.py), optimizer.pt
+(optimizer + RNG state for --resume, loaded with torch.load(weights_only=True)),
+train_state.json, metrics.parquet (one row per epoch) and train_report.json.
+
+Codebook init: before the first step the trained levels are fitted by residual k-means
+on the encoder outputs of a sample of `init_sample` items (all of a 12k catalog), not
+one batch: one batch of 1024 spread over 256 codes leaves ~4 points per code, so many
+codes start on outliers and die. With `ae_warmup_epochs` > 0 the autoencoder first trains
+on reconstruction alone and the codebooks are fitted to the warmed-up latents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .config import check, from_dict, to_dict
+from .errors import UserError
+from .io import sha256_file, write_json_atomic, write_parquet_atomic
+from .models.base import ModelConfig
+
+OPTIMIZER, STATE, METRICS, REPORT = "optimizer.pt", "train_state.json", "metrics.parquet", "train_report.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 100
+    batch_size: int = 1024
+    optimizer: Literal["adamw", "adagrad"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    min_lr_ratio: float = 0.1  # cosine decay from lr to lr * min_lr_ratio over the epochs
+    grad_clip: float = 1.0  # 0 disables
+    val_fraction: float = 0.05  # held-out items for early stopping
+    patience: int = 0  # stop after this many epochs without a better val loss (0: never)
+    init_sample: int = 20000  # items whose encoder outputs seed the codebooks by k-means
+    ae_warmup_epochs: int = 0  # reconstruction-only epochs before the codebooks are fitted
+    kl_warmup_epochs: int = 10  # VAE: KL weight rises linearly to model.kl_weight
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(0.0 <= self.val_fraction < 0.5, f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+        check(self.patience >= 0 and self.init_sample >= 1, "patience must be >= 0, init_sample >= 1")
+        check(0 <= self.ae_warmup_epochs <= max(self.epochs, 0), "ae_warmup_epochs must be in [0, epochs]")
+
+
+def get_lr(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """Cosine decay from cfg.lr to cfg.lr * min_lr_ratio (pure function of the step)."""
+    if total_steps <= 1:
+        return cfg.lr
+    t = min(step / (total_steps - 1), 1.0)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def code_stats(codes: np.ndarray, k: int) -> dict[str, Any]:
+    """Utilisation / perplexity per level and the colliding share of full tuples."""
+    from .metrics import colliding_share, perplexity, utilisation
+
+    return {"utilisation": utilisation(codes, k), "perplexity": perplexity(codes, k),
+            "collision_rate": colliding_share(codes)}
+
+
+def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume: bool = False,
+                progress: bool = True) -> dict[str, Any]:
+    """Train cfg.model.kind on the embeddings file; see the module docstring for outputs."""
+    import torch
+
+    from .models import build_model, load_model
+    from .models.base import read_config
+    from .runtime import resolve_device, seed_everything
+    from .tables import check_finite, read_embeddings
+
+    cfg = cfg or TrainConfig()
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    # -- inputs: validate everything before writing anything -------------------------------
+    table = read_embeddings(embeddings_path)
+    check_finite(table.vectors, f"embeddings file {embeddings_path}")
+    x_all = np.array(table.vectors, dtype=np.float32, order="C")  # writable copy for torch
+    n = len(x_all)
+    if n < 2:
+        raise UserError(f"need at least 2 items to train, got {n}")
+    data_sha = sha256_file(embeddings_path)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, input_dim=table.dim))
+    device = resolve_device(cfg.device)
+    if resume and not (out / STATE).is_file():
+        raise UserError(f"--resume: no checkpoint in {out} ({STATE} missing)")
+
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model)
+    cfg = dataclasses.replace(cfg, model=model.cfg)  # rqkmeans pins latent_dim
+    meta = {"embedding_model": table.model, "embedding_dim": table.dim, "data_sha256": data_sha,
+            "train": to_dict(cfg), "items": n}
+    model.meta = meta
+    x = torch.from_numpy(x_all).to(device)
+    rng = np.random.default_rng(cfg.seed)
+    perm = rng.permutation(n)
+    n_val = int(round(n * cfg.val_fraction)) if n >= 20 else 0
+    val_idx, train_idx = torch.from_numpy(perm[:n_val]).to(device), torch.from_numpy(perm[n_val:]).to(device)
+    k = cfg.model.codebook_size
+
+    def finish(history: list[dict], epochs_run: int, step: int) -> dict[str, Any]:
+        model.fit_codebooks_(x, seed=cfg.seed)  # untrained levels: residual k-means on latents
+        codes = model.encode_codes(x_all)
+        report = {"kind": model.kind, "levels": model.levels, "codebook_size": k, "items": n,
+                  **code_stats(codes, k), "seconds": round(time.perf_counter() - t0, 3),
+                  "epochs": epochs_run, "steps": step, "reseeded": model.quantizer.reseeded(),
+                  "final_val_loss": history[-1]["val_loss"] if history else None, "device": device}
+        model.save(out)
+        write_metrics(out / METRICS, history, meta)
+        write_json_atomic(out / REPORT, report)
+        return report
+
+    if not model.neural:  # rqkmeans: no gradient steps
+        return finish([], 0, 0)
+
+    # -- optimizer, resume -------------------------------------------------------------------
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adagrad":
+        opt = torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)  # batch order
+    state = {"epoch": 0, "step": 0, "best_val": None, "bad_epochs": 0, "history": [], "codebooks_fitted": False}
+    if resume:
+        saved = read_config(out)
+        if saved.get("data_sha256") != data_sha:
+            raise UserError(f"--resume: {out} was trained on other data (sha256 differs from {embeddings_path})")
+        if saved.get("model") != to_dict(model.cfg):
+            raise UserError(f"--resume: model config in {out} differs from the requested one")
+        model = load_model(out).to(device)
+        model.meta = meta
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = type(opt)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        try:
+            ck = torch.load(out / OPTIMIZER, weights_only=True, map_location="cpu")
+            opt.load_state_dict(ck["optimizer"])
+            state = json.loads((out / STATE).read_text())
+            gen.set_state(ck["gen_rng"])
+            torch.set_rng_state(ck["torch_rng"])
+        except Exception as e:  # corrupt/truncated file, wrong keys, unpicklable content
+            raise UserError(f"--resume: corrupt checkpoint in {out}: {type(e).__name__}: {e}") from None
+    model.to(device)
+
+    def save_checkpoint() -> None:
+        model.save(out)
+        from .io import atomic_path
+        with atomic_path(out / OPTIMIZER) as tmp:
+            torch.save({"optimizer": opt.state_dict(), "gen_rng": gen.get_state(),
+                        "torch_rng": torch.get_rng_state()}, tmp)
+        write_json_atomic(out / STATE, state)
+
+    @torch.no_grad()
+    def evaluate(epoch: int) -> tuple[float, np.ndarray | None]:
+        """Val loss (full model, eval mode) and codes of the trained levels on all items."""
+        model.eval()
+        vl = float(model(x[val_idx], kl_weight=cfg.model.kl_weight).loss) if n_val else float("nan")
+        codes = None
+        if model.trained_levels and state["codebooks_fitted"]:
+            z = model.latent(x)[0]
+            codes = model.quantizer.encode(z)[:, : model.trained_levels].cpu().numpy()
+        model.train()
+        return vl, codes
+
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
+    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    kl_steps = max(cfg.kl_warmup_epochs * steps_per_epoch, 1)
+    sample = torch.from_numpy(rng.permutation(n)[: cfg.init_sample]).to(device)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"train {model.kind}", unit="epoch")
+
+    # -- the loop ------------------------------------------------------------------------------
+    model.train()
+    epoch, step = state["epoch"], state["step"]
+    while epoch < cfg.epochs:
+        if not state["codebooks_fitted"] and epoch >= cfg.ae_warmup_epochs:
+            model.init_codebooks_(x[sample], seed=cfg.seed)
+            state["codebooks_fitted"] = True
+        use_levels = model.trained_levels if state["codebooks_fitted"] else 0
+        reseeded0 = model.quantizer.reseeded()
+        sums: dict[str, float] = {}
+        batch_order = train_idx[torch.randperm(len(train_idx), generator=gen).to(device)]
+        for s in range(0, len(batch_order), cfg.batch_size):
+            xb = x[batch_order[s: s + cfg.batch_size]]
+            lr = get_lr(step, total_steps, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            kl_w = cfg.model.kl_weight * min(1.0, (step + 1) / kl_steps)
+            with amp:
+                out_ = model(xb, kl_weight=kl_w) if use_levels else _ae_forward(model, xb, kl_w)
+            loss = out_.loss
+            if not torch.isfinite(loss):
+                raise UserError(f"training diverged: non-finite loss ({float(loss)}) at epoch {epoch + 1}, "
+                                f"step {step + 1}; last good checkpoint left in {out}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            step += 1
+            for name, v in {"loss": loss, **out_.parts}.items():
+                sums[name] = sums.get(name, 0.0) + float(v.detach()) * len(xb)
+        epoch += 1
+        val, codes = evaluate(epoch)
+        row = {"epoch": epoch, "step": step, "lr": lr, "val_loss": val,
+               **{f"train_{k_}": v / len(train_idx) for k_, v in sums.items()},
+               "seconds": time.perf_counter() - t0}
+        row["reseeded"] = int(sum(model.quantizer.reseeded()) - sum(reseeded0))
+        if codes is not None:
+            st = code_stats(codes, k)
+            for l, (u, p) in enumerate(zip(st["utilisation"], st["perplexity"])):
+                row[f"utilisation_l{l}"], row[f"perplexity_l{l}"] = u, p
+            row["collision_rate"] = st["collision_rate"] if codes.shape[1] == model.levels else float("nan")
+        state["history"].append(row)
+        improved = state["best_val"] is None or not n_val or val < state["best_val"]
+        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        if improved:
+            state["best_val"] = val
+        state["epoch"], state["step"] = epoch, step
+        if improved or epoch == cfg.epochs:
+            save_checkpoint()
+        if bar is not None:
+            bar.update(1)
+            post = {"loss": f"{row['train_loss']:.4f}"}
+            if codes is not None:
+                post["util"] = "/".join(f"{u:.2f}" for u in st["utilisation"])
+            bar.set_postfix(post)
+        if cfg.patience and state["bad_epochs"] >= cfg.patience:
+            break
+    if bar is not None:
+        bar.close()
+    if cfg.patience and n_val and (out / "model.safetensors").is_file() and state["bad_epochs"]:
+        best = load_model(out).to(device)  # early stopping: the best checkpoint wins
+        model.load_state_dict(best.state_dict())
+    if not state["codebooks_fitted"]:
+        model.init_codebooks_(x[sample], seed=cfg.seed)
+    return finish(state["history"], epoch, step)
+
+
+def _ae_forward(model, xb, kl_w):
+    """Forward without quantization (AE warm-up): reconstruction (+ KL) only."""
+    from .models.base import ModelOutput
+
+    z, kl = model.latent(xb)
+    recon = model.decoder(z)
+    parts = {"recon": model.recon_loss(recon, xb)}
+    loss = parts["recon"]
+    if kl is not None:
+        parts["kl"] = kl
+        loss = loss + kl_w * kl
+    return ModelOutput(recon, None, loss, parts)
+
+
+def write_metrics(path: Path, history: list[dict], meta: dict) -> None:
+    """metrics.parquet: one row per epoch; columns absent in some rows are null."""
+    import pyarrow as pa
+
+    cols: list[str] = []
+    for row in history:
+        cols += [c for c in row if c not in cols]
+    arrays = {c: [row.get(c) for row in history] for c in cols}
+    table = pa.table(arrays) if cols else pa.table({"epoch": pa.array([], pa.int64())})
+    write_parquet_atomic(table, path, {"kind": meta.get("train", {}).get("model", {}).get("kind"),
+                                       "data_sha256": meta.get("data_sha256")})
+
+
+def config_from_args(**overrides) -> TrainConfig:
+    """TrainConfig from flat overrides (model keys go to the nested ModelConfig)."""
+    model_keys = set(ModelConfig.__dataclass_fields__)
+    model = {k: v for k, v in overrides.items() if k in model_keys and v is not None}
+    train = {k: v for k, v in overrides.items() if k not in model_keys and v is not None}
+    return from_dict(TrainConfig, {**train, "model": model})
