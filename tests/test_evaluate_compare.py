@@ -125,3 +125,9 @@ def test_end_to_end_tiny_catalog(tmp_path):
     m = summary["metrics"]
     assert m["rqkmeans"]["neighbour_recall@10"] > 3 * m["random"]["neighbour_recall@10"]
     assert (tmp_path / "out" / "loss_curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    # A rerun into the same folder reuses the trained model instead of training again.
+    again = run_comparison(catalog, tmp_path / "out", CompareConfig(models=("rqkmeans",), levels=3, codebook_size=16,
+                           epochs=1, neighbour_queries=100, tune_users=100), interactions=tmp_path / "inter.csv",
+                           embeddings=tmp_path / "emb.parquet", progress=lambda m: None)  # fmt: skip
+    assert any("Reused" in n for n in again["notes"])
+    assert again["metrics"]["rqkmeans"] == pytest.approx(m["rqkmeans"])

@@ -11,6 +11,7 @@ code path (tests use synthetic codes; the flows can reuse it).
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pyarrow as pa
 
 from ..config import check, to_dict
 from ..errors import UserError
-from ..io import provenance, write_json_atomic, write_parquet_atomic, write_text_atomic
+from ..io import provenance, sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
 from . import harness, plots, quality
 from .neighbours import neighbour_recall
 from .random_ids import random_codes
@@ -228,8 +229,16 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
     # TrainConfig/ModelConfig defaults (saved in each model's config.json).
     train_cfg = config_from_args(kind=kind, levels=cfg.levels, codebook_size=cfg.codebook_size,
                                  seed=cfg.seed, epochs=cfg.epochs)  # fmt: skip
-    train_model(embeddings_path, model_dir, train_cfg, progress=False)
-    assign_ids(model_dir, embeddings_path, ids_dir, resolve="suffix")
+    # Reruns into the same --out reuse a model trained with the same config on the same data.
+    key = {"train": to_dict(train_cfg), "embeddings_sha256": sha256_file(embeddings_path)}
+    marker = ids_dir / "compare_key.json"
+    if _read_json(marker) == json.loads(json.dumps(key)) and (ids_dir / "semantic_ids.parquet").is_file():
+        info = {"reused": str(model_dir)}
+    else:
+        train_model(embeddings_path, model_dir, train_cfg, progress=False)
+        assign_ids(model_dir, embeddings_path, ids_dir, resolve="suffix")
+        write_json_atomic(marker, key)
+        info = {}
     sids = read_semantic_ids(ids_dir / "semantic_ids.parquet")
     table = read_embeddings(embeddings_path)
     pos = pd.Index(list(sids.item_ids)).get_indexer(list(table.item_ids))
@@ -240,7 +249,14 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
     model = load_model(model_dir)
     recon = np.asarray(model.decode_codes(codes), dtype=np.float32)
     losses = pd.read_parquet(model_dir / "metrics.parquet") if (model_dir / "metrics.parquet").is_file() else None
-    return ModelIds(kind, codes, suffix, recon, losses, seconds=time.perf_counter() - start)
+    return ModelIds(kind, codes, suffix, recon, losses, seconds=time.perf_counter() - start, info=info)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def run_comparison(
@@ -310,6 +326,9 @@ def run_comparison(
             failed.append(kind)
     if not model_ids:
         raise UserError("every model failed: " + "; ".join(notes))
+    reused = [m.name for m in model_ids if m.info.get("reused")]
+    if reused:
+        notes.append(f"Reused from an earlier run into this --out (same train config and embeddings): {', '.join(reused)}.")
     extra = list(retriever_factory(model_ids, out_dir)) if retriever_factory and split is not None else []
     summary = evaluate_and_write(
         out_dir, table.vectors, model_ids, cfg, retrievers=extra, categories=categories, split=split,
