@@ -5,8 +5,9 @@
 Workload: N synthetic L2-normalised float32 vectors (dim from the checkpoint, 384 by
 default), seeded; isotropic, or with --like FILE rows of FILE plus noise (then a model
 trained on FILE sees in-distribution vectors). In one process, in this order:
-  assign    rqvae_ids.ids.encode_codes_chunked(model, x): the chunked assignment of
-            (N, L) codes with the checkpoint's own encoder + residual quantizer
+  assign    rqvae_ids.ids.encode.encode_chunked(model, x): the chunked assignment of
+            (N, L) codes (+ distance to the reconstruction) with the checkpoint's encoder
+            and codebooks
   bare      a plain PyTorch forward of nn.Sequential 384 -> 512 -> 256 -> 128 -> 32
             (ReLU), same items, same chunk size, inference mode: the physical floor
   (assign and bare alternate for --rounds rounds; the best round of each is reported)
@@ -99,7 +100,7 @@ def main() -> int:
     from torch import nn
 
     from rqvae_ids.ids.assign import assign_table, checkpoint_sha256, write_assignment
-    from rqvae_ids.ids.encode import DEFAULT_CHUNK_SIZE, encode_codes_chunked
+    from rqvae_ids.ids.encode import DEFAULT_CHUNK_SIZE, encode_chunked
     from rqvae_ids.models import load_model
     from rqvae_ids.tables import EmbeddingTable
 
@@ -126,7 +127,7 @@ def main() -> int:
                 bare(torch.from_numpy(x[s:s + chunk]))
 
     # warm-up both paths on one chunk (thread pools, allocator)
-    encode_codes_chunked(model, x[:chunk], chunk)
+    encode_chunked(model, x[:chunk], chunk)
     with torch.inference_mode():
         bare(torch.from_numpy(x[:chunk]))
 
@@ -137,10 +138,11 @@ def main() -> int:
         rnd = {}
         with PeakRSS() as m:
             t = time.perf_counter()
-            codes = encode_codes_chunked(model, x, chunk, info := {})
+            enc = encode_chunked(model, x, chunk)
             rnd["assign_s"] = time.perf_counter() - t
         rnd["assign_mem_delta_gib"] = m.delta / GiB
-        del codes
+        path = enc.path
+        del enc
         with PeakRSS() as m:
             t = time.perf_counter()
             bare_forward()
@@ -151,7 +153,7 @@ def main() -> int:
         res[key] = min(r[key] for r in res["rounds"])
     for key in ("assign_mem_delta_gib", "bare_mem_delta_gib"):
         res[key] = max(r[key] for r in res["rounds"])
-    res["assign_path"] = info["path"]
+    res["assign_path"] = path
     if not args.skip_full:
         from rqvae_ids.errors import UserError
 

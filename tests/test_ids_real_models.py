@@ -58,3 +58,15 @@ def test_oracle_distance_is_distance_to_reconstruction(real_setup):
     z = model.encode_latent(x[idx])
     recon = sum(b[codes[idx, l]] for l, b in enumerate(model.codebooks()))
     np.testing.assert_allclose(oracle.distance(idx), np.linalg.norm(z - recon, axis=1), rtol=1e-4, atol=1e-5)
+
+
+def test_fast_path_distance_matches_oracle_and_chunking(real_setup):
+    _, _, x, dirs = real_setup
+    from rqvae_ids.ids.encode import encode_chunked
+
+    model = models.load_model(dirs["rqvae"])
+    a, b = encode_chunked(model, x, 400), encode_chunked(model, x, 61)
+    assert a.path == "residual_search" and np.array_equal(a.codes, b.codes)
+    np.testing.assert_allclose(a.distance, b.distance, rtol=1e-5, atol=1e-6)
+    oracle = LatentOracle(model, x, a.codes)  # no known distances: recomputed from the latent
+    np.testing.assert_allclose(a.distance, oracle.distance(np.arange(400)), rtol=1e-4, atol=1e-5)

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..io import provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
 from ..tables import EmbeddingTable, check_finite, read_embeddings
 from .collisions import collision_report, collisions_table
-from .encode import DEFAULT_CHUNK_SIZE, LatentOracle, encode_codes_chunked
+from .encode import DEFAULT_CHUNK_SIZE, LatentOracle, encode_chunked
 from .lookup import MAX_POSITIONS, format_sids
 from .resolve import Resolved, resolve_reassign, resolve_suffix
 from .stability import carry_over, check_previous
@@ -106,11 +106,13 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         held, held_codes, held_suffix, stability = carried.held, carried.codes, carried.suffix, carried.report
     codes = np.empty((len(table), L), dtype=np.int64)
     todo = np.arange(len(table)) if held is None else np.flatnonzero(~held)
-    encode_info: dict[str, Any] = {"path": None}
-    if todo.size == len(table):
-        codes[:] = encode_codes_chunked(model, table.vectors, chunk_size, encode_info)
-    elif todo.size:
-        codes[todo] = encode_codes_chunked(model, table.vectors[todo], chunk_size, encode_info)
+    distance = np.full(len(table), np.nan, dtype=np.float32)  # NaN: not known from the encoding pass
+    path = None
+    if todo.size:
+        enc = encode_chunked(model, table.vectors if todo.size == len(table) else table.vectors[todo], chunk_size)
+        codes[todo], path = enc.codes, enc.path
+        if enc.distance is not None:
+            distance[todo] = enc.distance
     if held is not None:
         codes[held] = held_codes[held]
     timings["encode_s"] = time.perf_counter() - t0
@@ -119,7 +121,7 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
     raw_report = collision_report(codes, K)
     timings["collisions_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    oracle = LatentOracle(model, table.vectors, codes, chunk_size)
+    oracle = LatentOracle(model, table.vectors, codes, chunk_size, distance)
     if resolve == "suffix":
         resolved = resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix)
         columns = [resolved.codes[:, l] for l in range(L)] + [resolved.suffix]
@@ -151,7 +153,7 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         "codebook_size": K,
         "resolve": resolve,
         "id_length": L + 1 if resolve == "suffix" else L,
-        "encode_path": encode_info["path"],
+        "encode_path": path,
         "collisions": raw_report,
         "resolution": {**resolved.report, "duplicates_after": 0},
         "stability": stability,

@@ -11,6 +11,7 @@ a (N, D) latent for the whole catalog.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,13 +21,23 @@ import numpy as np
 DEFAULT_CHUNK_SIZE = 32768
 
 
-def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                         info: dict | None = None) -> np.ndarray:
-    """Codes of every row of `vectors` (N, d) float32 -> (N, L) int64, `chunk_size` rows at a time.
+@dataclass
+class Encoded:
+    """codes (N, L) int64; distance (N,) float32 = ||z - sum of the tuple's codewords||, or
+    None when the generic path ran (then LatentOracle recomputes it for the items that
+    need it); path: "residual_search" or "model.encode_codes"."""
 
-    Uses `ResidualSearch` (the torch-side latent + a lean nearest-codeword search) when the
-    model offers it and it reproduces `model.encode_codes` on a sample; otherwise the
-    model's own `encode_codes`. `info["path"]` (if given) records which one ran.
+    codes: np.ndarray
+    distance: np.ndarray | None
+    path: str
+
+
+def encode_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Encoded:
+    """Codes of every row of `vectors` (N, d) float32, `chunk_size` rows at a time.
+
+    Uses `ResidualSearch` (the torch-side latent + faiss nearest-codeword search, which also
+    yields the distance to the reconstruction for free) when the model offers it and it
+    reproduces `model.encode_codes` on a sample; otherwise the model's own `encode_codes`.
     """
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
@@ -36,14 +47,21 @@ def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFA
         # embeddings read from Parquet are read-only views; the encoder only reads them,
         # and copying each chunk would cost memory bandwidth for nothing
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        encode = ResidualSearch.verified(model, vectors[:VERIFY_ROWS]) or (
-            lambda block: _to_numpy(model.encode_codes(block)))
+        fast = ResidualSearch.verified(model, vectors[:VERIFY_ROWS])
+        distance = np.empty(n, dtype=np.float32) if fast else None
         for start in range(0, n, chunk_size):
             block = np.ascontiguousarray(vectors[start:start + chunk_size], dtype=np.float32)
-            codes[start:start + len(block)] = encode(block)
-    if info is not None:
-        info["path"] = "residual_search" if isinstance(encode, ResidualSearch) else "model.encode_codes"
-    return codes
+            stop = start + len(block)
+            if fast:
+                codes[start:stop], distance[start:stop] = fast(block)
+            else:
+                codes[start:stop] = _to_numpy(model.encode_codes(block))
+    return Encoded(codes, distance, "residual_search" if fast else "model.encode_codes")
+
+
+def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
+    """(N, d) float32 -> (N, L) int64 codes, chunk by chunk (see `encode_chunked`)."""
+    return encode_chunked(model, vectors, chunk_size).codes
 
 
 VERIFY_ROWS = 2048  # rows on which the fast path must reproduce model.encode_codes exactly
@@ -57,7 +75,8 @@ class ResidualSearch:
     numpy round trips of the generic path. Equal to `model.encode_codes` up to float
     near-ties between two codewords (checked on a sample before use).
 
-    __call__(block (B, d) float32) -> (B, L) int64.
+    __call__(block (B, d) float32) -> (codes (B, L) int64, distance (B,) float32), the
+    distance being ||z - sum of the chosen codewords||.
     """
 
     def __init__(self, model: Any):
@@ -86,23 +105,27 @@ class ResidualSearch:
         block = np.ascontiguousarray(sample, dtype=np.float32)
         try:
             fast = cls(model)
-            ok = np.array_equal(fast(block), _to_numpy(model.encode_codes(block)))
+            ok = np.array_equal(fast(block)[0], _to_numpy(model.encode_codes(block)))
         except Exception:  # an unexpected model: fall back to the generic path
             return None
         return fast if ok else None
 
-    def __call__(self, block: np.ndarray) -> np.ndarray:
+    def latent(self, block: np.ndarray) -> np.ndarray:
+        """(B, d) float32 -> writable (B, D) float32 latent."""
         torch = self.torch
         with torch.inference_mode():
             z = self.model.latent(torch.from_numpy(block))[0].float()
-        r = np.array(z.numpy(), dtype=np.float32, order="C")  # writable: the residual is updated in place
+        return np.array(z.numpy(), dtype=np.float32, order="C")
+
+    def __call__(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = self.latent(block)
         out = np.empty((len(block), len(self.books)), dtype=np.int64)
         for l, (book, index) in enumerate(zip(self.books, self.index)):
             _, nearest = index.search(r, 1)
             out[:, l] = nearest[:, 0]
-            if l + 1 < len(self.books):
-                r -= book[out[:, l]]
-        return out
+            r -= book[out[:, l]]
+        # the exact norm of what is left (faiss' distances use the expanded, less exact form)
+        return out, np.sqrt(np.einsum("ij,ij->i", r, r))
 
 
 def _device(model: Any):
@@ -130,11 +153,13 @@ class LatentOracle:
     ||z - sum of all L codewords||, the distance to the tuple's reconstruction.
     """
 
-    def __init__(self, model: Any, vectors: np.ndarray, codes: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE):
+    def __init__(self, model: Any, vectors: np.ndarray, codes: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 distance: np.ndarray | None = None):
         self.model = model
         self.vectors = vectors
         self.codes = codes
         self.chunk_size = chunk_size
+        self.known_distance = distance  # (N,) float32 from the encoding pass (NaN: unknown), or None
         self.codebooks = [np.ascontiguousarray(_to_numpy(c), dtype=np.float32) for c in model.codebooks()]
         self.last_codebook = self.codebooks[-1]
 
@@ -155,6 +180,10 @@ class LatentOracle:
     def distance(self, idx: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
         """||z - reconstruction of the item's full tuple|| for items `idx`, (m,) float32."""
         idx = np.asarray(idx, dtype=np.int64)
+        if codes is None and self.known_distance is not None:
+            known = self.known_distance[idx]
+            if np.isfinite(known).all():
+                return known
         codes = self.codes[idx] if codes is None else codes
         r = self.residual_before_last(idx, codes)
         return np.linalg.norm(r - self.last_codebook[codes[:, -1]], axis=1).astype(np.float32)
