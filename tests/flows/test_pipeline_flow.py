@@ -135,3 +135,14 @@ def test_refresh_keeps_unchanged_ids_and_retrain_maps_them(pipeline_run, flows_t
     assert len(mapping) == 320 and set(mapping["item_id"]) == set(new)
     assert runs.latest_run(out) == retrained
     assert runs.read_status(retrained)["kind"] == "retrain"
+
+
+def test_compare_baselines_one_task_per_model(small_shop, flows_tmp, prefect_harness):
+    from flows.compare import compare_baselines
+
+    out = flows_tmp / "compare"
+    report = compare_baselines(str(small_shop["catalog"]), str(out), str(small_shop["interactions"]),
+                               models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]))  # fmt: skip
+    assert os.path.isfile(report)
+    comparison = pq.read_table(out / "comparison.parquet").to_pandas()
+    assert {"rqkmeans", "random", "popularity"} <= set(comparison["model"])
