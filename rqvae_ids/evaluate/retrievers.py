@@ -123,8 +123,9 @@ class SidPrefixRetriever:
     score(j) = sum_t decay^age(t) * w[prefix(j, h_t)] + tie-break, where age 0 is the
     most recent history item, prefix() the number of leading levels two items share
     and w[m] = sum_{l<m} base^l (so a deeper shared prefix always scores more when
-    base >= 1). Ties (e.g. items sharing no prefix with the history) are broken by
-    training popularity, then item index. decay and base are tuned on validation.
+    base > 0). Scores are rounded to 1e-6 (contributions below that are noise), then ties
+    (e.g. items sharing no prefix with the history) are broken by training popularity,
+    then item index. decay and base are tuned on validation.
 
     codes: (N, L) int code tuples in catalog order (the collision suffix is left out:
     two items sharing all L codes are siblings, which the score already rewards).
@@ -136,8 +137,8 @@ class SidPrefixRetriever:
         self,
         codes: np.ndarray,
         name: str = "sid-prefix",
-        decays=(0.5, 0.8, 1.0),
-        bases=(1.0, 4.0, 16.0),
+        decays=(0.3, 0.5, 0.8, 1.0),
+        bases=(0.25, 1.0, 4.0),
         tune_users: int = 3000,
         seed: int = 0,
         batch_size: int = 1024,
@@ -154,8 +155,8 @@ class SidPrefixRetriever:
             self.members.append(
                 sp.csr_matrix((np.ones(self.n_items), (inv, np.arange(self.n_items))), shape=(inv.max() + 1, self.n_items))
             )
-        if min(decays) < 0.45:
-            raise ValueError("decay < 0.45 would let the popularity tie-break outweigh a real score")
+        if min(decays) <= 0 or min(bases) <= 0:
+            raise ValueError("decays and bases must be > 0")
         self.decays, self.bases = tuple(decays), tuple(bases)
         self.tune_users, self.seed, self.batch_size = tune_users, seed, batch_size
         self.decay, self.base = self.decays[-1], self.bases[0]
@@ -164,7 +165,8 @@ class SidPrefixRetriever:
 
     def fit(self, train_sequences, valid=None) -> "SidPrefixRetriever":
         pop = _popularity(train_sequences, self.n_items)
-        # Rank-based tie-break in [0, 1e-7): below any real score (decay^19 >= 0.45^19 ~ 2.6e-7).
+        # Rank-based tie-break in [0, 1e-7): below the 1e-6 rounding step of real scores, and
+        # its steps (1e-7 / N) stay above float64 spacing for scores up to ~1e4.
         rank = np.empty(self.n_items)
         rank[np.lexsort((-np.arange(self.n_items), pop))] = np.arange(self.n_items)
         self.tiebreak = 1e-7 * rank / self.n_items
@@ -189,12 +191,15 @@ class SidPrefixRetriever:
         items = np.concatenate([np.asarray(h, np.int64) for h in histories]) if b else np.zeros(0, np.int64)
         ages = np.concatenate([np.arange(len(h) - 1, -1, -1) for h in histories]) if b else np.zeros(0)
         weights = self.decay ** ages.astype(np.float64)
-        out = np.tile(self.tiebreak, (b, 1))
+        out = np.zeros((b, self.n_items))
         for level in range(self.levels):
             # Sparse (B, G_l) recency mass per prefix group, spread onto the group's items.
             mass = sp.csr_matrix((weights, (rows, self.groups[level][items])), shape=(b, self.members[level].shape[0]))
             spread = (mass @ self.members[level]).tocoo()
             out[spread.row, spread.col] += (self.base**level) * spread.data
+        # Round so equal scores are exactly equal whatever the summation order, then break ties.
+        np.round(out, 6, out=out)
+        out += self.tiebreak[None, :]
         return out
 
     def recommend(self, histories, k: int) -> np.ndarray:
