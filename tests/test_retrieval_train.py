@@ -59,12 +59,20 @@ def test_resume_equals_an_uninterrupted_run(data, tmp_path):
     codes, split = data
     quiet = lambda *_: None  # noqa: E731
     full, _ = train(codes, split.train, None, tmp_path / "a", TINY, log=quiet)
-    train(codes, split.train, None, tmp_path / "b", replace(TINY, max_epochs=1), log=quiet)
+
+    def crash_after_epoch_1(line):
+        if str(line).startswith("epoch=1"):
+            raise KeyboardInterrupt  # killed right after the epoch-1 checkpoint was written
+
+    with pytest.raises(KeyboardInterrupt):
+        train(codes, split.train, None, tmp_path / "b", TINY, log=crash_after_epoch_1)
     assert (tmp_path / "b" / CHECKPOINT).is_file()
-    resumed, rep = train(codes, split.train, None, tmp_path / "b", TINY, log=quiet)
+    lines = []
+    resumed, rep = train(codes, split.train, None, tmp_path / "b", TINY, log=lines.append)
+    assert any("resumed" in str(x) for x in lines)
     assert rep["epochs"] == 2 and len(rep["history"]) == 2
     for (k, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
-        assert torch.allclose(a, b, atol=1e-6), k
+        assert torch.equal(a, b), k
 
 
 def test_retriever_meets_the_protocol(data, tmp_path):

@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="retriever directory to write")
     p.add_argument("--arch", choices=("decoder", "encdec"), default=None, help="decoder-only (default) or encoder-decoder")
     p.add_argument("--layers", type=int, default=None, help="layers per stack (default 2)")
-    p.add_argument("--d-model", type=int, default=None, help="width (default 128)")
+    p.add_argument("--d-model", type=int, default=None, help="width (default 64)")
     p.add_argument("--heads", type=int, default=None, help="attention heads (default 4)")
     p.add_argument("--dropout", type=float, default=None, help="dropout (default 0.1)")
     p.add_argument("--user-buckets", type=int, default=None, help="hashed user tokens, 0 = off (default)")
