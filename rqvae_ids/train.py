@@ -142,7 +142,11 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         saved = read_config(out)
         if saved.get("data_sha256") != data_sha:
             raise UserError(f"--resume: {out} was trained on other data (sha256 differs from {embeddings_path})")
-        if saved.get("model") != to_dict(model.cfg):
+        try:
+            same = from_dict(ModelConfig, saved.get("model")) == model.cfg
+        except UserError:
+            same = False
+        if not same:
             raise UserError(f"--resume: model config in {out} differs from the requested one")
         model = load_model(out).to(device)
         model.meta = meta
@@ -209,7 +213,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
                 out_ = model(xb, kl_weight=kl_w) if use_levels else _ae_forward(model, xb, kl_w)
             loss = out_.loss
             if not torch.isfinite(loss):
-                raise UserError(f"training diverged: non-finite loss ({float(loss)}) at epoch {epoch + 1}, "
+                raise UserError(f"training diverged: non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, "
                                 f"step {step + 1}; last good checkpoint left in {out}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -264,6 +268,10 @@ def _ae_forward(model, xb, kl_w):
     recon = model.decoder(z)
     parts = {"recon": model.recon_loss(recon, xb)}
     loss = parts["recon"]
+    if model.cfg.sim_weight > 0:
+        from .models.base import similarity_loss
+        parts["sim"] = similarity_loss(z, xb)
+        loss = loss + model.cfg.sim_weight * parts["sim"]
     if kl is not None:
         parts["kl"] = kl
         loss = loss + kl_w * kl

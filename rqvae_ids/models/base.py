@@ -54,6 +54,7 @@ class ModelConfig:
     kmeans_iters: int = 20
     grad: Literal["ste", "rotation"] = "ste"
     kl_weight: float = 1e-3  # VAE only: final weight of the KL term (reached by linear warm-up)
+    sim_weight: float = 0.0  # neighbour-preserving term: latent cosine similarities match the input's
 
     def __post_init__(self):
         check(self.levels >= 1, f"levels must be >= 1, got {self.levels}")
@@ -69,6 +70,13 @@ class ModelOutput(NamedTuple):
     codes: torch.Tensor | None  # (B, L') codes of the trained levels, None when none are trained
     loss: torch.Tensor  # scalar total loss
     parts: dict  # name -> scalar tensor (recon, quant, kl)
+
+
+def similarity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean squared gap between the batch's pairwise cosine similarities in latent z (B, D)
+    and in input x (B, d): keeps embedding-space neighbours near each other in the latent."""
+    zn, xn = F.normalize(z.float(), dim=-1), F.normalize(x.float(), dim=-1)
+    return (zn @ zn.t() - xn @ xn.t()).pow(2).mean()
 
 
 class Tokenizer(nn.Module):
@@ -98,6 +106,8 @@ class Tokenizer(nn.Module):
             cfg.levels, cfg.codebook_size, cfg.latent_dim, grad=cfg.grad, beta=cfg.beta, ema=cfg.ema,
             decay=cfg.decay, dead_code_steps=cfg.dead_code_steps, kmeans_iters=cfg.kmeans_iters,
         )
+        for vq in self.quantizer.layers[self.trained_levels:]:
+            vq.embed.requires_grad_(False)  # fitted by k-means after training, not by gradient
 
     # -- shape of the code budget ----------------------------------------------------------
     levels = property(lambda self: self.cfg.levels)
@@ -130,6 +140,8 @@ class Tokenizer(nn.Module):
         """x (B, d) float -> ModelOutput. kl_weight overrides cfg.kl_weight (warm-up)."""
         z, kl = self.latent(x)
         parts: dict[str, torch.Tensor] = {}
+        if self.cfg.sim_weight > 0:
+            parts["sim"] = similarity_loss(z, x)
         codes = None
         if self.trained_levels:
             q = self.quantizer(z, levels=self.trained_levels)
@@ -140,6 +152,8 @@ class Tokenizer(nn.Module):
         recon = self.decoder(z)
         parts["recon"] = self.recon_loss(recon, x)
         loss = parts["recon"] + self.cfg.quant_weight * parts.get("quant", 0.0)
+        if "sim" in parts:
+            loss = loss + self.cfg.sim_weight * parts["sim"]
         if kl is not None:
             parts["kl"] = kl
             loss = loss + (self.cfg.kl_weight if kl_weight is None else kl_weight) * kl
