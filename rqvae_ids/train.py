@@ -5,6 +5,10 @@ model.safetensors + config.json (the Tokenizer, see models/base.py), optimizer.p
 (optimizer + RNG state for --resume, loaded with torch.load(weights_only=True)),
 train_state.json, metrics.parquet (one row per epoch) and train_report.json.
 
+Early stopping (patience > 0) ends training after `patience` epochs without a lower
+held-out loss; the model is the one of the last epoch run (checkpoints every
+`checkpoint_every` epochs and at the end serve --resume).
+
 Codebook init: before the first step the trained levels are fitted by residual k-means
 on the encoder outputs of a sample of `init_sample` items (all of a 12k catalog), not
 one batch: one batch of 1024 spread over 256 codes leaves ~4 points per code, so many
@@ -27,7 +31,7 @@ import numpy as np
 
 from .config import check, from_dict, to_dict
 from .errors import UserError
-from .io import sha256_file, write_json_atomic, write_parquet_atomic
+from .io import provenance, sha256_file, write_json_atomic, write_parquet_atomic
 from .models.base import ModelConfig
 
 OPTIMIZER, STATE, METRICS, REPORT = "optimizer.pt", "train_state.json", "metrics.parquet", "train_report.json"
@@ -44,7 +48,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # cosine decay from lr to lr * min_lr_ratio over the epochs
     grad_clip: float = 1.0  # 0 disables
     val_fraction: float = 0.05  # held-out items for early stopping
-    patience: int = 0  # stop after this many epochs without a better val loss (0: never)
+    patience: int = 10  # stop after this many epochs without a better val loss (0: never)
+    checkpoint_every: int = 5  # epochs between checkpoints (the last epoch is always saved)
     init_sample: int = 20000  # items whose encoder outputs seed the codebooks by k-means
     ae_warmup_epochs: int = 0  # reconstruction-only epochs before the codebooks are fitted
     kl_warmup_epochs: int = 10  # VAE: KL weight rises linearly to model.kl_weight
@@ -57,6 +62,7 @@ class TrainConfig:
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0.0 <= self.val_fraction < 0.5, f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
         check(self.patience >= 0 and self.init_sample >= 1, "patience must be >= 0, init_sample >= 1")
+        check(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         check(0 <= self.ae_warmup_epochs <= max(self.epochs, 0), "ae_warmup_epochs must be in [0, epochs]")
 
 
@@ -106,7 +112,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     model = build_model(cfg.model)
     cfg = dataclasses.replace(cfg, model=model.cfg)  # rqkmeans pins latent_dim
     meta = {"embedding_model": table.model, "embedding_dim": table.dim, "data_sha256": data_sha,
-            "train": to_dict(cfg), "items": n}
+            "train": to_dict(cfg), "items": n, "provenance": provenance()}
     model.meta = meta
     x = torch.from_numpy(x_all).to(device)
     rng = np.random.default_rng(cfg.seed)
@@ -115,12 +121,14 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     val_idx, train_idx = torch.from_numpy(perm[:n_val]).to(device), torch.from_numpy(perm[n_val:]).to(device)
     k = cfg.model.codebook_size
 
-    def finish(history: list[dict], epochs_run: int, step: int) -> dict[str, Any]:
+    def finish(history: list[dict], epochs_run: int, step: int, kmeans_s: float = 0.0) -> dict[str, Any]:
+        tk = time.perf_counter()
         model.fit_codebooks_(x, seed=cfg.seed)  # untrained levels: residual k-means on latents
+        kmeans_s += time.perf_counter() - tk
         codes = model.encode_codes(x_all)
         report = {"kind": model.kind, "levels": model.levels, "codebook_size": k, "items": n,
                   **code_stats(codes, k), "seconds": round(time.perf_counter() - t0, 3),
-                  "epochs": epochs_run, "steps": step, "reseeded": model.quantizer.reseeded(),
+                  "epochs": epochs_run, "steps": step, "kmeans_seconds": round(kmeans_s, 3), "reseeded": model.quantizer.reseeded(),
                   "final_val_loss": history[-1]["val_loss"] if history else None, "device": device}
         model.save(out)
         write_metrics(out / METRICS, history, meta)
@@ -171,16 +179,14 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         write_json_atomic(out / STATE, state)
 
     @torch.no_grad()
-    def evaluate(epoch: int) -> tuple[float, np.ndarray | None]:
-        """Val loss (full model, eval mode) and codes of the trained levels on all items."""
+    def val_loss() -> float:
+        """Loss on the held-out items (eval mode: VAE mean, no codebook updates)."""
+        if not n_val:
+            return float("nan")
         model.eval()
-        vl = float(model(x[val_idx], kl_weight=cfg.model.kl_weight).loss) if n_val else float("nan")
-        codes = None
-        if model.trained_levels and state["codebooks_fitted"]:
-            z = model.latent(x)[0]
-            codes = model.quantizer.encode(z)[:, : model.trained_levels].cpu().numpy()
+        vl = float(model(x[val_idx], kl_weight=cfg.model.kl_weight).loss)
         model.train()
-        return vl, codes
+        return vl
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
     steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
@@ -197,11 +203,14 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     epoch, step = state["epoch"], state["step"]
     while epoch < cfg.epochs:
         if not state["codebooks_fitted"] and epoch >= cfg.ae_warmup_epochs:
+            tk = time.perf_counter()
             model.init_codebooks_(x[sample], seed=cfg.seed)
+            state["kmeans_seconds"] = state.get("kmeans_seconds", 0.0) + time.perf_counter() - tk
             state["codebooks_fitted"] = True
         use_levels = model.trained_levels if state["codebooks_fitted"] else 0
         reseeded0 = model.quantizer.reseeded()
         sums: dict[str, float] = {}
+        epoch_codes = []  # codes the training batches got: per-epoch health at no extra cost
         batch_order = train_idx[torch.randperm(len(train_idx), generator=gen).to(device)]
         for s in range(0, len(batch_order), cfg.batch_size):
             xb = x[batch_order[s: s + cfg.batch_size]]
@@ -221,10 +230,13 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             step += 1
+            if out_.codes is not None:
+                epoch_codes.append(out_.codes.detach())
             for name, v in {"loss": loss, **out_.parts}.items():
                 sums[name] = sums.get(name, 0.0) + float(v.detach()) * len(xb)
         epoch += 1
-        val, codes = evaluate(epoch)
+        val = val_loss()
+        codes = torch.cat(epoch_codes).cpu().numpy() if epoch_codes else None
         row = {"epoch": epoch, "step": step, "lr": lr, "val_loss": val,
                **{f"train_{k_}": v / len(train_idx) for k_, v in sums.items()},
                "seconds": time.perf_counter() - t0}
@@ -240,7 +252,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         if improved:
             state["best_val"] = val
         state["epoch"], state["step"] = epoch, step
-        if improved or epoch == cfg.epochs:
+        stop = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience
+        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or stop:
             save_checkpoint()
         if bar is not None:
             bar.update(1)
@@ -248,16 +261,13 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
             if codes is not None:
                 post["util"] = "/".join(f"{u:.2f}" for u in st["utilisation"])
             bar.set_postfix(post)
-        if cfg.patience and state["bad_epochs"] >= cfg.patience:
+        if stop:
             break
     if bar is not None:
         bar.close()
-    if cfg.patience and n_val and (out / "model.safetensors").is_file() and state["bad_epochs"]:
-        best = load_model(out).to(device)  # early stopping: the best checkpoint wins
-        model.load_state_dict(best.state_dict())
     if not state["codebooks_fitted"]:
         model.init_codebooks_(x[sample], seed=cfg.seed)
-    return finish(state["history"], epoch, step)
+    return finish(state["history"], epoch, step, state.get("kmeans_seconds", 0.0))
 
 
 def _ae_forward(model, xb, kl_w):

@@ -21,6 +21,7 @@ TINY = ModelConfig(levels=3, codebook_size=8, latent_dim=4, hidden=(32,))
 
 def cfg(kind="rqvae", **kw):
     kw.setdefault("epochs", 3)
+    kw.setdefault("checkpoint_every", 1)
     return TrainConfig(model=ModelConfig(**{**TINY.__dict__, "kind": kind}), batch_size=64, init_sample=500,
                        device="cpu", **kw)
 

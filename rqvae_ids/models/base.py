@@ -231,7 +231,7 @@ class Tokenizer(nn.Module):
             "data_sha256": self.meta.get("data_sha256"),
             "model": to_dict(self.cfg),
             "train": self.meta.get("train"),
-            "provenance": provenance(),
+            "provenance": self.meta.get("provenance") or provenance(),
         }
 
     def save(self, out_dir: str | Path) -> None:
