@@ -207,6 +207,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
             model.init_codebooks_(x[sample], seed=cfg.seed)
             state["kmeans_seconds"] = state.get("kmeans_seconds", 0.0) + time.perf_counter() - tk
             state["codebooks_fitted"] = True
+            # The loss gains its quantization terms from here: a new phase for early stopping.
+            state["best_val"], state["bad_epochs"] = None, 0
         use_levels = model.trained_levels if state["codebooks_fitted"] else 0
         reseeded0 = model.quantizer.reseeded()
         sums: dict[str, float] = {}

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import check, to_dict
-from ..io import atomic_path, provenance, write_json_atomic
+from ..io import provenance, write_bytes_atomic, write_json_atomic
 from ..quantizers import ResidualQuantizer
 from .mlp import MLP
 
@@ -236,13 +236,11 @@ class Tokenizer(nn.Module):
 
     def save(self, out_dir: str | Path) -> None:
         """Write model.safetensors and config.json atomically into out_dir."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(out / WEIGHTS) as tmp:
-            save_file(tensors, str(tmp), metadata={"kind": self.kind})
+        write_bytes_atomic(out / WEIGHTS, save(tensors, metadata={"kind": self.kind}))
         write_json_atomic(out / CONFIG, self.config_dict())
 
 
