@@ -111,6 +111,23 @@ def beam_recommend(
     return out
 
 
+def filter_history(raw: np.ndarray, histories, k: int, popular: np.ndarray) -> np.ndarray:
+    """Drop each row's history items from `raw` (U, beam), keep the first k; short rows are
+    filled from `popular` (most trained-on items first)."""
+    import numpy as np
+
+    out = np.empty((len(raw), k), dtype=np.int64)
+    for i, (row, h) in enumerate(zip(raw, histories)):
+        seen = set(np.asarray(h).tolist())
+        keep = [int(x) for x in row if x >= 0 and x not in seen][:k]
+        if len(keep) < k:
+            have = seen | set(keep)
+            keep += [int(x) for x in popular if x not in have][: k - len(keep)]
+        out[i, : len(keep)] = keep
+        out[i, len(keep):] = -1
+    return out
+
+
 def _null():
     import contextlib
 

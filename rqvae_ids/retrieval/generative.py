@@ -75,7 +75,7 @@ class GenerativeRetriever:
         """Top-k catalog indices per history, best first: (U, k) int64, never a non-existent item."""
         if self.model is None:
             raise UserError("generative retriever: call fit() or load() first")
-        from .beam import beam_recommend
+        from .beam import beam_recommend, filter_history
         from .data import item_tokens
 
         tokens = item_tokens(self.trie.codes, self.model.cfg)
@@ -110,21 +110,6 @@ class GenerativeRetriever:
         if (out / "popular.json").is_file():
             r.popular = np.asarray(json.loads((out / "popular.json").read_text()), dtype=np.int64)
         return r
-
-
-def filter_history(raw: np.ndarray, histories, k: int, popular: np.ndarray) -> np.ndarray:
-    """Drop each row's history items from `raw` (U, beam), keep the first k; short rows are
-    filled from `popular` (most trained-on items first)."""
-    out = np.empty((len(raw), k), dtype=np.int64)
-    for i, (row, h) in enumerate(zip(raw, histories)):
-        seen = set(np.asarray(h).tolist())
-        keep = [int(x) for x in row if x >= 0 and x not in seen][:k]
-        if len(keep) < k:
-            have = seen | set(keep)
-            keep += [int(x) for x in popular if x not in have][: k - len(keep)]
-        out[i, : len(keep)] = keep
-        out[i, len(keep):] = -1
-    return out
 
 
 def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, resume: bool = True, log=print) -> dict:

@@ -59,7 +59,8 @@ class ModelConfig:
 
 
 class Attention(nn.Module):
-    """Multi-head attention with an optional KV cache; `kv` given = cross-attention."""
+    """Multi-head attention; `source` given = cross-attention. Incremental decoding
+    (SeqModel._advance) reuses its projections with cached keys/values."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -72,15 +73,12 @@ class Attention(nn.Module):
         b, s, d = t.shape
         return t.view(b, s, self.n_head, d // self.n_head).transpose(1, 2)
 
-    def forward(self, x, mask, source=None, past=None):
-        """x (B,S,D); mask (B,1,S,P+S') bool, True = may attend; source (B,S',D) for
-        cross-attention (default: x itself); past = cached (k, v) (B,H,P,hd) or None.
-        Returns (y (B,S,D), (k, v) including the past)."""
+    def forward(self, x, mask, source=None):
+        """x (B,S,D); mask (B,1,S,S') bool, True = may attend; source (B,S',D) for
+        cross-attention (default: x itself). Returns (y (B,S,D), (k, v) (B,H,S',hd))."""
         src = x if source is None else source
         q = self._heads(self.q(x))
         k, v = (self._heads(t) for t in self.kv(src).chunk(2, dim=-1))
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         b, h, s, hd = y.shape

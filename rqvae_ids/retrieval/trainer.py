@@ -93,7 +93,7 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
 
     from ..evaluate.ranking import next_item_metrics
     from ..runtime import resolve_device, seed_everything
-    from .beam import beam_recommend
+    from .beam import beam_recommend, filter_history
     from .data import build_examples, decoder_batch, encdec_batch, item_tokens
     from .model import SeqModel
     from .trie import SidTrie
@@ -129,6 +129,7 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
             pick = np.sort(np.random.default_rng(cfg.seed).choice(len(vt), cfg.valid_users, replace=False))
         vh, vt = [vh[i] for i in pick], np.asarray(vt)[pick]
         vu = [users[i] for i in pick] if users is not None else None
+        popular = np.argsort(-np.bincount(np.concatenate(seqs), minlength=len(trie)), kind="stable")
     fingerprint = data_fingerprint(codes, seqs)
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "train_seconds": 0.0}
     out = Path(out_dir) if out_dir is not None else None
@@ -165,8 +166,8 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
                 log(f"  step {state['step']} loss {np.mean(losses[-50:]):.4f} ({time.perf_counter() - te:.0f}s into epoch)")
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_s": time.perf_counter() - te}
         if valid is not None:
-            rec = beam_recommend(model, trie, tokens, vh, 10, cfg.beam, vu, max_history=cfg.max_history, table=table)
-            m = next_item_metrics(rec, vt)
+            rec = beam_recommend(model, trie, tokens, vh, cfg.beam, cfg.beam, vu, max_history=cfg.max_history, table=table)
+            m = next_item_metrics(filter_history(rec, vh, 10, popular), vt)  # the harness's history policy
             row.update({f"valid_{k}": v for k, v in m.items()})
             score = m["next_ndcg@10"]
         else:
