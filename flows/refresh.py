@@ -32,10 +32,10 @@ def refresh_ids(
     config: defaults to the config the latest run was made with. wait: a scheduled
     job waits for a running job on the same folder rather than failing.
     """
-    previous = tasks.find_latest(out)
     cfg = tasks.latest_config(out, config, overrides)
     with runs.open_run(out, "refresh", to_dict(cfg), wait=wait, timeout_s=cfg.run.lock_timeout_s) as run:
         run_dir = str(run.dir)
+        previous = tasks.find_latest(out)  # under the lock: the run this one builds on
         items = run.record("ingest", tasks.ingest(catalog, run_dir, cfg.catalog))["path"]
         embeddings = run.record("embed", tasks.embed(items, run_dir, cfg.embed))["path"]
         model_dir = run.record("model", tasks.copy_model(f"{previous}/{MODEL}", run_dir))["path"]

@@ -29,10 +29,10 @@ def retrain(
 
     config: defaults to the config the latest run was made with.
     """
-    previous = tasks.find_latest(out)
     cfg = tasks.latest_config(out, config, overrides)
     with runs.open_run(out, "retrain", to_dict(cfg), wait=wait, timeout_s=cfg.run.lock_timeout_s) as run:
         run_dir = str(run.dir)
+        previous = tasks.find_latest(out)  # under the lock: the run this one builds on
         items = run.record("ingest", tasks.ingest(catalog, run_dir, cfg.catalog))["path"]
         embeddings = run.record("embed", tasks.embed(items, run_dir, cfg.embed))["path"]
         model_dir = run.record("train", tasks.train(embeddings, run_dir, cfg.train))["path"]

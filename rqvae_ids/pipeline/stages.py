@@ -174,7 +174,7 @@ def evaluate(
     _, _, categories = read_items(run_dir / ITEMS)
     categories = categories if any(categories) else None
     cfg = CompareConfig(
-        models=(name,) if name in ("rqvae", "vqvae", "vae", "ae", "rqkmeans") else ("rqvae",),
+        models=(name,),
         levels=model.levels,
         codebook_size=model.codebook_size,
         seed=opts.seed,
