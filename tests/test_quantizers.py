@@ -112,3 +112,17 @@ def test_kmeans_helpers():
     assert codes.shape == (50,) and (dist >= 0).all()
     books, codes = residual_kmeans(x, 2, 4)
     assert len(books) == 2 and codes.shape == (50, 2) and codes.max() < 4
+
+
+def test_distinct_last_level_separates_duplicates_keeps_prefix():
+    x, _ = blobs(n=64, d=4, k=4)
+    x = torch.cat([x, x[:10]])  # exact duplicates collide under greedy codes
+    rq = ResidualQuantizer(2, 16, 4)
+    rq.init_embed_(x)
+    greedy, distinct = rq.encode(x), rq.encode(x, distinct_last=True)
+    assert torch.equal(greedy[:, 0], distinct[:, 0])  # the prefix is untouched
+    assert torch.unique(greedy, dim=0).shape[0] < len(x)
+    # every prefix group of <= 16 items gets distinct last codes
+    for g in torch.unique(distinct[:, 0]):
+        rows = distinct[distinct[:, 0] == g]
+        assert torch.unique(rows[:, 1]).numel() == min(len(rows), 16)

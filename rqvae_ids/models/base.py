@@ -201,9 +201,17 @@ class Tokenizer(nn.Module):
         """(N, d) float32 -> (N, D) float32 latent (the VAE's mean)."""
         return self._batched(lambda t: self.latent(t.float())[0].float(), x).astype(np.float32)
 
-    def encode_codes(self, x: np.ndarray) -> np.ndarray:
-        """(N, d) float32 -> (N, L) int64 codes."""
-        out = self._batched(lambda t: self.quantizer.encode(self.latent(t.float())[0]), x)
+    def encode_codes(self, x: np.ndarray, distinct_last: bool = False) -> np.ndarray:
+        """(N, d) float32 -> (N, L) int64 codes (greedy: each item its nearest codes).
+
+        distinct_last=True: items that share their first L-1 codes get distinct last codes
+        (see ResidualQuantizer.encode); codes then depend on the whole input, not one row.
+        """
+        if distinct_last:
+            z = torch.from_numpy(np.ascontiguousarray(self.encode_latent(x))).to(self._device())
+            out = self.quantizer.encode(z, distinct_last=True).cpu().numpy()
+        else:
+            out = self._batched(lambda t: self.quantizer.encode(self.latent(t.float())[0]), x)
         return out.astype(np.int64).reshape(len(x), self.levels)
 
     def decode_codes(self, codes: np.ndarray) -> np.ndarray:

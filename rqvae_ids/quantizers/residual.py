@@ -59,13 +59,24 @@ class ResidualQuantizer(nn.Module):
             residual = residual - vq.decode(codes)
 
     @torch.no_grad()
-    def encode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, D) -> codes (B, L) int64, greedy residual assignment."""
+    def encode(self, z: torch.Tensor, distinct_last: bool = False) -> torch.Tensor:
+        """z (B, D) -> codes (B, L) int64, greedy residual assignment.
+
+        distinct_last: items of the batch that share their first L-1 codes get distinct
+        last-level codes where the prefix group allows (<= K items), chosen by a greedy
+        minimum-distance matching (LETTER-style balanced last level). The prefix, and so
+        the neighbourhood structure, is unchanged; codes then depend on the whole batch.
+        """
         residual, codes = z.float(), []
-        for vq in self.layers:
+        for vq in self.layers[:-1]:
             c, _ = vq.nearest(residual)
             residual = residual - vq.decode(c)
             codes.append(c)
+        last = self.layers[-1]
+        c, _ = last.nearest(residual)
+        if distinct_last and len(codes) > 0:
+            c = distinct_within_groups(torch.stack(codes, 1), residual, last.embed.float(), c)
+        codes.append(c)
         return torch.stack(codes, 1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
@@ -75,3 +86,26 @@ class ResidualQuantizer(nn.Module):
     def reseeded(self) -> list[int]:
         """Cumulative re-seeded codes per level."""
         return [int(vq.reseeded) for vq in self.layers]
+
+
+def distinct_within_groups(prefix: torch.Tensor, residual: torch.Tensor, embed: torch.Tensor,
+                           nearest: torch.Tensor) -> torch.Tensor:
+    """Last-level codes (B,) that differ within each group of equal prefix (B, L-1) rows.
+
+    Greedy matching per group: repeatedly give the closest remaining (item, code) pair
+    its code. Groups larger than K keep the nearest code for the items left over.
+    """
+    out = nearest.clone()
+    _, inverse, counts = torch.unique(prefix, dim=0, return_inverse=True, return_counts=True)
+    for g in torch.nonzero(counts > 1).flatten().tolist():
+        rows = torch.nonzero(inverse == g).flatten()
+        if torch.unique(nearest[rows]).numel() == rows.numel():
+            continue  # already distinct
+        d = torch.cdist(residual[rows], embed).pow(2)  # (m, K)
+        d_flat = d.clone()
+        for _ in range(min(len(rows), embed.shape[0])):
+            i, k = divmod(int(torch.argmin(d_flat)), d_flat.shape[1])
+            out[rows[i]] = k
+            d_flat[i, :] = float("inf")
+            d_flat[:, k] = float("inf")
+    return out
