@@ -28,6 +28,15 @@ def sid_codes(ids) -> np.ndarray:
     return codes
 
 
+def retriever_for(name: str, codes, suffix=None, cfg: RetrievalConfig | None = None, out_dir=None, **kw):
+    """Hook for `rqvae-ids compare --with-generative`: a retriever named `generative/<name>`
+    over one model's IDs. codes (N, L) level codes in catalog order; suffix (N,) or None."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if suffix is not None:
+        codes = np.concatenate([codes, np.asarray(suffix, dtype=np.int64)[:, None]], axis=1)
+    return GenerativeRetriever(codes, cfg, out_dir, name=f"generative/{name}", **kw)
+
+
 class GenerativeRetriever:
     """TIGER-style generative retrieval over semantic IDs.
 
