@@ -6,6 +6,23 @@ import argparse
 import shlex
 
 MODELS = "rqvae,vqvae,vae,ae,rqkmeans,random"
+# --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
+GENERATIVE_FIELDS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n_head",
+                     "epochs": "max_epochs", "patience": "patience", "batch_size": "batch_size", "lr": "lr",
+                     "beam": "beam", "max_minutes": "max_minutes", "device": "device"}  # fmt: skip
+GENERATIVE_FLAGS = [
+    ("arch", {"choices": ("decoder", "encdec"), "help": "decoder-only (default) or encoder-decoder"}),
+    ("layers", {"type": int, "help": "layers per stack (default 2)"}),
+    ("d-model", {"type": int, "help": "width (default 64)"}),
+    ("heads", {"type": int, "help": "attention heads (default 4)"}),
+    ("epochs", {"type": int, "help": "max epochs per retriever (default 20, early stopping)"}),
+    ("patience", {"type": int, "help": "epochs without a better valid NDCG@10 (default 3)"}),
+    ("batch-size", {"type": int, "help": "batch size (default 128)"}),
+    ("lr", {"type": float, "help": "peak learning rate (default 2e-3)"}),
+    ("beam", {"type": int, "help": "beam width, >= 10 (default 20)"}),
+    ("max-minutes", {"type": float, "help": "training time budget per retriever, 0 = none (default)"}),
+    ("device", {"help": "auto (default), cpu or cuda[:N]"}),
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Embed the catalog (cached), train every model with the same levels, codebook size, seed "
             "and epochs, assign resolved IDs, measure ID quality, neighbour recall and (with "
             "--interactions) next-item retrieval; write comparison.parquet, comparison.json, "
-            "report.md and PNG plots into --out."
+            "report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
+            "retriever is also trained on every model's IDs (same sequence model for all) and "
+            "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/."
         ),
     )
     p.add_argument("--interactions", default=None, help="user_id,item_id[,timestamp|position] file; "
@@ -32,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every model (default: train's)")
     p.add_argument("--neighbour-queries", type=int, default=2000, help="query items for neighbour recall")
     p.add_argument("--tune-users", type=int, default=3000, help="validation users for tuning retrievers")
+    p.add_argument("--with-generative", action="store_true",
+                   help="also train a generative retriever on every model's IDs (needs --interactions); "
+                        "rows generative/<model> with next_recall@5/10, next_ndcg@5/10")
+    g = p.add_argument_group("generative retriever (with --with-generative; defaults: retrieve-train's)")
+    for flag, kw in GENERATIVE_FLAGS:
+        metavar = {int: "N", float: "X"}.get(kw.get("type"), None if "choices" in kw else "DEVICE")
+        g.add_argument(f"--generative-{flag}", default=None, metavar=metavar, **kw)
     from ..catalog import add_catalog_args  # --catalog and its format/column options
 
     add_catalog_args(p)
@@ -54,6 +80,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def handler(args: argparse.Namespace) -> int:
     from ..config import from_dict
+    from ..errors import UserError
     from ..evaluate.compare import CompareConfig, run_comparison
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
@@ -63,6 +90,18 @@ def handler(args: argparse.Namespace) -> int:
          "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users},
         where="compare",
     )  # fmt: skip
+    generative = None
+    given = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
+             if getattr(args, f"generative_{flag}") is not None}  # fmt: skip
+    if given and not args.with_generative:
+        raise UserError("--generative-* options need --with-generative")
+    if args.with_generative:
+        if args.interactions is None:
+            raise UserError("--with-generative needs --interactions (the generative retriever learns from sequences)")
+        from ..retrieval.trainer import RetrievalConfig
+
+        generative = from_dict(RetrievalConfig, {**given, "seed": args.seed, "valid_users": args.tune_users},
+                               where="compare --generative-*")  # fmt: skip
     from ..catalog import catalog_from_args
 
     catalog = catalog_from_args(args)
@@ -73,7 +112,7 @@ def handler(args: argparse.Namespace) -> int:
         embed_cfg = EmbedConfig(model=args.embed_model)
     summary = run_comparison(
         catalog, args.out, cfg, interactions=args.interactions, embeddings=args.embeddings,
-        embed_cfg=embed_cfg, command=command_line(args),
+        embed_cfg=embed_cfg, command=command_line(args), generative=generative,
     )  # fmt: skip
     print(f"wrote {args.out}/report.md ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
     return 0

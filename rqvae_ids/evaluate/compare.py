@@ -102,7 +102,8 @@ def evaluate_and_write(
     (skips next-item metrics). failed: models that could not be built (rows of dashes).
     started_at: perf_counter() of the run start, for the total time.
     `retrievers`: extra fitted-or-not `Retriever`s evaluated as
-    models of their own (e.g. the generative retriever), named by their `name`.
+    models of their own (e.g. the generative retriever), named by their `name`; their
+    rows come after the ID models and only carry the next_* metrics.
     """
     out_dir = Path(out_dir)
     timings = dict(timings or {})
@@ -132,6 +133,7 @@ def evaluate_and_write(
         names = ", ".join(m.name for m in model_ids if m.recon is None)
         notes.append(f"recon_mse/recon_cosine skipped for {names}: no decoder.")
     baseline_names: list[str] = []
+    extra_names: list[str] = []  # rows of `retrievers`, after the ID models
     if split is None:
         notes.append("next_recall@k/next_ndcg@k skipped: no interactions given (--interactions).")
     else:
@@ -147,11 +149,11 @@ def evaluate_and_write(
             ("popularity", PopularityRetriever(n_items)),
             ("embedding-knn", EmbeddingKnnRetriever(vectors, tune_users=cfg.tune_users, seed=cfg.seed)),
         ]
-        candidates += [(r.name, r) for r in retrievers]
         candidates += [
             (m.name, SidPrefixRetriever(m.codes, name=f"sid-prefix[{m.name}]", tune_users=cfg.tune_users, seed=cfg.seed))
             for m in model_ids
         ]
+        candidates += [(r.name, r) for r in retrievers]  # last: the slow ones (generative)
         for name, retriever in candidates:
             progress(f"{name}: next-item retrieval ({getattr(retriever, 'name', name)})")
             metrics, seconds = harness.fit_and_evaluate(retriever, split)
@@ -159,9 +161,11 @@ def evaluate_and_write(
             timings[f"{name}: next-item ({getattr(retriever, 'name', name)})"] = seconds
             if getattr(retriever, "tuned", None):
                 details[getattr(retriever, "name", name)] = retriever.tuned
-            if name not in [m.name for m in model_ids]:
+            if name in [r.name for r in retrievers]:
+                extra_names.append(name)
+            elif name not in [m.name for m in model_ids]:
                 baseline_names.append(name)
-    order = baseline_names + [m.name for m in model_ids] + list(failed)
+    order = baseline_names + [m.name for m in model_ids] + extra_names + list(failed)
     comparison = pd.DataFrame(rows, columns=["model", "metric", "value"])
     config = {**to_dict(cfg), **(extra_config or {})}
     config["models"] = ",".join(cfg.models)
@@ -259,6 +263,76 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+# ---------------------------------------------------------------- generative rows
+
+
+class CompareGenerative:
+    """The generative retriever over one ID model's resolved IDs, as a comparison row.
+
+    Named `generative/<kind>`; trained (levels + collision-suffix token, the same
+    RetrievalConfig for every kind) by `fit` on the comparison's split, checkpoints in
+    `out_dir` (OUT/retrievers/<kind>/). A rerun into the same --out with the same
+    retrieval config, IDs and split reuses (or resumes) that retriever; anything else
+    starts it over. Meets the harness's `Retriever` protocol (history items are already
+    filtered by the retriever, so `history_extra = 0`).
+    """
+
+    history_extra = 0
+
+    def __init__(self, model: ModelIds, cfg: Any, out_dir: Path, progress: Callable[[str], None] = _progress,
+                 position: str = ""):
+        from ..retrieval.generative import retriever_for
+
+        self.kind, self.out_dir, self.progress, self.position = model.name, Path(out_dir), progress, position
+        self.name = f"generative/{model.name}"
+        self.inner = retriever_for(model.name, model.codes, model.suffix, cfg=cfg, out_dir=self.out_dir,
+                                   log=lambda msg: progress(f"{self.name}: {msg}"))  # fmt: skip
+        self.tuned: dict[str, Any] | None = None
+
+    def fit(self, train_sequences, valid=None) -> "CompareGenerative":
+        from ..retrieval.trainer import data_fingerprint
+
+        codes = self.inner.trie.codes
+        cfg = {k: v for k, v in to_dict(self.inner.cfg).items() if k != "device"}
+        key = {"retrieval": cfg, "data_sha256": data_fingerprint(codes, train_sequences)}
+        if valid is not None:
+            key["valid_sha256"] = data_fingerprint(codes, list(valid[0]) + [np.asarray(valid[1])])
+        key = json.loads(json.dumps(key))
+        marker = self.out_dir / "compare_key.json"
+        self.inner.resume = _read_json(marker) == key  # else: start over (other IDs, split or config)
+        how = "resuming/reusing" if self.inner.resume else "training"
+        self.progress(f"{self.name}{self.position}: {how} the generative retriever on {self.kind}'s IDs "
+                      f"({codes.shape[1]} tokens per item) -> {self.out_dir}")  # fmt: skip
+        write_json_atomic(marker, key)
+        self.inner.fit(train_sequences, valid)
+        rep = self.inner.report
+        self.tuned = {"epochs": rep["epochs"], "best_epoch": rep["best_epoch"],
+                      "best_valid_ndcg@10": rep["best_valid_ndcg@10"]}  # fmt: skip
+        return self
+
+    def recommend(self, histories, k: int) -> np.ndarray:
+        return self.inner.recommend(histories, k)
+
+
+def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cfg: Any,
+                          progress: Callable[[str], None] = _progress) -> list[CompareGenerative]:
+    """`retriever_factory` of --with-generative: one `CompareGenerative` per ID model,
+    checkpoints in out_dir/retrievers/<kind>/. cfg: a RetrievalConfig shared by all."""
+    n = len(model_ids)
+    return [CompareGenerative(m, cfg, Path(out_dir) / "retrievers" / m.name, progress, f" ({i}/{n})")
+            for i, m in enumerate(model_ids, 1)]  # fmt: skip
+
+
+def generative_note(cfg: Any) -> str:
+    """The report note explaining the `generative/<kind>` rows."""
+    return (
+        f"`generative/<model>` rows: the TIGER-style generative retriever (`--with-generative`; {cfg.arch}, "
+        f"n_layer {cfg.n_layer}, d_model {cfg.d_model}, <= {cfg.max_epochs} epochs with early stopping on validation "
+        f"NDCG@10, beam {cfg.beam}, seed {cfg.seed}) trained on that model's resolved IDs (levels + collision-suffix "
+        "token), the same sequence model for every ID model; next_* metrics only; checkpoints in retrievers/<model>/."
+    )
+
+
 def run_comparison(
     catalog: Any,
     out_dir: str | Path,
@@ -271,6 +345,7 @@ def run_comparison(
     command: str = "",
     progress: Callable[[str], None] = _progress,
     retriever_factory: Callable[[list[ModelIds], Path], Sequence[Any]] | None = None,
+    generative: Any = None,
 ) -> dict[str, Any]:
     """The whole comparison: catalog -> embeddings (cached) -> every model -> evaluation -> outputs.
 
@@ -279,12 +354,16 @@ def run_comparison(
     embeddings: an existing embeddings.parquet of this catalog to reuse instead of embedding
     (rows may be in any order; every row must be a catalog item). retriever_factory: called
     with (built ModelIds, out_dir) after the models are built (IDs are in out_dir/ids/<kind>/),
-    returns extra `Retriever`s evaluated as rows of their own (hook for --with-generative).
+    returns extra `Retriever`s evaluated as rows of their own. generative: a
+    `rqvae_ids.retrieval.RetrievalConfig` (--with-generative): adds a generative retriever
+    per ID model (`generative_retrievers`, rows `generative/<kind>`); needs interactions.
     Returns the summary dict.
     """
     from ..tables import read_embeddings
 
     out_dir = Path(out_dir)
+    if generative is not None and interactions is None:
+        raise UserError("--with-generative needs --interactions (the generative retriever learns from sequences)")
     timings: dict[str, float] = {}
     total = time.perf_counter()
     if not hasattr(catalog, "item_ids"):
@@ -330,10 +409,18 @@ def run_comparison(
     if reused:
         notes.append(f"Reused from an earlier run into this --out (same train config and embeddings): {', '.join(reused)}.")
     extra = list(retriever_factory(model_ids, out_dir)) if retriever_factory and split is not None else []
+    extra_config = {"embedding_model": table.model, "n_items": len(table), "embeddings": str(embeddings)}
+    if generative is not None:
+        from dataclasses import replace
+
+        generative = replace(generative, max_history=cfg.max_history)  # the split's history truncation
+        extra += generative_retrievers(model_ids, out_dir, generative, progress)
+        notes.append(generative_note(generative))
+        extra_config["generative"] = to_dict(generative)
     summary = evaluate_and_write(
         out_dir, table.vectors, model_ids, cfg, retrievers=extra, categories=categories, split=split,
         command=command, notes=notes, failed=failed, timings=timings, progress=progress, started_at=total,
-        extra_config={"embedding_model": table.model, "n_items": len(table), "embeddings": str(embeddings)},
+        extra_config=extra_config,
     )  # fmt: skip
     progress(f"done in {summary['timings']['total']:.1f}s: {out_dir / 'report.md'}")
     return summary
