@@ -199,6 +199,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"train {model.kind}", unit="epoch")
 
     # -- the loop ------------------------------------------------------------------------------
+    if not resume:
+        model.init_linear_(x[sample])  # pca_skip: start from the PCA autoencoder
     model.train()
     epoch, step = state["epoch"], state["step"]
     while epoch < cfg.epochs:

@@ -101,3 +101,14 @@ def test_bad_codes_rejected():
         model.decode_codes(np.zeros((2, 2), dtype=np.int64))
     with pytest.raises(ValueError):
         model.decode_codes(np.full((2, 3), 8))
+
+
+def test_pca_skip_starts_from_the_pca_autoencoder():
+    x = torch.from_numpy(data(n=200))
+    model = build_model(ModelConfig(kind="ae", pca_skip=True, **{**TINY, "latent_dim": 16}))
+    model.init_linear_(x)
+    # full-rank PCA through the linear paths, MLP branches at zero: exact reconstruction
+    with torch.no_grad():
+        z, _ = model.latent(x)
+        np.testing.assert_allclose(model.decoder(z).numpy(), x.numpy(), atol=1e-4)
+        assert abs(float(z.mean())) < 1e-4  # centred latent

@@ -157,3 +157,24 @@ def test_cli_train_and_bad_input(emb, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     rc = main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "y"), "--levels", "0"])
     assert rc == 2 and "levels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pca_skip,ema", [(True, True), (False, False)])
+def test_small_catalog_rqvae_does_not_collapse(pca_skip, ema, tmp_path):
+    """A few hundred unit-norm 384-d items, one step per epoch: with the defaults (PCA-initialised
+    linear path, EMA codebooks) the codes stay spread; the plain TIGER MLP with gradient codebooks
+    collapsed here (latents drift faster than codebooks follow) — kept as the contrast."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 384))[np.arange(400) % 40] + 0.8 * rng.standard_normal((400, 384))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    path = tmp_path / "small.parquet"
+    write_embeddings(path, [f"i{i}" for i in range(400)], ["h"] * 400, x, model="test-model")
+    model = ModelConfig(codebook_size=16, pca_skip=pca_skip, ema=ema, dead_code_steps=0)
+    train_model(path, tmp_path / "m", TrainConfig(model=model, epochs=10, patience=0, device="cpu"), progress=False)
+    codes = load_model(tmp_path / "m").encode_codes(x)
+    _, counts = np.unique(codes, axis=0, return_counts=True)
+    largest_tuple_share = counts.max() / len(x)
+    if pca_skip and ema:
+        assert largest_tuple_share < 0.05 and len(np.unique(codes[:, 0])) >= 12
+    else:
+        assert largest_tuple_share > 0.2  # the failure the defaults fix

@@ -29,7 +29,7 @@ from torch import nn
 from ..config import check, to_dict
 from ..io import provenance, write_bytes_atomic, write_json_atomic
 from ..quantizers import ResidualQuantizer
-from .mlp import MLP
+from .mlp import MLP, SkipMLP
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
@@ -48,12 +48,13 @@ class ModelConfig:
     recon: Literal["mse", "cosine"] = "mse"
     beta: float = 0.25  # commitment weight (VQ-VAE, TIGER)
     quant_weight: float = 1.0  # weight of the summed quantization losses against reconstruction
-    ema: bool = False  # EMA codebooks instead of the codebook loss
+    ema: bool = True  # EMA codebooks follow their assigned latents (no lag behind a moving encoder)
     decay: float = 0.99
     dead_code_steps: int = 20  # re-seed codes unused for this many consecutive steps (0: never)
     kmeans_iters: int = 20
     grad: Literal["ste", "rotation"] = "ste"
     kl_weight: float = 1e-3  # VAE only: final weight of the KL term (reached by linear warm-up)
+    pca_skip: bool = True  # linear encoder/decoder path initialised to PCA of the data (+ MLP branch)
     sim_weight: float = 0.0  # neighbour-preserving term: latent cosine similarities match the input's
 
     def __post_init__(self):
@@ -98,8 +99,9 @@ class Tokenizer(nn.Module):
         self.meta: dict[str, Any] = {}
         if self.neural:
             out = cfg.latent_dim * (2 if self.variational else 1)
-            self.encoder = MLP(cfg.input_dim, cfg.hidden, out, cfg.dropout)
-            self.decoder = MLP(cfg.latent_dim, tuple(reversed(cfg.hidden)), cfg.input_dim, cfg.dropout)
+            block = SkipMLP if cfg.pca_skip else MLP
+            self.encoder = block(cfg.input_dim, cfg.hidden, out, cfg.dropout)
+            self.decoder = block(cfg.latent_dim, tuple(reversed(cfg.hidden)), cfg.input_dim, cfg.dropout)
         else:
             self.encoder = self.decoder = nn.Identity()
         self.quantizer = ResidualQuantizer(
@@ -158,6 +160,25 @@ class Tokenizer(nn.Module):
             parts["kl"] = kl
             loss = loss + (self.cfg.kl_weight if kl_weight is None else kl_weight) * kl
         return ModelOutput(recon, codes, loss, parts)
+
+    @torch.no_grad()
+    def init_linear_(self, x: torch.Tensor) -> None:
+        """pca_skip: set the linear paths to PCA of x (N, d): z = V (x - mean), x' = V^T z + mean."""
+        if not (self.neural and self.cfg.pca_skip):
+            return
+        x = x.float()
+        mean = x.mean(0)
+        d = min(self.latent_dim, x.shape[1])
+        # top-d right singular vectors of the centred data (torch.linalg.svd: deterministic on CPU)
+        v = torch.linalg.svd(x - mean, full_matrices=False).Vh[:d]  # (d, input_dim)
+        enc_bias = torch.zeros(self.encoder.linear.out_features, device=x.device)
+        enc_bias[:d] = -(v @ mean)
+        if self.variational:
+            enc_bias[self.latent_dim:] = -8.0  # small initial variance next to PCA scales
+        self.encoder.set_linear_(v, enc_bias)
+        w_dec = torch.zeros(x.shape[1], self.latent_dim, device=x.device)
+        w_dec[:, :d] = v.t()
+        self.decoder.set_linear_(w_dec, mean)
 
     @torch.no_grad()
     def init_codebooks_(self, x: torch.Tensor, seed: int = 0) -> None:
