@@ -195,7 +195,7 @@ def evaluate(
         cfg,
         categories=categories,
         split=split,
-        command="rqvae-ids run",
+        command="semantic-ids pipeline (evaluate stage)",
         progress=lambda msg: None,
         extra_config={"embedding_model": table.model, "n_items": len(table)},
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -119,7 +119,7 @@ def test_refresh_keeps_unchanged_ids_and_retrain_maps_them(pipeline_run, flows_t
     new_rows = [dict(r, item_id=f"NEW{i:03d}") for i, r in enumerate(catalog_data.items(20, seed=9))]
     catalog = catalog_data.write_items(flows_tmp / "shop2" / "items.csv", rows + new_rows)
 
-    run_dir = runs.latest_run(out).parent / os.path.basename(refresh_ids(str(catalog), str(out)))
+    run_dir = Path(refresh_ids(str(catalog), str(out)))
     assert runs.latest_run(out) == run_dir
     report = json.loads((run_dir / "run_report.json").read_text())["stages"]
     assert report["embed"]["encoded"] == 25  # only the 5 edited and 20 new texts
@@ -130,7 +130,7 @@ def test_refresh_keeps_unchanged_ids_and_retrain_maps_them(pipeline_run, flows_t
 
     # rqkmeans: a retrain in seconds; the flow is the same for every kind
     fast = {"train.model.kind": "rqkmeans", "train.epochs": 0}
-    retrained = runs.latest_run(out).parent / os.path.basename(retrain(str(catalog), str(out), overrides=fast))
+    retrained = Path(retrain(str(catalog), str(out), overrides=fast))
     mapping = pq.read_table(retrained / "id_mapping.parquet").to_pandas()
     assert len(mapping) == 320 and set(mapping["item_id"]) == set(new)
     assert runs.latest_run(out) == retrained
