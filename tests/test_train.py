@@ -178,3 +178,19 @@ def test_small_catalog_rqvae_does_not_collapse(pca_skip, ema, tmp_path):
         assert largest_tuple_share < 0.05 and len(np.unique(codes[:, 0])) >= 12
     else:
         assert largest_tuple_share > 0.2  # the failure the defaults fix
+
+
+def test_cli_set_reaches_every_config_field(emb, tmp_path, capsys):
+    out = tmp_path / "set"
+    rc = main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "8", "--latent-dim", "4",
+               "--epochs", "2", "--quiet", "--set", "pca_skip=false", "--set", "recon=cosine",
+               "--set", "hidden=[32]", "--set", "patience=0", "--set", "lr=3e-4"])
+    assert rc == 0, capsys.readouterr().err
+    conf = json.loads((out / "config.json").read_text())
+    assert conf["model"]["pca_skip"] is False and conf["model"]["recon"] == "cosine"
+    assert conf["model"]["hidden"] == [32] and conf["train"]["patience"] == 0 and conf["train"]["lr"] == 3e-4
+    for bad, word in ((["--set", "bogus=1"], "bogus"), (["--set", "pca_skip"], "KEY=VALUE"),
+                      (["--set", "recon=l1"], "recon")):
+        rc = main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "bad"), "--quiet", *bad])
+        assert rc == 2 and word in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
