@@ -96,3 +96,25 @@ def check(cond: bool, message: str) -> None:
     """Validation in __post_init__: raise ValueError (turned into UserError at the edge)."""
     if not cond:
         raise ValueError(message)
+
+
+def parse_overrides(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
+    """["pca_skip=false", "lr=3e-4", "hidden=[256,128]", "recon=cosine"] -> typed values:
+    true/false (any case), Python literals (numbers, lists), anything else a string.
+    Dashes in keys become underscores; the config dataclasses check types and ranges."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        name, value = key.strip().replace("-", "_"), value.strip()
+        if value.lower() in ("true", "false"):
+            out[name] = value.lower() == "true"
+            continue
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out

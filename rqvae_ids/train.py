@@ -9,6 +9,9 @@ Early stopping (patience > 0) ends training after `patience` epochs without a lo
 held-out loss; the model is the one of the last epoch run (checkpoints every
 `checkpoint_every` epochs and at the end serve --resume).
 
+PCA init (pca_skip, the default): before anything else the linear encoder/decoder paths are
+set to the PCA autoencoder of the `init_sample` items, the MLP branches start at zero.
+
 Codebook init: before the first step the trained levels are fitted by residual k-means
 on the encoder outputs of a sample of `init_sample` items (all of a 12k catalog), not
 one batch: one batch of 1024 spread over 256 codes leaves ~4 points per code, so many
@@ -75,11 +78,14 @@ def get_lr(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 def code_stats(codes: np.ndarray, k: int) -> dict[str, Any]:
-    """Utilisation / perplexity per level and the colliding share of full tuples."""
-    from .metrics import colliding_share, perplexity, utilisation
+    """Utilisation / perplexity per level, and collisions of full tuples two ways:
+    `collision_rate` = share of items sharing their tuple with another item (the
+    train_report.json contract), `distinct_collision_rate` = 1 - distinct/items (what the
+    IDs stage and `compare` call the raw collision rate)."""
+    from .metrics import colliding_share, collision_rate, perplexity, utilisation
 
     return {"utilisation": utilisation(codes, k), "perplexity": perplexity(codes, k),
-            "collision_rate": colliding_share(codes)}
+            "collision_rate": colliding_share(codes), "distinct_collision_rate": collision_rate(codes)}
 
 
 def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume: bool = False,
@@ -88,7 +94,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     import torch
 
     from .models import build_model, load_model
-    from .models.base import read_config
+    from .models.base import read_config, saved_model_config
     from .runtime import resolve_device, seed_everything
     from .tables import check_finite, read_embeddings
 
@@ -153,7 +159,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         if saved.get("data_sha256") != data_sha:
             raise UserError(f"--resume: {out} was trained on other data (sha256 differs from {embeddings_path})")
         try:
-            same = from_dict(ModelConfig, saved.get("model")) == model.cfg
+            same = saved_model_config(saved) == model.cfg
         except UserError:
             same = False
         if not same:
@@ -195,6 +201,12 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     total_steps = steps_per_epoch * cfg.epochs
     kl_steps = max(cfg.kl_warmup_epochs * steps_per_epoch, 1)
     sample = torch.from_numpy(rng.permutation(n)[: cfg.init_sample]).to(device)
+    nbrs = None
+    if cfg.model.nbr_weight > 0:  # exact top-k cosine neighbours of every item (faiss, once)
+        from .evaluate.neighbours import exact_neighbours
+
+        k_nbr = min(cfg.model.nbr_k, n - 1)
+        nbrs = torch.from_numpy(exact_neighbours(x_all, np.arange(n), k_nbr)).to(device)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -205,7 +217,10 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         model.init_linear_(x[sample])  # pca_skip: start from the PCA autoencoder
     model.train()
     epoch, step = state["epoch"], state["step"]
-    t_loop, kmeans_before = time.perf_counter(), state.get("kmeans_seconds", 0.0)
+    # loop_seconds: the epoch loop (steps, per-epoch validation, metrics, checkpoints; k-means
+    # inside it excluded), summed over resumed invocations like epochs and steps.
+    loop_base, kmeans_before = state.get("loop_seconds", 0.0), state.get("kmeans_seconds", 0.0)
+    t_loop = time.perf_counter()
     while epoch < cfg.epochs:
         if not state["codebooks_fitted"] and epoch >= cfg.ae_warmup_epochs:
             tk = time.perf_counter()
@@ -220,13 +235,18 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         epoch_codes = []  # codes the training batches got: per-epoch health at no extra cost
         batch_order = train_idx[torch.randperm(len(train_idx), generator=gen).to(device)]
         for s in range(0, len(batch_order), cfg.batch_size):
-            xb = x[batch_order[s: s + cfg.batch_size]]
+            idx = batch_order[s: s + cfg.batch_size]
+            xb = x[idx]
+            xn = None
+            if nbrs is not None:
+                pick = torch.randint(nbrs.shape[1], (len(idx),), generator=gen).to(device)
+                xn = x[nbrs[idx, pick]]
             lr = get_lr(step, total_steps, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
             kl_w = cfg.model.kl_weight * min(1.0, (step + 1) / kl_steps)
             with amp:
-                out_ = model(xb, kl_weight=kl_w) if use_levels else _ae_forward(model, xb, kl_w)
+                out_ = model(xb, kl_weight=kl_w, neighbours=xn) if use_levels else _ae_forward(model, xb, kl_w)
             loss = out_.loss
             if not torch.isfinite(loss):
                 raise UserError(f"training diverged: non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, "
@@ -259,6 +279,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         if improved:
             state["best_val"] = val
         state["epoch"], state["step"] = epoch, step
+        kmeans_here = state.get("kmeans_seconds", 0.0) - kmeans_before
+        state["loop_seconds"] = loop_base + time.perf_counter() - t_loop - kmeans_here
         stop = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or stop:
             save_checkpoint()
@@ -272,8 +294,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
             break
     if bar is not None:
         bar.close()
-    # The epoch loop: steps plus per-epoch validation, metrics and checkpoints (k-means inside it excluded).
-    loop_s = time.perf_counter() - t_loop - (state.get("kmeans_seconds", 0.0) - kmeans_before)
+    loop_s = state.get("loop_seconds", 0.0)
     if not state["codebooks_fitted"]:
         model.init_codebooks_(x[sample], seed=cfg.seed)
     return finish(state["history"], epoch, step, state.get("kmeans_seconds", 0.0), loop_s)

@@ -34,34 +34,19 @@ def register(subparsers) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..train import config_from_args, train_model  # torch is imported lazily, inside train_model
 
-    flags = dict(kind=args.model, levels=args.levels, codebook_size=args.codebook_size,
-                 latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, device=args.device)
-    cfg = config_from_args(**{**parse_overrides(args.overrides), **{k: v for k, v in flags.items() if v is not None}})
-    report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
-    print(json.dumps({k: report[k] for k in ("kind", "utilisation", "perplexity", "collision_rate",
-                                             "seconds", "epochs")}))
-    return 0
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """["pca_skip=false", "lr=3e-4", "hidden=[256,128]", "recon=cosine"] -> typed values:
-    true/false (any case), Python literals (numbers, lists), anything else a string.
-    The config dataclasses then check every value's type and range."""
-    import ast
-
+    from ..config import parse_overrides
     from ..errors import UserError
 
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        name, value = key.strip().replace("-", "_"), value.strip()
-        if value.lower() in ("true", "false"):
-            out[name] = value.lower() == "true"
-            continue
-        try:
-            out[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[name] = value
-    return out
+    flags = dict(kind=args.model, levels=args.levels, codebook_size=args.codebook_size,
+                 latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, device=args.device)
+    overrides = parse_overrides(args.overrides)
+    taken = sorted(set(overrides) & (set(flags) | {"input_dim", "model"}))
+    if taken:  # one way to set each value: its own flag (input_dim comes from the file)
+        raise UserError(f"--set {', '.join(taken)}: use the dedicated option instead "
+                        "(--model, --levels, --codebook-size, --latent-dim, --epochs, --seed, --device)")
+    cfg = config_from_args(**overrides, **{k: v for k, v in flags.items() if v is not None})
+    report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    keys = ("kind", "utilisation", "perplexity", "collision_rate", "distinct_collision_rate", "seconds", "epochs")
+    print(json.dumps({k: report[k] for k in keys}))
+    return 0
+

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import from_dict
 from .ae import AE
-from .base import CONFIG, WEIGHTS, ModelConfig, ModelOutput, Tokenizer, load_state, read_config
+from .base import CONFIG, WEIGHTS, ModelConfig, ModelOutput, Tokenizer, load_state, read_config, saved_model_config
 from .rqkmeans import RQKMeans, fit_rqkmeans
 from .rqvae import RQVAE
 from .vae import VAE
@@ -30,7 +29,7 @@ def load_model(model_dir: str | Path) -> Tokenizer:
     Corrupt or mismatched files raise UserError. Never unpickles anything.
     """
     meta = read_config(model_dir)
-    cfg = from_dict(ModelConfig, meta["model"], where=f"{Path(model_dir) / CONFIG}: model")
+    cfg = saved_model_config(meta, where=f"{Path(model_dir) / CONFIG}: model")
     model = build_model(cfg)
     load_state(model, Path(model_dir) / WEIGHTS)
     model.meta = {k: meta.get(k) for k in ("embedding_model", "embedding_dim", "data_sha256", "train")}

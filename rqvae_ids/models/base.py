@@ -56,6 +56,8 @@ class ModelConfig:
     kl_weight: float = 1e-3  # VAE only: final weight of the KL term (reached by linear warm-up)
     pca_skip: bool = True  # linear encoder/decoder path initialised to PCA of the data (+ MLP branch)
     sim_weight: float = 0.0  # neighbour-preserving term: latent cosine similarities match the input's
+    nbr_weight: float = 0.0  # neighbour term: latents of exact top-k cosine neighbours close, random pairs apart
+    nbr_k: int = 10  # neighbours per item the neighbour term samples from
 
     def __post_init__(self):
         check(self.levels >= 1, f"levels must be >= 1, got {self.levels}")
@@ -64,6 +66,8 @@ class ModelConfig:
         check(all(h >= 1 for h in self.hidden), f"hidden sizes must be >= 1, got {self.hidden}")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
         check(self.beta >= 0 and self.quant_weight >= 0 and self.kl_weight >= 0, "loss weights must be >= 0")
+        check(self.sim_weight >= 0 and self.nbr_weight >= 0, "loss weights must be >= 0")
+        check(self.nbr_k >= 1, f"nbr_k must be >= 1, got {self.nbr_k}")
 
 
 class ModelOutput(NamedTuple):
@@ -71,6 +75,17 @@ class ModelOutput(NamedTuple):
     codes: torch.Tensor | None  # (B, L') codes of the trained levels, None when none are trained
     loss: torch.Tensor  # scalar total loss
     parts: dict  # name -> scalar tensor (recon, quant, kl)
+
+
+def neighbour_loss(z: torch.Tensor, z_nbr: torch.Tensor) -> torch.Tensor:
+    """Mean squared latent distance of each item (B, D) to one of its embedding-space
+    neighbours (B, D), relative to that of random pairs (the batch shifted by one): pulls
+    neighbours into the same codes and pushes the rest apart, whatever the latent's scale."""
+    if len(z) < 2:  # no random pair to compare with (a last batch of one item)
+        return z.new_zeros(())
+    near = (z - z_nbr).pow(2).sum(-1).mean()
+    far = (z - z.roll(1, 0)).pow(2).sum(-1).mean()
+    return near / (far + 1e-8)
 
 
 def similarity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -138,12 +153,16 @@ class Tokenizer(nn.Module):
             return (1 - F.cosine_similarity(recon.float(), x.float(), dim=-1)).mean()
         return F.mse_loss(recon.float(), x.float(), reduction="none").sum(-1).mean()
 
-    def forward(self, x: torch.Tensor, kl_weight: float | None = None) -> ModelOutput:
-        """x (B, d) float -> ModelOutput. kl_weight overrides cfg.kl_weight (warm-up)."""
+    def forward(self, x: torch.Tensor, kl_weight: float | None = None,
+                neighbours: torch.Tensor | None = None) -> ModelOutput:
+        """x (B, d) float -> ModelOutput. kl_weight overrides cfg.kl_weight (warm-up);
+        neighbours (B, d): one embedding-space neighbour per row, for the neighbour term."""
         z, kl = self.latent(x)
         parts: dict[str, torch.Tensor] = {}
         if self.cfg.sim_weight > 0:
             parts["sim"] = similarity_loss(z, x)
+        if neighbours is not None and self.cfg.nbr_weight > 0:
+            parts["nbr"] = neighbour_loss(z, self.latent(neighbours)[0])
         codes = None
         if self.trained_levels:
             q = self.quantizer(z, levels=self.trained_levels)
@@ -156,6 +175,8 @@ class Tokenizer(nn.Module):
         loss = parts["recon"] + self.cfg.quant_weight * parts.get("quant", 0.0)
         if "sim" in parts:
             loss = loss + self.cfg.sim_weight * parts["sim"]
+        if "nbr" in parts:
+            loss = loss + self.cfg.nbr_weight * parts["nbr"]
         if kl is not None:
             parts["kl"] = kl
             loss = loss + (self.cfg.kl_weight if kl_weight is None else kl_weight) * kl
@@ -168,9 +189,10 @@ class Tokenizer(nn.Module):
             return
         x = x.float()
         mean = x.mean(0)
-        d = min(self.latent_dim, x.shape[1])
-        # top-d right singular vectors of the centred data (torch.linalg.svd: deterministic on CPU)
-        v = torch.linalg.svd(x - mean, full_matrices=False).Vh[:d]  # (d, input_dim)
+        # top right singular vectors of the centred data (torch.linalg.svd: deterministic on CPU);
+        # a sample smaller than the latent gives fewer, and the other latent dims start at zero
+        v = torch.linalg.svd(x - mean, full_matrices=False).Vh[: self.latent_dim]  # (d, input_dim)
+        d = v.shape[0]
         enc_bias = torch.zeros(self.encoder.linear.out_features, device=x.device)
         enc_bias[:d] = -(v @ mean)
         if self.variational:
@@ -271,6 +293,21 @@ class Tokenizer(nn.Module):
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         write_bytes_atomic(out / WEIGHTS, save(tensors, metadata={"kind": self.kind}))
         write_json_atomic(out / CONFIG, self.config_dict())
+
+
+# Architecture keys added after the first checkpoints were written, with the value those
+# checkpoints were built with: a config.json without them still loads as what it was.
+LEGACY_MODEL_DEFAULTS = {"pca_skip": False, "ema": False}
+
+
+def saved_model_config(saved: dict[str, Any], where: str = "config") -> ModelConfig:
+    """The ModelConfig recorded in a config.json's "model" entry (older files included)."""
+    from ..config import from_dict
+
+    model = saved.get("model")
+    if isinstance(model, dict):
+        model = {**LEGACY_MODEL_DEFAULTS, **model}
+    return from_dict(ModelConfig, model, where=where)
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:
