@@ -46,7 +46,9 @@ def bare_loop(x, cfg, n_train: int) -> float:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model)
     xt = torch.from_numpy(x[:n_train].copy())
-    model.init_codebooks_(xt)  # not timed: it is measured on its own
+    sample = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(n_train)[: cfg.init_sample])
+    model.init_linear_(xt[sample])  # the same starting point as train_model (PCA path, if enabled)
+    model.init_codebooks_(xt[sample])  # not timed: it is measured on its own
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     model.train()
     t = time.perf_counter()

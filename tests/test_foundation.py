@@ -123,3 +123,15 @@ def test_atomic_write_respects_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("high", [2, 256, 2**40])  # packed int64 keys, and the wide-tuple fallback
+def test_tuple_groups_match_row_unique(high):
+    from rqvae_ids.metrics import tuple_group_ids
+
+    codes = np.random.default_rng(0).integers(0, high, (500, 3))
+    codes[7] = codes[3]  # at least one shared tuple
+    _, inverse, sizes = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
+    got_inverse, got_sizes = tuple_group_ids(codes)
+    np.testing.assert_array_equal(got_inverse, inverse.reshape(-1))
+    np.testing.assert_array_equal(got_sizes, sizes)
