@@ -59,7 +59,7 @@ class RetrievalConfig:
 
 # Knobs that may change when resuming (they do not change what is learned so far;
 # a new max_epochs stretches the cosine LR schedule from there on).
-_RESUMABLE = {"device", "max_epochs", "max_minutes", "patience"}
+RESUMABLE_KEYS = {"device", "max_epochs", "max_minutes", "patience"}
 
 
 def model_config(cfg: RetrievalConfig, depth: int, width: int):
@@ -255,8 +255,8 @@ def _load_checkpoint(path, model, opt, cfg, fingerprint) -> dict:
         meta = json.loads(f.metadata()["rqvae_ids"])
     if meta["data_sha256"] != fingerprint:
         raise UserError(f"{path}: checkpoint was trained on other IDs or sequences; use a new --out or --no-resume")
-    old = {k: v for k, v in meta["config"].items() if k not in _RESUMABLE}
-    new = {k: v for k, v in to_dict(cfg).items() if k not in _RESUMABLE}
+    old = {k: v for k, v in meta["config"].items() if k not in RESUMABLE_KEYS}
+    new = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
     if old != new:
         diff = sorted(k for k in new if old.get(k) != new[k])
         raise UserError(f"{path}: checkpoint config differs in {diff}; use a new --out or --no-resume")

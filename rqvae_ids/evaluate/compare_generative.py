@@ -1,0 +1,83 @@
+"""`compare --with-generative`: the generative retriever over each ID model's IDs, as comparison rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..config import to_dict
+from ..io import write_json_atomic
+from .compare import ModelIds, _progress, _read_json  # compare imports this module lazily: no cycle
+
+
+class CompareGenerative:
+    """The generative retriever over one ID model's resolved IDs, as a comparison row.
+
+    Named `generative/<kind>`; trained (levels + collision-suffix token, the same
+    RetrievalConfig for every kind) by `fit` on the comparison's split, checkpoints in
+    `out_dir` (OUT/retrievers/<kind>/). A rerun into the same --out with the same
+    retrieval config, IDs and split reuses (or resumes) that retriever; anything else
+    starts it over. Meets the harness's `Retriever` protocol (history items are already
+    filtered by the retriever, so `history_extra = 0`).
+    """
+
+    history_extra = 0
+
+    def __init__(self, model: ModelIds, cfg: Any, out_dir: Path, progress: Callable[[str], None] = _progress,
+                 position: str = ""):
+        from ..retrieval.generative import retriever_for
+
+        self.kind, self.out_dir, self.progress, self.position = model.name, Path(out_dir), progress, position
+        self.name = f"generative/{model.name}"
+        self.inner = retriever_for(model.name, model.codes, model.suffix, cfg=cfg, out_dir=self.out_dir,
+                                   log=lambda msg: progress(f"{self.name}: {msg}"))  # fmt: skip
+        self.tuned: dict[str, Any] | None = None
+
+    def fit(self, train_sequences, valid=None) -> "CompareGenerative":
+        from ..retrieval.trainer import CHECKPOINT, RESUMABLE_KEYS, data_fingerprint
+
+        codes = self.inner.trie.codes
+        # Budget knobs (epochs, minutes, patience, device) may change and still resume.
+        cfg = {k: v for k, v in to_dict(self.inner.cfg).items() if k not in RESUMABLE_KEYS}
+        key = {"retrieval": cfg, "data_sha256": data_fingerprint(codes, train_sequences)}
+        if valid is not None:
+            key["valid_sha256"] = data_fingerprint(codes, list(valid[0]) + [np.asarray(valid[1])])
+        key = json.loads(json.dumps(key))
+        marker = self.out_dir / "compare_key.json"
+        self.inner.resume = _read_json(marker) == key  # else: start over (other IDs, split or config)
+        if not self.inner.resume:  # a checkpoint of other IDs/config must not meet the new marker
+            (self.out_dir / CHECKPOINT).unlink(missing_ok=True)
+        how = "resuming/reusing" if self.inner.resume else "training"
+        self.progress(f"{self.name}{self.position}: {how} the generative retriever on {self.kind}'s IDs "
+                      f"({codes.shape[1]} tokens per item) -> {self.out_dir}")  # fmt: skip
+        write_json_atomic(marker, key)
+        self.inner.fit(train_sequences, valid)
+        rep = self.inner.report
+        self.tuned = {"epochs": rep["epochs"], "best_epoch": rep["best_epoch"],
+                      "best_valid_ndcg@10": rep["best_valid_ndcg@10"]}  # fmt: skip
+        return self
+
+    def recommend(self, histories, k: int) -> np.ndarray:
+        return self.inner.recommend(histories, k)
+
+
+def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cfg: Any,
+                          progress: Callable[[str], None] = _progress) -> list[CompareGenerative]:
+    """`retriever_factory` of --with-generative: one `CompareGenerative` per ID model,
+    checkpoints in out_dir/retrievers/<kind>/. cfg: a RetrievalConfig shared by all."""
+    n = len(model_ids)
+    return [CompareGenerative(m, cfg, Path(out_dir) / "retrievers" / m.name, progress, f" ({i}/{n})")
+            for i, m in enumerate(model_ids, 1)]  # fmt: skip
+
+
+def generative_note(cfg: Any) -> str:
+    """The report note explaining the `generative/<kind>` rows."""
+    return (
+        f"`generative/<model>` rows: the TIGER-style generative retriever (`--with-generative`; {cfg.arch}, "
+        f"n_layer {cfg.n_layer}, d_model {cfg.d_model}, <= {cfg.max_epochs} epochs with early stopping on validation "
+        f"NDCG@10, beam {cfg.beam}, seed {cfg.seed}) trained on that model's resolved IDs (levels + collision-suffix "
+        "token), the same sequence model for every ID model; next_* metrics only; checkpoints in retrievers/<model>/."
+    )
