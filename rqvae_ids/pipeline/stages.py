@@ -195,7 +195,7 @@ def evaluate(
         cfg,
         categories=categories,
         split=split,
-        command="semantic-ids pipeline (evaluate stage)",
+        command=f"rqvae-ids run  # evaluate stage of pipeline run {run_dir.name}; settings in {run_dir / 'config.json'}",
         progress=lambda msg: None,
         extra_config={"embedding_model": table.model, "n_items": len(table)},
     )
