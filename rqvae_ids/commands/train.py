@@ -32,10 +32,9 @@ def register(subparsers) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..train import config_from_args, train_model  # torch is imported lazily, inside train_model
-
     from ..config import parse_overrides
     from ..errors import UserError
+    from ..train import config_from_args, train_model  # torch is imported lazily, inside train_model
 
     flags = dict(kind=args.model, levels=args.levels, codebook_size=args.codebook_size,
                  latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, device=args.device)
@@ -49,4 +48,3 @@ def handler(args: argparse.Namespace) -> int:
     keys = ("kind", "utilisation", "perplexity", "collision_rate", "distinct_collision_rate", "seconds", "epochs")
     print(json.dumps({k: report[k] for k in keys}))
     return 0
-

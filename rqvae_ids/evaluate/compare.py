@@ -343,9 +343,9 @@ def run_comparison(
     if generative is not None:
         from dataclasses import replace
 
-        generative = replace(generative, max_history=cfg.max_history)  # the split's history truncation
         from .compare_generative import generative_note, generative_retrievers
 
+        generative = replace(generative, max_history=cfg.max_history)  # the split's history truncation
         extra += generative_retrievers(model_ids, out_dir, generative, progress)
         notes.append(generative_note(generative))
         extra_config["generative"] = to_dict(generative)
