@@ -26,9 +26,10 @@ def kmeans(x: np.ndarray, k: int, niter: int = 20, seed: int = 0) -> np.ndarray:
         extra = x[rng.integers(0, n, size=k - n)]
         scale = 1e-3 * float(x.std() or 1.0)
         x = np.concatenate([x, extra + scale * rng.standard_normal(extra.shape).astype(np.float32)])
-    # max_points_per_centroid: use every point we were given (the caller chose the sample).
+    # max_points_per_centroid: use every point we were given (the caller chose the sample);
+    # min_points_per_centroid=1: a small catalog is a valid input, not a faiss warning to print.
     km = faiss.Kmeans(d, k, niter=niter, seed=seed, max_points_per_centroid=max(256, len(x) // k + 1),
-                      verbose=False)
+                      min_points_per_centroid=1, verbose=False)
     km.train(x)
     return np.ascontiguousarray(km.centroids, dtype=np.float32)
 
