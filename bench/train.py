@@ -47,8 +47,9 @@ def bare_loop(x, cfg, n_train: int) -> float:
     model = build_model(cfg.model)
     xt = torch.from_numpy(x[:n_train].copy())
     sample = torch.from_numpy(np.random.default_rng(cfg.seed).permutation(n_train)[: cfg.init_sample])
-    model.init_linear_(xt[sample])  # the same starting point as train_model (PCA path, if enabled)
-    model.init_codebooks_(xt[sample])  # not timed: it is measured on its own
+    # the same kind of start as train_model: PCA path (if enabled), k-means codebooks on a sample
+    model.init_linear_(xt[sample])
+    model.init_codebooks_(xt[sample], seed=cfg.seed)  # not timed: it is measured on its own
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     model.train()
     t = time.perf_counter()
@@ -101,7 +102,7 @@ def main() -> None:
         "ours_items_per_s": round(max(ours), 1), "bare_items_per_s": round(max(bare), 1),
         "ratio": round(max(ours) / max(bare), 3),
         "loop_items_per_s": round(max(loop), 1), "loop_ratio": round(max(loop) / max(bare), 3),
-        "kmeans_share": round(min(kmeans_share), 4),
+        "kmeans_share": round(max(kmeans_share), 4),  # the worst run
         "train_seconds": [r["seconds"] for r in reports], "kmeans_seconds": [r["kmeans_seconds"] for r in reports],
         "all_ours_items_per_s": [round(v, 1) for v in ours], "all_bare_items_per_s": [round(v, 1) for v in bare],
         "targets": {"ratio": ">= 0.9", "kmeans_share": "<= 0.05"},

@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--reference", default=None, help="ground-truth embeddings (default: --embeddings)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = p.parse_args()
-    overrides = parse_overrides(args.overrides)
+    overrides = parse_overrides(args.overrides, flag="key=value")
     out = ROOT / "bench" / "out" / "tune" / args.name
     t = time.perf_counter()
     report = train_model(args.embeddings, out, config_from_args(**overrides), progress=False)

@@ -126,18 +126,25 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def git_commit() -> str | None:
+def _git(*args: str) -> str | None:
+    """stdout of a git command in the package's checkout, None outside one."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
+        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    out = _git("rev-parse", "HEAD")
+    return out.strip() or None if out is not None else None
+
+
+def git_dirty() -> bool | None:
+    """True when tracked files differ from the commit (the commit alone does not describe the code)."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return bool(out.strip()) if out is not None else None
 
 
 def provenance() -> dict[str, Any]:
@@ -150,7 +157,8 @@ def provenance() -> dict[str, Any]:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = None
-    return {"python": platform.python_version(), "versions": versions, "git_commit": git_commit()}
+    return {"python": platform.python_version(), "versions": versions, "git_commit": git_commit(),
+            "git_dirty": git_dirty()}
 
 
 def require_file(path: str | os.PathLike, what: str = "file") -> Path:

@@ -55,7 +55,7 @@ def tuple_group_ids(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _packed_keys(codes: np.ndarray) -> np.ndarray | None:
     """One int64 per row that orders like the row's tuple (codes >= 0), or None if it cannot."""
-    if codes.size == 0 or codes.min() < 0:
+    if codes.size == 0 or not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0:
         return None
     base = int(codes.max()) + 1
     if base ** codes.shape[1] >= 2 ** 62:

@@ -192,7 +192,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         if not n_val:
             return float("nan")
         model.eval()
-        vl = float(model(x[val_idx], kl_weight=cfg.model.kl_weight).loss)
+        vl = float(model(x[val_idx], kl_weight=cfg.model.kl_weight, neighbours=val_nbrs).loss)
         model.train()
         return vl
 
@@ -207,6 +207,11 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
 
         k_nbr = min(cfg.model.nbr_k, n - 1)
         nbrs = torch.from_numpy(exact_neighbours(x_all, np.arange(n), k_nbr)).to(device)
+    # One fixed neighbour per held-out item, so early stopping sees the term being trained.
+    val_nbrs = None
+    if nbrs is not None and n_val:
+        fixed = torch.randint(nbrs.shape[1], (n_val,), generator=torch.Generator().manual_seed(cfg.seed))
+        val_nbrs = x[nbrs[val_idx, fixed.to(device)]]
     bar = None
     if progress:
         from tqdm.auto import tqdm

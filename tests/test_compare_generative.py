@@ -108,6 +108,15 @@ def test_with_generative_adds_a_retriever_per_id_model(demo_slice, tmp_path, cap
     pd.testing.assert_frame_equal(again[again["model"].str.startswith("generative/")].reset_index(drop=True),
                                   gen.reset_index(drop=True))  # fmt: skip
 
+    # A bigger epoch budget resumes the saved retriever (epoch 3 only); another width starts over.
+    assert main(_args(demo_slice, out, "--models", "rqvae", "--generative-epochs", "3")) == 0
+    err = capsys.readouterr().err
+    assert "resuming/reusing the generative retriever on rqvae's IDs" in err
+    assert "epoch=3" in err and "epoch=1 " not in err and "epoch=2 " not in err
+    assert main(_args(demo_slice, out, "--models", "rqvae", "--generative-d-model", "16")) == 0
+    err = capsys.readouterr().err
+    assert "training the generative retriever on rqvae's IDs" in err and "epoch=1 " in err
+
 
 def by_value(table, model, metric) -> float:
     return float(table.loc[(table["model"] == model) & (table["metric"] == metric), "value"].iloc[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -126,8 +127,12 @@ def test_resume_continues_from_saved_step(emb, tmp_path, monkeypatch):
     monkeypatch.setattr(RQVAE, "forward", real)
     saved = json.loads((part / "train_state.json").read_text())
     assert saved["step"] in (5, 10) and saved["epoch"] * 5 == saved["step"]
+    t0 = time.perf_counter()
     report = train_model(emb, part, cfg(epochs=4), resume=True, progress=False)
     assert report["steps"] == 20 and report["epochs"] == 4
+    # loop_seconds counts the loop of both invocations, like epochs and steps
+    assert report["loop_seconds"] > saved["loop_seconds"] > 0
+    assert report["loop_seconds"] - saved["loop_seconds"] <= time.perf_counter() - t0
     metrics = pq.read_table(part / "metrics.parquet").to_pandas()
     assert list(metrics["epoch"]) == [1, 2, 3, 4]
     # continuing from the saved step (weights, optimizer, RNG) reproduces the uninterrupted run

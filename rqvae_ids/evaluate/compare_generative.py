@@ -47,7 +47,10 @@ class CompareGenerative:
             key["valid_sha256"] = data_fingerprint(codes, list(valid[0]) + [np.asarray(valid[1])])
         key = json.loads(json.dumps(key))
         marker = self.out_dir / "compare_key.json"
-        self.inner.resume = _read_json(marker) == key  # else: start over (other IDs, split or config)
+        saved = _read_json(marker)
+        if isinstance(saved, dict) and isinstance(saved.get("retrieval"), dict):  # markers that kept budget knobs
+            saved["retrieval"] = {k: v for k, v in saved["retrieval"].items() if k not in RESUMABLE_KEYS}
+        self.inner.resume = saved == key  # else: start over (other IDs, split or config)
         if not self.inner.resume:  # a checkpoint of other IDs/config must not meet the new marker
             (self.out_dir / CHECKPOINT).unlink(missing_ok=True)
         how = "resuming/reusing" if self.inner.resume else "training"
@@ -77,7 +80,8 @@ def generative_note(cfg: Any) -> str:
     """The report note explaining the `generative/<kind>` rows."""
     return (
         f"`generative/<model>` rows: the TIGER-style generative retriever (`--with-generative`; {cfg.arch}, "
-        f"n_layer {cfg.n_layer}, d_model {cfg.d_model}, <= {cfg.max_epochs} epochs with early stopping on validation "
+        f"n_layer {cfg.n_layer}, d_model {cfg.d_model}, early stopping on validation "
         f"NDCG@10, beam {cfg.beam}, seed {cfg.seed}) trained on that model's resolved IDs (levels + collision-suffix "
-        "token), the same sequence model for every ID model; next_* metrics only; checkpoints in retrievers/<model>/."
+        "token), the same sequence model for every ID model; next_* metrics only; checkpoints in retrievers/<model>/; "
+        "epochs actually trained (a rerun may reuse a longer-trained retriever) under \"Tuned retriever settings\"."
     )

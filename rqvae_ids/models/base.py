@@ -56,7 +56,9 @@ class ModelConfig:
     kl_weight: float = 1e-3  # VAE only: final weight of the KL term (reached by linear warm-up)
     pca_skip: bool = True  # linear encoder/decoder path initialised to PCA of the data (+ MLP branch)
     sim_weight: float = 0.0  # neighbour-preserving term: latent cosine similarities match the input's
-    nbr_weight: float = 0.0  # neighbour term: latents of exact top-k cosine neighbours close, random pairs apart
+    # neighbour term: latents of exact top-k cosine neighbours close, random pairs apart. Needs an
+    # exact k-NN search over all items before training (O(N^2 d): fine for ~100k items, not 1M).
+    nbr_weight: float = 0.0
     nbr_k: int = 10  # neighbours per item the neighbour term samples from
 
     def __post_init__(self):
@@ -296,7 +298,8 @@ class Tokenizer(nn.Module):
 
 
 # Architecture keys added after the first checkpoints were written, with the value those
-# checkpoints were built with: a config.json without them still loads as what it was.
+# checkpoints were built with: a config.json without them still loads as what it was
+# (`ema` was always written; it is listed for files edited by hand).
 LEGACY_MODEL_DEFAULTS = {"pca_skip": False, "ema": False}
 
 
