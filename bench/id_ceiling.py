@@ -36,7 +36,7 @@ def near_duplicates(x: np.ndarray) -> dict:
     index.add(xn)
     sims, _ = index.search(xn, 2)
     top = sims[:, 1]
-    out = {"identical_vectors_share": colliding_share(np.unique(x, axis=0, return_inverse=True)[1].reshape(-1, 1))}
+    out = {"identical_vectors_share": colliding_share(x)}  # rows as tuples: identical vectors collide
     out.update({f"nn_cosine_ge_{t}": float((top >= t).mean()) for t in (0.999, 0.99, 0.98, 0.95, 0.9)})
     return out
 

@@ -95,9 +95,7 @@ def handler(args: argparse.Namespace) -> int:
              if getattr(args, f"generative_{flag}") is not None}  # fmt: skip
     if given and not args.with_generative:
         raise UserError("--generative-* options need --with-generative")
-    if args.with_generative:
-        if args.interactions is None:
-            raise UserError("--with-generative needs --interactions (the generative retriever learns from sequences)")
+    if args.with_generative:  # run_comparison refuses it without --interactions, before writing anything
         from ..retrieval.trainer import RetrievalConfig
 
         generative = from_dict(RetrievalConfig, {**given, "seed": args.seed, "valid_users": args.tune_users},
