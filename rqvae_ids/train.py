@@ -192,7 +192,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
         if not n_val:
             return float("nan")
         model.eval()
-        vl = float(model(x[val_idx], kl_weight=cfg.model.kl_weight, neighbours=val_nbrs).loss)
+        vl = float(model(x[val_idx], kl_weight=cfg.model.kl_weight, neighbours=val_nbrs,
+                         quantize=state["codebooks_fitted"]).loss)
         model.train()
         return vl
 
@@ -251,7 +252,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
                 g["lr"] = lr
             kl_w = cfg.model.kl_weight * min(1.0, (step + 1) / kl_steps)
             with amp:
-                out_ = model(xb, kl_weight=kl_w, neighbours=xn) if use_levels else _ae_forward(model, xb, kl_w)
+                out_ = model(xb, kl_weight=kl_w, neighbours=xn, quantize=bool(use_levels))
             loss = out_.loss
             if not torch.isfinite(loss):
                 raise UserError(f"training diverged: non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, "
@@ -303,24 +304,6 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     if not state["codebooks_fitted"]:
         model.init_codebooks_(x[sample], seed=cfg.seed)
     return finish(state["history"], epoch, step, state.get("kmeans_seconds", 0.0), loop_s)
-
-
-def _ae_forward(model, xb, kl_w):
-    """Forward without quantization (AE warm-up): reconstruction (+ KL) only."""
-    from .models.base import ModelOutput
-
-    z, kl = model.latent(xb)
-    recon = model.decoder(z)
-    parts = {"recon": model.recon_loss(recon, xb)}
-    loss = parts["recon"]
-    if model.cfg.sim_weight > 0:
-        from .models.base import similarity_loss
-        parts["sim"] = similarity_loss(z, xb)
-        loss = loss + model.cfg.sim_weight * parts["sim"]
-    if kl is not None:
-        parts["kl"] = kl
-        loss = loss + kl_w * kl
-    return ModelOutput(recon, None, loss, parts)
 
 
 def write_metrics(path: Path, history: list[dict], meta: dict) -> None:

@@ -169,3 +169,15 @@ def test_cli_assign_and_lookup_exit_codes(setup, tmp_path, capsys, only_id_comma
     assert main(["assign", "--model-dir", str(model_dir), "--embeddings", str(bad), "--out", str(tmp_path / "x")]) == 2
     assert "rqvae-ids assign: error:" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_codes_in_order_follows_the_given_items(setup, tmp_path):
+    model_dir, emb = setup
+    assign_ids(model_dir, emb, tmp_path / "ids")
+    ids = read_semantic_ids(tmp_path / "ids" / "semantic_ids.parquet")
+    order = list(ids.item_ids[::-1][:5])
+    codes, suffix = ids.codes_in_order(order, where="here")
+    np.testing.assert_array_equal(codes, ids.codes[::-1][:5])
+    np.testing.assert_array_equal(suffix, ids.suffix[::-1][:5])
+    with pytest.raises(UserError, match="here: semantic IDs miss 1 embedded item"):
+        ids.codes_in_order(order + ["no-such-item"], where="here")

@@ -165,3 +165,18 @@ def test_neighbour_loss_rewards_close_neighbours_and_survives_a_batch_of_one():
     assert float(neighbour_loss(z[:1], z[:1] + 1.0)) == 0.0
     # scale-free: the same geometry at 100x the scale gives the same loss
     assert float(neighbour_loss(100 * z, 100 * (z + 0.01))) == pytest.approx(float(neighbour_loss(z, z + 0.01)), rel=1e-4)
+
+
+def test_forward_without_quantizer_is_the_plain_autoencoder():
+    """quantize=False (AE warm-up): reconstruction from the latent itself, no codes, no quant loss."""
+    x = torch.from_numpy(data())
+    model = build_model(ModelConfig(kind="rqvae", **TINY))
+    model.init_codebooks_(x, seed=0)
+    model.eval()
+    with torch.no_grad():
+        plain = model(x, quantize=False)
+        z, _ = model.latent(x)
+        quantized = model(x)
+    assert plain.codes is None and "quant" not in plain.parts
+    torch.testing.assert_close(plain.recon, model.decoder(z))
+    assert quantized.codes is not None and quantized.codes.shape == (len(x), 3)

@@ -244,12 +244,7 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
         write_json_atomic(marker, key)
         info = {}
     sids = read_semantic_ids(ids_dir / "semantic_ids.parquet")
-    table = read_embeddings(embeddings_path)
-    pos = pd.Index(list(sids.item_ids)).get_indexer(list(table.item_ids))
-    if (pos < 0).any():
-        raise UserError(f"{kind}: semantic IDs miss {(pos < 0).sum()} item(s) of the embeddings")
-    codes = np.asarray(sids.codes, np.int64)[pos]
-    suffix = np.asarray(sids.suffix, np.int64)[pos]
+    codes, suffix = sids.codes_in_order(read_embeddings(embeddings_path).item_ids, where=kind)
     model = load_model(model_dir)
     recon = np.asarray(model.decode_codes(codes), dtype=np.float32)
     losses = pd.read_parquet(model_dir / "metrics.parquet") if (model_dir / "metrics.parquet").is_file() else None

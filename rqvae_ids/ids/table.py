@@ -68,6 +68,16 @@ class SemanticIds:
         """True when SIDs carry the collision-suffix token (the `suffix` resolution)."""
         return bool(self.metadata.get("suffix_token", True))
 
+    def codes_in_order(self, item_ids: Sequence[str], where: str) -> tuple[np.ndarray, np.ndarray]:
+        """(codes (M, L) int64, suffix (M,) int64) of `item_ids`, in that order (e.g. the rows of
+        embeddings.parquet); a UserError naming `where` when an item has no semantic ID."""
+        import pandas as pd
+
+        pos = pd.Index(list(self.item_ids)).get_indexer(list(item_ids))
+        if (pos < 0).any():
+            raise UserError(f"{where}: semantic IDs miss {int((pos < 0).sum())} embedded item(s)")
+        return np.asarray(self.codes, np.int64)[pos], np.asarray(self.suffix, np.int64)[pos]
+
 
 def write_semantic_ids(
     path: str | os.PathLike,

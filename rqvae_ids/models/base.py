@@ -156,9 +156,10 @@ class Tokenizer(nn.Module):
         return F.mse_loss(recon.float(), x.float(), reduction="none").sum(-1).mean()
 
     def forward(self, x: torch.Tensor, kl_weight: float | None = None,
-                neighbours: torch.Tensor | None = None) -> ModelOutput:
+                neighbours: torch.Tensor | None = None, quantize: bool = True) -> ModelOutput:
         """x (B, d) float -> ModelOutput. kl_weight overrides cfg.kl_weight (warm-up);
-        neighbours (B, d): one embedding-space neighbour per row, for the neighbour term."""
+        neighbours (B, d): one embedding-space neighbour per row, for the neighbour term;
+        quantize=False: skip the quantizer (AE warm-up, before the codebooks are fitted)."""
         z, kl = self.latent(x)
         parts: dict[str, torch.Tensor] = {}
         if self.cfg.sim_weight > 0:
@@ -166,7 +167,7 @@ class Tokenizer(nn.Module):
         if neighbours is not None and self.cfg.nbr_weight > 0:
             parts["nbr"] = neighbour_loss(z, self.latent(neighbours)[0])
         codes = None
-        if self.trained_levels:
+        if quantize and self.trained_levels:
             q = self.quantizer(z, levels=self.trained_levels)
             z, codes = q.quantized, q.codes
             parts["quant"] = q.loss
@@ -236,7 +237,9 @@ class Tokenizer(nn.Module):
         self.eval()
         try:
             with torch.inference_mode():
-                outs = [fn(torch.as_tensor(np.asarray(x[s:s + batch]), device=self._device()))
+                # np.require copies read-only slices (arrays straight from Arrow), which
+                # torch would otherwise warn about; writable ones pass through untouched
+                outs = [fn(torch.as_tensor(np.require(x[s:s + batch], requirements="W"), device=self._device()))
                         for s in range(0, len(x), batch)]
         finally:
             self.train(was)

@@ -161,11 +161,7 @@ def evaluate(
     model_dir = run_dir / MODEL
     table = read_embeddings(run_dir / EMBEDDINGS)
     sids = read_semantic_ids(run_dir / SEMANTIC_IDS)
-    pos = pd.Index(list(sids.item_ids)).get_indexer(list(table.item_ids))
-    if (pos < 0).any():
-        raise UserError(f"{run_dir}: semantic IDs miss {(pos < 0).sum()} embedded item(s)")
-    codes = np.asarray(sids.codes, np.int64)[pos]
-    suffix = np.asarray(sids.suffix, np.int64)[pos]
+    codes, suffix = sids.codes_in_order(table.item_ids, where=str(run_dir))
     model = load_model(model_dir)
     recon = np.asarray(model.decode_codes(codes), dtype=np.float32)
     metrics_path = model_dir / "metrics.parquet"
