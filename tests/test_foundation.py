@@ -65,8 +65,10 @@ def test_leave_one_out_exact(tmp_path):
         "u2,a,5\nu2,b,6\n"  # only 2 interactions: dropped
         "u3,x,1\n"  # unknown item: dropped
     )
-    users, seqs, order = load_interactions(f, ["a", "b", "c", "d"])
+    notes = []
+    users, seqs, order = load_interactions(f, ["a", "b", "c", "d"], log=notes.append)
     assert order == "timestamp" and users == ["u1", "u2"]
+    assert notes == ["interactions: dropped 1 of 7 rows whose item_id is not in the catalog (e.g. 'x')"]
     split = leave_one_out(users, seqs, max_history=2)
     assert split.users == ["u1"]
     assert split.train[0].tolist() == [0, 1]
@@ -135,3 +137,18 @@ def test_tuple_groups_match_row_unique(high):
     got_inverse, got_sizes = tuple_group_ids(codes)
     np.testing.assert_array_equal(got_inverse, inverse.reshape(-1))
     np.testing.assert_array_equal(got_sizes, sizes)
+
+
+def test_interactions_without_rows_or_known_items_are_clear_errors(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("user_id,item_id,timestamp\n")
+    with pytest.raises(UserError, match="has no rows"):
+        load_interactions(empty, ["a"])
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("user_id,item_id\nu1,zz\n")
+    with pytest.raises(UserError, match="no interaction refers to an item of the catalog.*'zz'"):
+        load_interactions(unknown, ["a"])
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("user_id,item_id\nu1,a\nu1,zz\n")
+    load_interactions(mixed, ["a"])  # default log: one line on stderr
+    assert "dropped 1 of 2 rows" in capsys.readouterr().err

@@ -10,6 +10,7 @@ each sequence without its last two items.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +41,17 @@ class Split:
     max_history: int
 
 
-def load_interactions(path: str | os.PathLike, item_ids) -> tuple[list[str], list[np.ndarray], str]:
+def _note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_interactions(path: str | os.PathLike, item_ids, log=_note) -> tuple[list[str], list[np.ndarray], str]:
     """Read interactions (CSV/TSV/Parquet, optionally .gz) into per-user index sequences.
 
     Needs columns `user_id`, `item_id`; orders by `timestamp` when it has values,
     else by `position`, else by file order. Interactions with items missing from
-    the catalog are dropped (their count is not an error: catalogs get filtered).
+    the catalog are dropped, not an error (catalogs get filtered), but said through
+    `log` (default: a line on stderr) with their count and an example.
     Returns (users, sequences, order column used).
     """
     p = require_file(path, "interactions file")
@@ -55,6 +61,8 @@ def load_interactions(path: str | os.PathLike, item_ids) -> tuple[list[str], lis
         raise UserError(
             f"{p}: missing column(s) {sorted(missing)}; found {list(frame.columns)}"
         )
+    if frame.empty:
+        raise UserError(f"{p}: the interactions file has no rows")
     frame = frame.copy()
     frame["user_id"] = frame["user_id"].astype(str)
     frame["item_id"] = frame["item_id"].astype(str)
@@ -67,9 +75,14 @@ def load_interactions(path: str | os.PathLike, item_ids) -> tuple[list[str], lis
         order = "file order"
     index = pd.Index(list(item_ids))
     frame["_item"] = index.get_indexer(frame["item_id"])
-    frame = frame[frame["_item"] >= 0]
-    if frame.empty:
-        raise UserError(f"{p}: no interaction refers to an item of the catalog")
+    unknown = frame["_item"] < 0
+    if unknown.all():
+        raise UserError(f"{p}: no interaction refers to an item of the catalog "
+                        f"(e.g. item_id {frame['item_id'].iloc[0]!r})")
+    if unknown.any():
+        log(f"interactions: dropped {int(unknown.sum()):,} of {len(frame):,} rows whose item_id is not in the "
+            f"catalog (e.g. {frame.loc[unknown, 'item_id'].iloc[0]!r})")
+        frame = frame[~unknown]
     sort_cols = ["user_id", "_file_order"] if order == "file order" else ["user_id", order, "_file_order"]
     frame = frame.sort_values(sort_cols, kind="stable")
     users, sequences = [], []

@@ -46,7 +46,8 @@ def check_previous(prev: SemanticIds, *, checkpoint_sha256: str, levels: int, co
             "previous IDs were assigned with another model checkpoint "
             f"({str(meta.get('checkpoint_sha256'))[:12]}, this one is {checkpoint_sha256[:12]}): "
             "IDs can only be carried over under the same frozen model; after retraining, assign "
-            "without --previous and migrate with id_mapping.parquet (write_id_mapping)"
+            "without --previous and migrate with an old -> new mapping (the retrain flow writes "
+            "id_mapping.parquet; in Python: rqvae_ids.ids.write_id_mapping(old, new, out))"
         )
     if prev.levels != levels or int(meta.get("codebook_size", -1)) != codebook_size:
         raise UserError(
