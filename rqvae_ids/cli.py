@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import signal
 import sys
 
 from . import commands
@@ -41,13 +43,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
+        sys.stdout.flush()  # a closed pipe (`... | head`) fails here, inside the try, not at exit
     except UserError as e:
         print(f"rqvae-ids {args.command}: error: {e}", file=sys.stderr)
         return UserError.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _stdout_closed()
     return int(result or 0)
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (`rqvae-ids lookup ... | head -3`): stop quietly.
+
+    As in the Python docs' "Note on SIGPIPE": point stdout at devnull so the interpreter's
+    final flush does not fail again, and exit like a process killed by SIGPIPE (128 + 13).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests)
+        pass
+    return 128 + int(getattr(signal, "SIGPIPE", 13))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ is one batch of text and tensors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -131,18 +132,40 @@ def _model_fingerprint(path: Path) -> str:
 _LOADED: dict[tuple[str, str, str], Any] = {}
 
 
-def load_model(spec: ModelSpec, device: str):
-    """A SentenceTransformer for `spec` on `device`, loaded once per process (tests share it)."""
+def load_model(spec: ModelSpec, device: str, quiet: bool = False):
+    """A SentenceTransformer for `spec` on `device`, loaded once per process (tests share it).
+
+    quiet: no transformers "Loading weights" progress bar while loading (embed --quiet).
+    """
     key = (spec.path, spec.identity, device)
     if key not in _LOADED:
         offline_hub()  # before the import: huggingface_hub reads it at import time
         from sentence_transformers import SentenceTransformer
 
         try:
-            _LOADED[key] = SentenceTransformer(spec.path, device=device, local_files_only=True)
+            with _no_load_progress(quiet):
+                _LOADED[key] = SentenceTransformer(spec.path, device=device, local_files_only=True)
         except Exception as e:  # noqa: BLE001 - any load failure is a bad model folder to the user
             raise UserError(f"cannot load model from {spec.path}: {type(e).__name__}: {e}") from None
     return _LOADED[key]
+
+
+@contextlib.contextmanager
+def _no_load_progress(quiet: bool):
+    """With `quiet`, transformers' (and huggingface_hub's) progress bars are off inside the
+    block, and back on after it if they were on before; otherwise nothing changes."""
+    if not quiet:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 # ---------------------------------------------------------------- encoding
@@ -156,7 +179,7 @@ def encode_texts(texts: Sequence[str], cfg: EmbedConfig | None = None) -> np.nda
     """
     cfg = cfg or EmbedConfig()
     texts = list(texts)
-    model = load_model(resolve_model(cfg.model), resolve_device(cfg.device))
+    model = load_model(resolve_model(cfg.model), resolve_device(cfg.device), quiet=cfg.progress is False)
     out = np.empty((len(texts), _model_dim(model)), dtype=np.float32)
     _encode_rows(model, texts, np.arange(len(texts)), out, cfg.batch_size, _show_progress(cfg))
     return out
@@ -295,7 +318,7 @@ def embed_texts_cached(
     device = None  # resolved (and torch imported) only when something must be encoded
     if miss_rows.size or vectors is None:
         device = resolve_device(cfg.device)
-        model = load_model(spec, device)
+        model = load_model(spec, device, quiet=cfg.progress is False)
         dim = _model_dim(model)
         if vectors is None:
             vectors = np.empty((len(texts), dim), dtype=np.float32)

@@ -169,3 +169,22 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     if not p.is_file():
         raise UserError(f"{what} not found: {p}")
     return p
+
+
+def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Return `path` as a Path, or raise a UserError if it cannot be an output folder.
+
+    Call it before any work: an existing regular file at `path` (or at one of its
+    parents) would otherwise only fail when the first output is written.
+    """
+    from .errors import UserError
+
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.is_dir():
+            break
+        if q.exists() or q.is_symlink():  # a file, or a dangling link, where a folder must go
+            kind = "a file" if q.exists() else "a broken link"
+            where = f"{p} is {kind}" if q == p else f"{p}: {q} is {kind}"
+            raise UserError(f"{what} {where}, not a folder; choose another output folder")
+    return p

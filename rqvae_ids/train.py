@@ -319,8 +319,17 @@ def write_metrics(path: Path, history: list[dict], meta: dict) -> None:
                                        "data_sha256": meta.get("data_sha256")})
 
 
+def flat_keys() -> list[str]:
+    """Every key `config_from_args` accepts: the TrainConfig fields (but the nested `model`)
+    and the ModelConfig fields, sorted."""
+    return sorted((set(TrainConfig.__dataclass_fields__) - {"model"}) | set(ModelConfig.__dataclass_fields__))
+
+
 def config_from_args(**overrides) -> TrainConfig:
     """TrainConfig from flat overrides (model keys go to the nested ModelConfig)."""
+    unknown = sorted(set(overrides) - set(flat_keys()))
+    if unknown:
+        raise UserError(f"unknown key(s) {unknown}; known: {flat_keys()}")
     model_keys = set(ModelConfig.__dataclass_fields__)
     model = {k: v for k, v in overrides.items() if k in model_keys and v is not None}
     train = {k: v for k, v in overrides.items() if k not in model_keys and v is not None}

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+# rqvae_ids.ids.encode.DEFAULT_CHUNK_SIZE, spelled out for --help so that building the parser
+# imports nothing heavy (tests/test_cli_validation.py keeps the two equal).
+DEFAULT_CHUNK_SIZE = 32768
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,16 +26,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="collision resolution: extra suffix token (default) or move to a free last-level code")
     p.add_argument("--previous", default=None,
                    help="semantic_ids.parquet of an earlier run with the same model: unchanged items keep their IDs")
-    p.add_argument("--chunk-size", type=int, default=None, help="items encoded per chunk (bounds memory)")
+    p.add_argument("--chunk-size", type=int, default=None, metavar="N",
+                   help=f"items encoded per chunk, >= 1 (bounds memory; default {DEFAULT_CHUNK_SIZE})")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
+    from ..errors import UserError
     from ..ids import assign_ids
     from ..ids.encode import DEFAULT_CHUNK_SIZE
+    from ..io import check_out_dir
 
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise UserError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    check_out_dir(args.out)
+    chunk_size = DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size
     report = assign_ids(args.model_dir, args.embeddings, args.out, resolve=args.resolve,
-                        previous=args.previous, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE)
+                        previous=args.previous, chunk_size=chunk_size)
     col, res = report["collisions"], report["resolution"]
     print(f"items: {report['items']}  model: {report['kind']} L={report['levels']} K={report['codebook_size']}")
     print(f"raw collision rate: {col['collision_rate']:.4%}  items in colliding groups: "

@@ -14,7 +14,7 @@ GENERATIVE_FLAGS = [
     ("arch", {"choices": ("decoder", "encdec"), "help": "decoder-only (default) or encoder-decoder"}),
     ("layers", {"type": int, "help": "layers per stack (default 2)"}),
     ("d-model", {"type": int, "help": "width (default 64)"}),
-    ("heads", {"type": int, "help": "attention heads (default 4)"}),
+    ("heads", {"type": int, "help": "attention heads, must divide the width (default 4)"}),
     ("epochs", {"type": int, "help": "max epochs per retriever (default 20, early stopping)"}),
     ("patience", {"type": int, "help": "epochs without a better valid NDCG@10 (default 3)"}),
     ("batch-size", {"type": int, "help": "batch size (default 128)"}),
@@ -43,14 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--embeddings", default=None,
                    help="reuse this embeddings.parquet of the catalog instead of embedding it")
-    p.add_argument("--embed-model", default=None, help="sentence-transformers model dir (default: bundled MiniLM)")
+    p.add_argument("--embed-model", default=None,
+                   help="sentence-transformers model dir to embed the catalog with (default: bundled MiniLM); "
+                        "not with --embeddings, which are used as they are")
     p.add_argument("--models", default=MODELS, help=f"comma-separated (default {MODELS})")
     p.add_argument("--levels", type=int, default=3, help="code levels L (default 3)")
     p.add_argument("--codebook-size", type=int, default=256, help="codes per level K (default 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of every model and sample (default 0)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every model (default: train's)")
-    p.add_argument("--neighbour-queries", type=int, default=2000, help="query items for neighbour recall")
-    p.add_argument("--tune-users", type=int, default=3000, help="validation users for tuning retrievers")
+    p.add_argument("--neighbour-queries", type=int, default=2000, metavar="N",
+                   help="query items for neighbour recall, >= 1 (default 2000)")
+    p.add_argument("--tune-users", type=int, default=3000, metavar="N",
+                   help="validation users for tuning retrievers (default 3000)")
     p.add_argument("--with-generative", action="store_true",
                    help="also train a generative retriever on every model's IDs (needs --interactions); "
                         "rows generative/<model> with next_recall@5/10, next_ndcg@5/10")
@@ -82,6 +86,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..config import from_dict
     from ..errors import UserError
     from ..evaluate.compare import CompareConfig, run_comparison
+    from ..io import check_out_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     cfg = from_dict(
@@ -95,11 +100,16 @@ def handler(args: argparse.Namespace) -> int:
              if getattr(args, f"generative_{flag}") is not None}  # fmt: skip
     if given and not args.with_generative:
         raise UserError("--generative-* options need --with-generative")
+    if args.embed_model is not None and args.embeddings is not None:
+        raise UserError("--embed-model has no effect with --embeddings (the given embeddings are used as they "
+                        "are): drop one of the two")
     if args.with_generative:  # run_comparison refuses it without --interactions, before writing anything
         from ..retrieval.trainer import RetrievalConfig
 
+        # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained.
         generative = from_dict(RetrievalConfig, {**given, "seed": args.seed, "valid_users": args.tune_users},
                                where="compare --generative-*")  # fmt: skip
+    check_out_dir(args.out)
     from ..catalog import catalog_from_args
 
     catalog = catalog_from_args(args)

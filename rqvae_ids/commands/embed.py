@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu or cuda[:N]")
     p.add_argument("--cache", default=None, metavar="FILE",
                    help="embedding cache Parquet file, shareable across outputs (default: DIR/embedding_cache.parquet)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (encoding, model loading)")
     p.set_defaults(func=handler)
 
 
@@ -33,6 +33,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..catalog import catalog_from_args
     from ..config import from_dict
     from ..embed import EmbedConfig, embed_catalog
+    from ..io import check_out_dir
 
     # Validate the options and read the catalog before anything is written.
     cfg = from_dict(
@@ -41,6 +42,7 @@ def handler(args: argparse.Namespace) -> int:
          "cache": args.cache, "progress": False if args.quiet else None},
         where="embed",
     )
+    check_out_dir(args.out)
     catalog = catalog_from_args(args)
     report = embed_catalog(catalog, args.out, cfg)
     out = Path(args.out)

@@ -19,13 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--item", help="item_id to look up")
     what.add_argument("--sid", help="full SID or whole-token prefix, e.g. '<a_12><b_200>'")
-    p.add_argument("--limit", type=int, default=0, help="print at most this many items (0: all)")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="print at most N items, 0 = all (default 0)")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
+    from ..errors import UserError
     from ..ids import SidIndex, parse_sid
 
+    if args.limit < 0:
+        raise UserError(f"--limit must be >= 0 (0 = all), got {args.limit}")
     if args.sid is not None:
         parse_sid(args.sid)  # malformed prefix -> UserError before reading the table
     index = SidIndex.from_file(args.ids)

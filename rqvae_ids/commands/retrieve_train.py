@@ -21,8 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--arch", choices=("decoder", "encdec"), default=None, help="decoder-only (default) or encoder-decoder")
     p.add_argument("--layers", type=int, default=None, help="layers per stack (default 2)")
     p.add_argument("--d-model", type=int, default=None, help="width (default 64)")
-    p.add_argument("--heads", type=int, default=None, help="attention heads (default 4)")
-    p.add_argument("--dropout", type=float, default=None, help="dropout (default 0.1)")
+    p.add_argument("--heads", type=int, default=None, help="attention heads, must divide --d-model (default 4)")
+    p.add_argument("--dropout", type=float, default=None, help="dropout, in [0, 1) (default 0.1)")
     p.add_argument("--user-buckets", type=int, default=None, help="hashed user tokens, 0 = off (default)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs (default 20, early stopping)")
     p.add_argument("--patience", type=int, default=None, help="epochs without a better valid NDCG@10 (default 3)")
@@ -45,11 +45,13 @@ _FLAGS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n
 
 def handler(args: argparse.Namespace) -> int:
     from ..config import from_dict
+    from ..io import check_out_dir
     from ..retrieval.generative import train_retriever  # torch is imported lazily, inside
     from ..retrieval.trainer import RetrievalConfig
 
     given = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag) is not None}
-    cfg = from_dict(RetrievalConfig, given, where="retrieve-train")
+    cfg = from_dict(RetrievalConfig, given, where="retrieve-train")  # every model setting checked here
+    check_out_dir(args.out)
     report = train_retriever(args.ids, args.interactions, args.out, cfg, resume=not args.no_resume)
     print(json.dumps({"test": report["test"], "epochs": report["epochs"], "best_epoch": report["best_epoch"],
                       "train_seconds": round(report["train_seconds"], 1),

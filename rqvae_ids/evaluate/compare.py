@@ -54,6 +54,10 @@ class CompareConfig:
         check(len(self.models) > 0, "at least one model is needed")
         check(len(set(self.models)) == len(self.models), "models listed twice")
         check(self.levels >= 1 and self.codebook_size >= 2, "levels >= 1 and codebook_size >= 2 needed")
+        check(self.epochs is None or self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        check(self.max_history >= 1, f"max_history must be >= 1, got {self.max_history}")
+        check(self.neighbour_queries >= 1, f"neighbour_queries must be >= 1, got {self.neighbour_queries}")
+        check(self.tune_users >= 0, f"tune_users must be >= 0, got {self.tune_users}")
 
 
 @dataclass

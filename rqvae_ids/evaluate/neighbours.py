@@ -49,6 +49,8 @@ def neighbour_recall(
     """
     codes = np.asarray(codes)
     n = len(codes)
+    if max_queries < 1:
+        raise ValueError(f"max_queries must be >= 1, got {max_queries}")
     if n < truth_k + 2:
         raise ValueError(f"need more than {truth_k + 1} items for neighbour recall, got {n}")
     rng = np.random.default_rng(seed)

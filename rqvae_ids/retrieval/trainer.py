@@ -52,6 +52,19 @@ class RetrievalConfig:
     max_minutes: float = 0.0  # wall-clock budget for training; 0 = none
 
     def __post_init__(self):
+        # The model's shape, checked here (at the edge) rather than when ModelConfig is built
+        # after the data is read: n_head first, d_model % 0 would be a ZeroDivisionError.
+        check(self.n_layer >= 1, f"n_layer (layers) must be >= 1, got {self.n_layer}")
+        check(self.n_head >= 1, f"n_head (heads) must be >= 1, got {self.n_head}")
+        check(self.d_model >= 1, f"d_model must be >= 1, got {self.d_model}")
+        check(self.d_model % self.n_head == 0,
+              f"d_model ({self.d_model}) must be a multiple of n_head (heads, {self.n_head})")
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(self.user_buckets >= 0, f"user_buckets must be >= 0 (0 = off), got {self.user_buckets}")
+        check(self.max_history >= 1, f"max_history must be >= 1, got {self.max_history}")
+        check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        check(self.valid_users >= 0, f"valid_users must be >= 0 (0 = all), got {self.valid_users}")
+        check(self.max_minutes >= 0, f"max_minutes must be >= 0 (0 = no budget), got {self.max_minutes}")
         check(self.beam >= 10, "beam must be >= 10 (the largest reported top-k)")
         check(self.batch_size > 0 and self.max_epochs > 0, "batch_size and max_epochs must be positive")
         check(self.lr > 0, "lr must be positive")
