@@ -22,6 +22,7 @@ def build_deployments(
     *,
     interactions: str | None = None,
     config: str | None = None,
+    overrides: dict[str, Any] | None = None,
     refresh_cron: str | None = "0 3 * * *",
     retrain_cron: str | None = "0 4 * * 0",
     refresh_every: float | None = None,
@@ -30,10 +31,13 @@ def build_deployments(
 ) -> list[Any]:
     """RunnerDeployments for refresh and retrain with their schedules and bound parameters.
 
+    overrides: dotted config keys applied on top of the config, e.g. {"catalog.id_col": "asin"}.
     *_every (seconds) is an interval schedule used instead of the cron (demos, tests).
     A job with neither cron nor interval is deployed without a schedule (run on demand).
     """
     parameters = {"catalog": catalog, "out": out, "interactions": interactions, "config": config}
+    if overrides:
+        parameters["overrides"] = overrides
     deployments = []
     for flow_, name, cron, every, what in (
         (refresh_ids, "refresh-daily", refresh_cron, refresh_every, "re-embed new/edited items, keep unchanged IDs"),

@@ -8,8 +8,10 @@ every stage succeeded.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from pathlib import Path
 
 EPILOG = """\
 output folder:
@@ -22,6 +24,11 @@ examples:
   rqvae-ids run --catalog items.csv --interactions events.csv --out out/shop
   rqvae-ids run --catalog items.csv --out out/shop --config configs/default.yaml --set train.epochs=20
   rqvae-ids run --catalog big.jsonl --out out/big --dask-address tcp://10.0.0.5:8786
+  rqvae-ids run --catalog meta.jsonl --id-col asin --template "{title}. {brand}" --out out/amz
+
+The catalog options (--format, --id-col, --text-cols, --template, --on-duplicate,
+--drop-empty) set the config's catalog section, as --set catalog.KEY=VALUE would;
+one left out keeps the config's value.
 """
 
 
@@ -43,8 +50,7 @@ def register(subparsers) -> None:
 def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     """Options shared by `run` and `demo`."""
     if catalog_required:
-        p.add_argument("--catalog", required=True, metavar="PATH",
-                       help="item catalog: csv, tsv, jsonl, parquet, Amazon metadata or MovieLens")
+        add_catalog_flags(p)
         p.add_argument("--interactions", metavar="PATH",
                        help="user,item[,timestamp] log: enables next-item retrieval metrics")
         p.add_argument("--out", required=True, metavar="DIR", help="output folder (runs/, latest, cache/)")
@@ -58,16 +64,59 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     p.add_argument("--dask", action="store_true", help="shard embedding over a local Dask cluster")
     p.add_argument("--dask-address", metavar="ADDR",
                    help="shard embedding over an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
-    p.add_argument("--verbose", action="store_true", help="show Prefect's INFO logs")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Prefect's INFO logs, and its own log of a run that failed on bad input")
+
+
+# catalog flag (argparse dest) -> key of the config's catalog section
+CATALOG_FLAGS = {
+    "catalog_format": "fmt",
+    "id_col": "id_col",
+    "text_cols": "text_cols",
+    "template": "template",
+    "on_duplicate": "on_duplicate",
+    "drop_empty": "drop_empty",
+}
+
+
+def add_catalog_flags(p: argparse.ArgumentParser) -> None:
+    """--catalog and the catalog flags every other command has (rqvae_ids/catalog/args.py).
+
+    Here they feed the pipeline config: a flag the user gives becomes the override
+    `catalog.KEY=VALUE` (see `catalog_overrides`); one left out is None, so the config
+    file (or the latest run's config, for `serve`) keeps its value.
+    """
+    from ..catalog.args import add_catalog_args  # argparse only: --help stays fast
+
+    add_catalog_args(p)
+    p.set_defaults(**{dest: None for dest in CATALOG_FLAGS})  # parser defaults win over the flags' own
+
+
+def catalog_overrides(args: argparse.Namespace) -> dict:
+    """The catalog flags given on the command line as dotted-key overrides, e.g. {"catalog.id_col": "asin"}."""
+    from ..catalog.args import split_columns
+    from ..errors import UserError
+
+    if getattr(args, "text_cols", None) is not None and getattr(args, "template", None) is not None:
+        raise UserError("use either --text-cols or --template, not both")
+    out = {}
+    for dest, key in CATALOG_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            out[f"catalog.{key}"] = split_columns(value) if dest == "text_cols" else value
+    return out
 
 
 def parse_overrides(args: argparse.Namespace) -> dict:
-    """--set KEY=VALUE pairs (+ --dask/--dask-address) as dotted-key overrides."""
+    """Catalog flags, --set KEY=VALUE pairs (+ --dask/--dask-address) as dotted-key overrides.
+
+    A --set of the same key as a catalog flag wins (it comes later).
+    """
     import yaml
 
     from ..errors import UserError
 
-    out = {}
+    out = catalog_overrides(args)
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -91,6 +140,109 @@ def prefect_env(verbose: bool = False) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def require_out_dir(out: str) -> None:
+    """--out must be a folder or not exist yet, and nothing on its way may be a file.
+
+    Checked before any work: a file there would only fail when the run folder is made.
+    (Same wording as the --out check of the other commands.)
+    """
+    from ..errors import UserError
+
+    p = Path(out)
+    for q in (p, *p.parents):
+        if q.is_dir():
+            return
+        if q.exists() or q.is_symlink():  # a file, or a dangling link, where a folder must go
+            kind = "a file" if q.exists() else "a broken link"
+            where = f"{p} is {kind}" if q == p else f"{p}: {q} is {kind}"
+            raise UserError(f"--out {where}, not a folder; choose another output folder")
+
+
+def require_prefect_server(hint: str) -> None:
+    """When PREFECT_API_URL is set (environment or Prefect profile), the server must answer.
+
+    Otherwise Prefect fails deep inside with a long httpx.ConnectError traceback.
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    from ..errors import UserError
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            error = client.api_healthcheck()
+    except Exception as e:  # noqa: BLE001 - e.g. a malformed URL: the same advice applies
+        error = e
+    if error is not None:
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"cannot reach the Prefect server at {url} ({type(error).__name__}: {reason}); {hint}")
+
+
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+@contextlib.contextmanager
+def user_errors_without_prefect_logs(enabled: bool = True):
+    """Keep Prefect's own failure report off the console when the flow fails with a UserError.
+
+    Prefect's run engines log every failure at ERROR through the `prefect.flow_runs` /
+    `prefect.task_runs` loggers ("Encountered exception during execution" with a
+    traceback, "Finished in state Failed(...)") before the exception reaches the CLI,
+    which prints a UserError as one line. While the flow runs, the console handlers
+    those records reach hold them back; when the flow ends in a UserError they are
+    dropped, otherwise (success, a real bug, Ctrl-C) they are emitted in order, so an
+    unexpected exception keeps its full log and traceback. Prefect's API handler is left
+    alone: the UI still records the failure. enabled=False (--verbose) changes nothing.
+    """
+    if not enabled:
+        yield
+        return
+    import logging
+
+    from prefect.logging.handlers import APILogHandler
+
+    from ..errors import UserError
+
+    held: list[tuple[logging.Handler, logging.LogRecord]] = []
+
+    class Hold(logging.Filter):
+        def __init__(self, handler: logging.Handler):
+            super().__init__()
+            self.handler = handler
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.levelno >= logging.ERROR and record.name.startswith(RUN_LOGGERS):
+                held.append((self.handler, record))
+                return False
+            return True
+
+    handlers: list[logging.Handler] = []
+    for name in RUN_LOGGERS:
+        logger: logging.Logger | None = logging.getLogger(name)
+        while logger is not None:
+            handlers += [h for h in logger.handlers if not isinstance(h, APILogHandler) and h not in handlers]
+            logger = logger.parent if logger.propagate else None
+    filters = [(h, Hold(h)) for h in handlers]
+    for h, f in filters:
+        h.addFilter(f)
+    user_error = False
+    try:
+        yield
+    except UserError:
+        user_error = True
+        raise
+    finally:
+        for h, f in filters:
+            h.removeFilter(f)
+        if not user_error:
+            for h, record in held:
+                h.handle(record)
+
+
 def print_run(run_dir: str, seconds: float) -> None:
     from pathlib import Path
 
@@ -111,24 +263,35 @@ def run_pipeline(catalog: str, out: str, interactions: str | None, args: argpars
     from ..io import require_file
     from ..pipeline.config import load_config
 
+    # Every check a user can fail comes before Prefect starts and before anything is written.
+    require_out_dir(out)
     overrides = parse_overrides(args)
     load_config(args.config, overrides)  # bad config: one clear line before Prefect starts
     require_file(catalog, "catalog")
     if interactions is not None:
         require_file(interactions, "interactions file")
+    if args.model is not None:
+        from ..models import load_model
+
+        load_model(args.model)  # a broken --model fails now, named as given, not after embedding
     prefect_env(args.verbose)
+    require_prefect_server(
+        "start it (`prefect server start --host 127.0.0.1`), or unset PREFECT_API_URL "
+        "to run on a temporary local API"
+    )
     start = time.perf_counter()
     from flows.pipeline import semantic_ids_pipeline
 
-    run_dir = semantic_ids_pipeline(
-        catalog=os.path.abspath(catalog),
-        out=os.path.abspath(out),
-        interactions=os.path.abspath(interactions) if interactions else None,
-        config=os.path.abspath(args.config) if args.config else None,
-        model=os.path.abspath(args.model) if args.model else None,
-        wait=args.wait or None,
-        overrides=overrides or None,
-    )
+    with user_errors_without_prefect_logs(enabled=not args.verbose):
+        run_dir = semantic_ids_pipeline(
+            catalog=os.path.abspath(catalog),
+            out=os.path.abspath(out),
+            interactions=os.path.abspath(interactions) if interactions else None,
+            config=os.path.abspath(args.config) if args.config else None,
+            model=os.path.abspath(args.model) if args.model else None,
+            wait=args.wait or None,
+            overrides=overrides or None,
+        )
     print_run(run_dir, time.perf_counter() - start)
     sys.stdout.flush()
     return 0

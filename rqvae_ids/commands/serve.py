@@ -15,10 +15,21 @@ schedules need a running Prefect server (a temporary API never fires them):
 the output folder needs one successful run first (rqvae-ids run ... --out out/shop):
 refresh reuses its frozen model and carries its IDs over. Trigger a run now with
   prefect deployment run 'refresh-ids/refresh-daily'
+
+The catalog options (--format, --id-col, --text-cols, --template, --on-duplicate,
+--drop-empty) override the catalog section of the config the runs use (--config,
+else the latest run's config); one left out keeps that config's value.
 """
 
 
+START_SERVER = (
+    "`prefect server start --host 127.0.0.1` and `export PREFECT_API_URL=http://127.0.0.1:4200/api`"
+)
+
+
 def register(subparsers) -> None:
+    from .run import add_catalog_flags
+
     p = subparsers.add_parser(
         "serve",
         help="serve the scheduled refresh (daily) and retrain (weekly) jobs on a Prefect server",
@@ -29,7 +40,7 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--catalog", required=True, metavar="PATH", help="catalog re-read by every run")
+    add_catalog_flags(p)  # --catalog (re-read by every run) and its format/column options
     p.add_argument("--out", required=True, metavar="DIR", help="output folder with at least one successful run")
     p.add_argument("--interactions", metavar="PATH", help="interaction log for next-item metrics")
     p.add_argument("--config", metavar="FILE", help="config file (default: the config of the latest run)")
@@ -47,19 +58,28 @@ def register(subparsers) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..io import require_file
+    from ..pipeline.config import load_config, run_config
     from ..pipeline.runs import require_latest
-    from .run import prefect_env
+    from .run import catalog_overrides, prefect_env, require_prefect_server
 
     require_file(args.catalog, "catalog")
-    require_latest(args.out)
+    latest = require_latest(args.out)
+    overrides = catalog_overrides(args)
+    if args.config is not None:  # the config the runs will use, checked now: one line, not a failed run
+        load_config(args.config, overrides)
+    else:
+        run_config(latest, overrides)
     prefect_env()
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
         raise UserError(
             "no Prefect server configured: schedules only fire against a running server. Start one with "
-            "`prefect server start --host 127.0.0.1` and `export PREFECT_API_URL=http://127.0.0.1:4200/api`"
+            f"{START_SERVER}"
         )
+    require_prefect_server(f"start one with {START_SERVER}, or point PREFECT_API_URL at a running one")
+    import httpx
+
     from flows.deployments import build_deployments, serve_deployments
 
     deployments = build_deployments(
@@ -67,6 +87,7 @@ def handler(args: argparse.Namespace) -> int:
         os.path.abspath(args.out),
         interactions=os.path.abspath(args.interactions) if args.interactions else None,
         config=os.path.abspath(args.config) if args.config else None,
+        overrides=overrides or None,
         refresh_cron=args.refresh_cron or None,
         retrain_cron=args.retrain_cron or None,
         refresh_every=args.refresh_every,
@@ -74,5 +95,10 @@ def handler(args: argparse.Namespace) -> int:
         timezone=args.timezone,
     )
     print(f"serving {', '.join(d.name for d in deployments)} against {PREFECT_API_URL.value()} (Ctrl-C to stop)", flush=True)
-    serve_deployments(deployments)
+    try:
+        serve_deployments(deployments)
+    except httpx.ConnectError as e:  # the server went away (or was never there) once serving began
+        raise UserError(
+            f"cannot reach the Prefect server at {PREFECT_API_URL.value()} ({e}); start one with {START_SERVER}"
+        ) from None
     return 0

@@ -23,7 +23,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import UserError
 from ..io import require_file, sha256_file, write_parquet_atomic
 from .config import CatalogOptions, EvaluateOptions, IdsOptions
 
@@ -106,9 +105,10 @@ def copy_model(model_dir: str | os.PathLike, run_dir: str | os.PathLike) -> dict
 
     The copy is byte-identical, so its checkpoint hash (the key of ID stability) is unchanged.
     """
+    from ..models import load_model
+
     src = Path(model_dir)
-    if not (src / "config.json").is_file():
-        raise UserError(f"not a model directory (no config.json): {src}")
+    load_model(src)  # missing, corrupt or truncated files: a UserError naming `model_dir`, not the copy
     dst = Path(run_dir) / MODEL
     tmp = Path(run_dir) / f".{MODEL}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
