@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import os
 import sys
-from pathlib import Path
 
 EPILOG = """\
 output folder:
@@ -140,24 +139,6 @@ def prefect_env(verbose: bool = False) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def require_out_dir(out: str) -> None:
-    """--out must be a folder or not exist yet, and nothing on its way may be a file.
-
-    Checked before any work: a file there would only fail when the run folder is made.
-    (Same wording as the --out check of the other commands.)
-    """
-    from ..errors import UserError
-
-    p = Path(out)
-    for q in (p, *p.parents):
-        if q.is_dir():
-            return
-        if q.exists() or q.is_symlink():  # a file, or a dangling link, where a folder must go
-            kind = "a file" if q.exists() else "a broken link"
-            where = f"{p} is {kind}" if q == p else f"{p}: {q} is {kind}"
-            raise UserError(f"--out {where}, not a folder; choose another output folder")
-
-
 def require_prefect_server(hint: str) -> None:
     """When PREFECT_API_URL is set (environment or Prefect profile), the server must answer.
 
@@ -260,11 +241,11 @@ def print_run(run_dir: str, seconds: float) -> None:
 def run_pipeline(catalog: str, out: str, interactions: str | None, args: argparse.Namespace) -> int:
     import time
 
-    from ..io import require_file
+    from ..io import check_out_dir, require_file
     from ..pipeline.config import load_config
 
     # Every check a user can fail comes before Prefect starts and before anything is written.
-    require_out_dir(out)
+    check_out_dir(out)
     overrides = parse_overrides(args)
     load_config(args.config, overrides)  # bad config: one clear line before Prefect starts
     require_file(catalog, "catalog")
