@@ -62,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     for flag, kw in GENERATIVE_FLAGS:
         metavar = {int: "N", float: "X"}.get(kw.get("type"), None if "choices" in kw else "DEVICE")
         g.add_argument(f"--generative-{flag}", default=None, metavar=metavar, **kw)
+    g.add_argument("--generative-content", action="store_true",
+                   help="add each history item's projected text embedding (the compared embeddings) to its tokens")
     from ..catalog import add_catalog_args  # --catalog and its format/column options
 
     add_catalog_args(p)
@@ -98,6 +100,8 @@ def handler(args: argparse.Namespace) -> int:
     generative = None
     given = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
              if getattr(args, f"generative_{flag}") is not None}  # fmt: skip
+    if args.generative_content:
+        given["content"] = True
     if given and not args.with_generative:
         raise UserError("--generative-* options need --with-generative")
     if args.embed_model is not None and args.embeddings is not None:

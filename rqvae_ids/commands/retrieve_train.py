@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--heads", type=int, default=None, help="attention heads, must divide --d-model (default 4)")
     p.add_argument("--dropout", type=float, default=None, help="dropout, in [0, 1) (default 0.1)")
     p.add_argument("--user-buckets", type=int, default=None, help="hashed user tokens, 0 = off (default)")
+    p.add_argument("--content-embeddings", default=None, metavar="FILE",
+                   help="embeddings.parquet of the items (every item of --ids): adds each history item's "
+                        "projected text embedding to its tokens (item content; default off)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs (default 20, early stopping)")
     p.add_argument("--patience", type=int, default=None, help="epochs without a better valid NDCG@10 (default 3)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
@@ -50,9 +53,12 @@ def handler(args: argparse.Namespace) -> int:
     from ..retrieval.trainer import RetrievalConfig
 
     given = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag) is not None}
+    if args.content_embeddings is not None:
+        given["content"] = True
     cfg = from_dict(RetrievalConfig, given, where="retrieve-train")  # every model setting checked here
     check_out_dir(args.out)
-    report = train_retriever(args.ids, args.interactions, args.out, cfg, resume=not args.no_resume)
+    report = train_retriever(args.ids, args.interactions, args.out, cfg, resume=not args.no_resume,
+                             content_embeddings=args.content_embeddings)
     print(json.dumps({"test": report["test"], "epochs": report["epochs"], "best_epoch": report["best_epoch"],
                       "train_seconds": round(report["train_seconds"], 1),
                       "infer_users_per_s": round(report["infer_users_per_s"], 1)}))

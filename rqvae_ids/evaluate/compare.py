@@ -345,7 +345,8 @@ def run_comparison(
         from .compare_generative import generative_note, generative_retrievers
 
         generative = replace(generative, max_history=cfg.max_history)  # the split's history truncation
-        extra += generative_retrievers(model_ids, out_dir, generative, progress)
+        vectors = table.vectors if generative.content else None  # rows = model_ids' codes order
+        extra += generative_retrievers(model_ids, out_dir, generative, progress, item_vectors=vectors)
         notes.append(generative_note(generative))
         extra_config["generative"] = to_dict(generative)
     summary = evaluate_and_write(

@@ -27,29 +27,32 @@ class CompareGenerative:
     history_extra = 0
 
     def __init__(self, model: ModelIds, cfg: Any, out_dir: Path, progress: Callable[[str], None] = _progress,
-                 position: str = ""):
+                 position: str = "", item_vectors=None):
         from ..retrieval.generative import retriever_for
 
         self.kind, self.out_dir, self.progress, self.position = model.name, Path(out_dir), progress, position
         self.name = f"generative/{model.name}"
         self.inner = retriever_for(model.name, model.codes, model.suffix, cfg=cfg, out_dir=self.out_dir,
-                                   log=lambda msg: progress(f"{self.name}: {msg}"))  # fmt: skip
+                                   log=lambda msg: progress(f"{self.name}: {msg}"), item_vectors=item_vectors)
         self.tuned: dict[str, Any] | None = None
 
     def fit(self, train_sequences, valid=None) -> "CompareGenerative":
-        from ..retrieval.trainer import CHECKPOINT, RESUMABLE_KEYS, data_fingerprint
+        from ..retrieval.trainer import CHECKPOINT, RESUMABLE_KEYS, data_fingerprint, defaults_filled
 
         codes = self.inner.trie.codes
-        # Budget knobs (epochs, minutes, patience, device) may change and still resume.
+        # Budget knobs (epochs, minutes, patience, device) may change and still resume; the item
+        # vectors (content on) are part of the data.
         cfg = {k: v for k, v in to_dict(self.inner.cfg).items() if k not in RESUMABLE_KEYS}
-        key = {"retrieval": cfg, "data_sha256": data_fingerprint(codes, train_sequences)}
+        key = {"retrieval": cfg, "data_sha256": data_fingerprint(codes, train_sequences, self.inner.item_vectors)}
         if valid is not None:
             key["valid_sha256"] = data_fingerprint(codes, list(valid[0]) + [np.asarray(valid[1])])
         key = json.loads(json.dumps(key))
         marker = self.out_dir / "compare_key.json"
         saved = _read_json(marker)
-        if isinstance(saved, dict) and isinstance(saved.get("retrieval"), dict):  # markers that kept budget knobs
-            saved["retrieval"] = {k: v for k, v in saved["retrieval"].items() if k not in RESUMABLE_KEYS}
+        if isinstance(saved, dict) and isinstance(saved.get("retrieval"), dict):
+            # Older markers kept budget knobs and lack newer knobs (which then were at their defaults).
+            old = defaults_filled(saved["retrieval"])
+            saved["retrieval"] = {k: v for k, v in old.items() if k not in RESUMABLE_KEYS}
         self.inner.resume = saved == key  # else: start over (other IDs, split or config)
         if not self.inner.resume:  # a checkpoint of other IDs/config must not meet the new marker
             (self.out_dir / CHECKPOINT).unlink(missing_ok=True)
@@ -68,19 +71,21 @@ class CompareGenerative:
 
 
 def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cfg: Any,
-                          progress: Callable[[str], None] = _progress) -> list[CompareGenerative]:
+                          progress: Callable[[str], None] = _progress, item_vectors=None) -> list[CompareGenerative]:
     """`retriever_factory` of --with-generative: one `CompareGenerative` per ID model,
-    checkpoints in out_dir/retrievers/<kind>/. cfg: a RetrievalConfig shared by all."""
+    checkpoints in out_dir/retrievers/<kind>/. cfg: a RetrievalConfig shared by all;
+    item_vectors: (N, d) embeddings in the models' codes order (read when cfg.content)."""
     n = len(model_ids)
-    return [CompareGenerative(m, cfg, Path(out_dir) / "retrievers" / m.name, progress, f" ({i}/{n})")
+    return [CompareGenerative(m, cfg, Path(out_dir) / "retrievers" / m.name, progress, f" ({i}/{n})", item_vectors)
             for i, m in enumerate(model_ids, 1)]  # fmt: skip
 
 
 def generative_note(cfg: Any) -> str:
     """The report note explaining the `generative/<kind>` rows."""
+    content = ", item content" if getattr(cfg, "content", False) else ""
     return (
         f"`generative/<model>` rows: the TIGER-style generative retriever (`--with-generative`; {cfg.arch}, "
-        f"n_layer {cfg.n_layer}, d_model {cfg.d_model}, early stopping on validation "
+        f"n_layer {cfg.n_layer}, d_model {cfg.d_model}{content}, early stopping on validation "
         f"NDCG@10, beam {cfg.beam}, seed {cfg.seed}) trained on that model's resolved IDs (levels + collision-suffix "
         "token), the same sequence model for every ID model; next_* metrics only; checkpoints in retrievers/<model>/; "
         "epochs actually trained (a rerun may reuse a longer-trained retriever) under \"Tuned retriever settings\"."

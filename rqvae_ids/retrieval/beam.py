@@ -32,14 +32,15 @@ class Scorer(Protocol):
 def constrained_beam_search(
     scorer: Scorer, batch: Any, trie: SidTrie, beam: int, table: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-`beam` valid IDs per row of `batch`, best first.
+    """Top-`beam` valid IDs per row of `batch` (what `scorer.start` takes; a tuple is spread
+    into its arguments), best first.
 
     table: `trie.next_node` as a torch tensor on the scorer's device (pass it to
     avoid a copy per call).
     Returns (items (B, beam) int64 catalog indices, -1 only where the catalog has
     fewer than `beam` items; scores (B, beam) float32 summed log-probs).
     """
-    state, logp = scorer.start(batch)
+    state, logp = scorer.start(*batch) if isinstance(batch, tuple) else scorer.start(batch)
     device = logp.device
     if table is None:
         table = torch.as_tensor(trie.next_node, device=device)
@@ -104,9 +105,9 @@ def beam_recommend(
     for s in range(0, len(histories), batch_size):
         chunk = histories[s : s + batch_size]
         u = users[s : s + batch_size] if users is not None else None
-        x = history_tokens(chunk, tokens, model.cfg, u, max_history).to(device)
+        x, content = (t.to(device) for t in history_tokens(chunk, tokens, model.cfg, u, max_history))
         with amp:
-            items, _ = constrained_beam_search(model, x, trie, beam, table)
+            items, _ = constrained_beam_search(model, (x, content), trie, beam, table)
         out[s : s + len(chunk)] = items[:, :k].cpu().numpy()
     return out
 

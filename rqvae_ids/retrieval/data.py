@@ -9,6 +9,10 @@ truncated to the last `max_history` items (the split's protocol, TIGER's 20).
   (a sequence longer than max_history + 1) scores only its last item, so every
   target is seen once, with exactly its truncated history.
 - encoder–decoder: one (history, target) example per prefix.
+
+Every builder also returns `content` (B,S) int64 aligned with the history tokens:
+catalog index + 1 where that item's content vector enters the model (content_index),
+0 elsewhere; a model without item vectors ignores it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,17 @@ def item_tokens(codes: np.ndarray, cfg: ModelConfig) -> np.ndarray:
     """(N, T) codes -> (N, T) int64 token ids (position-specific blocks)."""
     offsets = np.array([cfg.offset(d) for d in range(cfg.depth)], dtype=np.int64)
     return np.asarray(codes, dtype=np.int64) + offsets
+
+
+def content_index(items, cfg: ModelConfig) -> np.ndarray:
+    """(n,) catalog indices -> (n·T,) int64, aligned with their tokens: index + 1 where the
+    item's content enters, 0 elsewhere. Decoder: only each item's LAST token (its output
+    predicts the next item, so predicting token t of item i never sees item i's content);
+    encoder: every token."""
+    c = np.repeat(np.asarray(items, dtype=np.int64) + 1, cfg.depth)
+    if cfg.arch == "decoder":
+        c.reshape(-1, cfg.depth)[:, :-1] = 0
+    return c
 
 
 def user_token(user: str | None, cfg: ModelConfig) -> int | None:
@@ -71,46 +86,50 @@ def build_examples(sequences: Sequence[np.ndarray], arch: str, max_history: int 
 
 
 def decoder_batch(seqs, users, ex: Examples, idx: np.ndarray, tokens: np.ndarray, cfg: ModelConfig):
-    """Examples `idx` -> (x (B,S), targets (B,S)) int64, right-padded; -100 = no loss."""
+    """Examples `idx` -> (x (B,S), targets (B,S), content (B,S)) int64, right-padded;
+    targets -100 = no loss."""
     t = cfg.depth
     rows = []
     for i in idx:
         items = seqs[ex.user[i]][ex.start[i] : ex.end[i]]
-        toks = tokens[items].reshape(-1)
+        toks, cont = tokens[items].reshape(-1), content_index(items, cfg)
         tgt = toks.copy()
         tgt[: ex.loss_from[i] * t] = -100
         ut = user_token(users[ex.user[i]] if users is not None else None, cfg)
         if ut is not None:
-            toks, tgt = np.concatenate([[ut], toks]), np.concatenate([[-100], tgt])
-        rows.append((toks[:-1], tgt[1:]))
+            toks, tgt, cont = np.concatenate([[ut], toks]), np.concatenate([[-100], tgt]), np.concatenate([[0], cont])
+        rows.append((toks[:-1], tgt[1:], cont[:-1]))
     s = max(len(r[0]) for r in rows)
     x = np.full((len(rows), s), PAD, np.int64)
     y = np.full((len(rows), s), -100, np.int64)
-    for j, (a, b) in enumerate(rows):
-        x[j, : len(a)], y[j, : len(b)] = a, b
-    return torch.from_numpy(x), torch.from_numpy(y)
+    c = np.zeros((len(rows), s), np.int64)
+    for j, (a, b, d) in enumerate(rows):
+        x[j, : len(a)], y[j, : len(b)], c[j, : len(d)] = a, b, d
+    return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(c)
 
 
 def encdec_batch(seqs, users, ex: Examples, idx: np.ndarray, tokens: np.ndarray, cfg: ModelConfig):
-    """Examples `idx` -> (src (B,S), dec_in (B,T), targets (B,T)) int64."""
+    """Examples `idx` -> (src (B,S), dec_in (B,T), targets (B,T), content (B,S) of src) int64."""
     hist = [seqs[ex.user[i]][ex.start[i] : ex.end[i] - 1] for i in idx]
-    src = history_tokens(hist, tokens, cfg, [users[ex.user[i]] for i in idx] if users is not None else None)
+    src, cont = history_tokens(hist, tokens, cfg, [users[ex.user[i]] for i in idx] if users is not None else None)
     tgt = tokens[[seqs[ex.user[i]][ex.end[i] - 1] for i in idx]]
     dec_in = np.concatenate([np.full((len(idx), 1), BOS, np.int64), tgt[:, :-1]], axis=1)
-    return src, torch.from_numpy(dec_in), torch.from_numpy(tgt)
+    return src, torch.from_numpy(dec_in), torch.from_numpy(tgt), cont
 
 
 def history_tokens(histories, tokens: np.ndarray, cfg: ModelConfig, users=None, max_history: int = 20):
-    """Histories (list of int item arrays) -> (B, S) int64 tokens, LEFT-padded with PAD
+    """Histories (list of int item arrays) -> (tokens (B,S), content (B,S)) int64, LEFT-padded
     (the last real token is the last column), user token first when configured."""
     rows = []
     for j, h in enumerate(histories):
-        toks = tokens[np.asarray(h, dtype=np.int64)[-max_history:]].reshape(-1)
+        items = np.asarray(h, dtype=np.int64)[-max_history:]
+        toks, cont = tokens[items].reshape(-1), content_index(items, cfg)
         ut = user_token(users[j] if users is not None else None, cfg)
-        rows.append(np.concatenate([[ut], toks]) if ut is not None else toks)
-    s = max(1, max(len(r) for r in rows))
+        rows.append((np.concatenate([[ut], toks]), np.concatenate([[0], cont])) if ut is not None else (toks, cont))
+    s = max(1, max(len(r[0]) for r in rows))
     x = np.full((len(rows), s), PAD, np.int64)
-    for j, r in enumerate(rows):
-        if len(r):
-            x[j, s - len(r) :] = r
-    return torch.from_numpy(x)
+    c = np.zeros((len(rows), s), np.int64)
+    for j, (a, d) in enumerate(rows):
+        if len(a):
+            x[j, s - len(a) :], c[j, s - len(d) :] = a, d
+    return torch.from_numpy(x), torch.from_numpy(c)

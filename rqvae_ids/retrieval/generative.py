@@ -3,7 +3,8 @@
 
 A retriever directory holds `model.safetensors` (best weights), `checkpoint.safetensors`
 (last epoch, for resume), `codes.npy` (the (N, T) ID tuples the model was trained
-on, catalog order), `config.json` and `train_report.json`.
+on, catalog order), `config.json` and `train_report.json`. With `content` on, the item
+vectors are a buffer inside the weights: loading needs no embeddings file.
 """
 
 from __future__ import annotations
@@ -43,17 +44,21 @@ class GenerativeRetriever:
     codes: (N, T) int tuples in catalog order (`sid_codes(read_semantic_ids(path))`);
     cfg: model/training knobs; out_dir: where checkpoints go (None = memory only);
     exclude_history: drop the user's own history items from the ranking (the
-    harness policy; then `history_extra = 0` tells the harness not to ask for more).
+    harness policy; then `history_extra = 0` tells the harness not to ask for more);
+    item_vectors: (N, d) item text embeddings in the order of `codes`, needed (and only
+    read) when cfg.content.
     """
 
     history_extra = 0
 
     def __init__(self, codes, cfg: RetrievalConfig | None = None, out_dir=None, name: str = "generative",
-                 exclude_history: bool = True, resume: bool = True, log=print):
+                 exclude_history: bool = True, resume: bool = True, log=print, item_vectors=None):
+        from .trainer import content_vectors
         from .trie import SidTrie
 
         self.cfg = cfg or RetrievalConfig()
         self.trie = SidTrie(codes)
+        self.item_vectors = content_vectors(self.cfg, item_vectors, len(self.trie))
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.name, self.exclude_history, self.resume, self.log = name, exclude_history, resume, log
         self.model, self.report = None, None
@@ -67,8 +72,8 @@ class GenerativeRetriever:
         counts = np.bincount(np.concatenate([np.asarray(s, np.int64) for s in train_sequences] + [np.zeros(0, np.int64)]),
                              minlength=len(self.trie))
         self.popular = np.argsort(-counts, kind="stable")
-        self.model, self.report = train(self.trie.codes, train_sequences, valid, self.out_dir, self.cfg,
-                                        users=users, resume=self.resume, log=self.log)
+        self.model, self.report = train(self.trie.codes, train_sequences, valid, self.out_dir, self.cfg, users=users,
+                                        resume=self.resume, log=self.log, item_vectors=self.item_vectors)
         if self.out_dir is not None:
             from ..config import to_dict
 
@@ -112,8 +117,16 @@ class GenerativeRetriever:
                 raise UserError(f"{out}: not a trained retriever ({f} missing)")
         cfg = from_dict(RetrievalConfig, json.loads((out / "config.json").read_text())["retrieval"], where="config.json")
         cfg = replace(cfg, device=device)
-        r = cls(np.load(out / "codes.npy"), cfg, out, **kw)
-        model = SeqModel(model_config(cfg, r.trie.depth, r.trie.width))
+        vectors = None
+        if cfg.content:  # the item vectors are saved with the weights
+            from safetensors import safe_open
+
+            with safe_open(str(out / BEST), "np") as f:
+                if "item_vectors" not in f.keys():
+                    raise UserError(f"{out / BEST}: content=True but the weights hold no item_vectors")
+                vectors = f.get_tensor("item_vectors")
+        r = cls(np.load(out / "codes.npy"), cfg, out, item_vectors=vectors, **kw)
+        model = SeqModel(model_config(cfg, r.trie.depth, r.trie.width), r.item_vectors)
         load_weights(model, out / BEST)
         r.model = model.to(resolve_device(device)).eval()
         if (out / "popular.json").is_file():
@@ -121,8 +134,25 @@ class GenerativeRetriever:
         return r
 
 
-def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, resume: bool = True, log=print) -> dict:
+def content_vectors_for(embeddings_path, item_ids) -> np.ndarray:
+    """embeddings.parquet rows aligned to `item_ids` (the semantic IDs' order): (N, d) float32."""
+    import pandas as pd
+
+    from ..tables import read_embeddings
+
+    table = read_embeddings(embeddings_path)
+    pos = pd.Index(list(table.item_ids)).get_indexer(list(item_ids))
+    if (pos < 0).any():
+        missing = [str(i) for i, p in zip(item_ids, pos) if p < 0]
+        raise UserError(f"{embeddings_path}: no embedding for {len(missing)} item(s) of the semantic IDs, "
+                        f"e.g. {missing[0]!r}")
+    return table.vectors[pos]
+
+
+def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, resume: bool = True, log=print,
+                    content_embeddings=None) -> dict:
     """semantic_ids.parquet + interactions -> trained retriever in `out_dir` + test metrics.
+    content_embeddings: embeddings.parquet of the items (read when cfg.content).
 
     Same leave-one-out split as the evaluation harness; early stopping on validation;
     Recall/NDCG@5/10 on the test split with history items excluded (the harness policy).
@@ -132,13 +162,18 @@ def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, 
     from ..evaluate.sequences import leave_one_out, load_interactions
     from ..ids import read_semantic_ids
 
+    if cfg.content and content_embeddings is None:
+        raise UserError("content=True needs the items' embeddings (--content-embeddings FILE)")
     ids = read_semantic_ids(ids_path)
     codes = sid_codes(ids)
+    vectors = content_vectors_for(content_embeddings, ids.item_ids) if cfg.content else None
     users, seqs, order = load_interactions(interactions_path, list(ids.item_ids))
     split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
     out = Path(out_dir)
-    r = GenerativeRetriever(codes, cfg, out, resume=resume, log=log)
+    r = GenerativeRetriever(codes, cfg, out, resume=resume, log=log, item_vectors=vectors)
     r.extra_config = {"ids": os.fspath(ids_path), "interactions": os.fspath(interactions_path)}
+    if cfg.content:
+        r.extra_config["content_embeddings"] = os.fspath(content_embeddings)
     user_arg = split.users if cfg.user_buckets else None
     r.fit(split.train, (split.valid_histories, split.valid_targets), users=user_arg)
     t0 = time.perf_counter()

@@ -10,8 +10,16 @@ then `user_buckets` hashed user tokens (TIGER prepends one to the history).
 - `arch="encdec"` (TIGER): a bidirectional encoder reads the history, a causal
   decoder with cross-attention emits the next item's T tokens after BOS.
 
-Both expose `forward(x, y=None, targets=None) -> (logits, loss)` for training
-and `start`/`step` incremental scoring (KV cache) for beam search.
+Both expose `forward(x, y=None, targets=None, content=None) -> (logits, loss)` for
+training and `start`/`step` incremental scoring (KV cache) for beam search.
+
+Item content (opt-in: `SeqModel(cfg, item_vectors)`): each history item's text
+embedding, projected by one bias-free Linear, is added to the token embedding where
+`content` (B,S) holds "catalog index + 1" (0 = nothing; data.content_index): at the
+LAST token of each history item for the decoder (its output predicts the next item's
+first token, so no target token sees its own item's content), at every history token
+for the encoder. Decoder-side tokens (generated or BOS-led) never get content. The
+(N, d_in) vectors are a persistent buffer: they travel with the weights.
 """
 
 from __future__ import annotations
@@ -156,7 +164,8 @@ def _memory_mask(src_pad: torch.Tensor) -> torch.Tensor:
 
 
 class SeqModel(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, item_vectors=None):
+        """item_vectors: (N, d_in) item text embeddings in catalog order, or None (no content)."""
         super().__init__()
         self.cfg = cfg
         self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD)
@@ -169,6 +178,10 @@ class SeqModel(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.head.weight = self.tok.weight  # weight tying (nanoGPT)
+        self.content = None
+        if item_vectors is not None:
+            self.register_buffer("item_vectors", torch.as_tensor(item_vectors, dtype=torch.float32).clone())
+            self.content = nn.Linear(self.item_vectors.shape[1], cfg.d_model, bias=False)
         self.apply(self._init)
 
     @staticmethod
@@ -178,32 +191,43 @@ class SeqModel(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def _embed(self, x, pos):
-        return self.drop(self.tok(x) + self.pos(pos.clamp(max=self.cfg.max_len)))
+    def _embed(self, x, pos, content=None):
+        """Token + position embeddings, plus the projected item content where `content` (B,S)
+        is > 0 (models built with item_vectors only; others ignore it; None = no content)."""
+        e = self.tok(x) + self.pos(pos.clamp(max=self.cfg.max_len))
+        if self.content is not None and content is not None:
+            keep = content > 0
+            add = torch.zeros_like(e)
+            add[keep] = self.content(self.item_vectors[content[keep] - 1]).to(e.dtype)
+            e = e + add
+        return self.drop(e)
 
-    def encode(self, src):
+    def encode(self, src, content=None):
         """src (B,S) token ids, PAD-padded -> (memory (B,S,D), src pad (B,S))."""
         pad = src == PAD
-        h, mask = self._embed(src, _positions(pad)), _self_mask(pad, causal=False)
+        h, mask = self._embed(src, _positions(pad), content), _self_mask(pad, causal=False)
         for blk in self.encoder:
             h = blk(h, mask)[0]
         return self.ln_e(h), pad
 
-    def forward(self, x, y=None, targets=None):
+    def forward(self, x, y=None, targets=None, content=None):
         """Decoder: x (B,S) int64 tokens (right-padded), y None.
         Encdec: x (B,S) history tokens, y (B,T) decoder input (BOS + first T-1 tokens).
         targets: (B,S) or (B,T) int64 next-token ids (ID tokens), -100 = ignore.
+        content: (B,S) int64 like x, catalog index + 1 where an item's content enters
+        (data.content_index), 0 elsewhere; needed only by a model with item_vectors.
         Returns (logits, loss): without targets, logits (B,S|T,V) float32 and loss None;
         with targets, logits (M,K) float32 over the values of each scored target's ID
         position (M = scored targets) and the mean cross-entropy."""
+        check(self.content is None or content is not None, "this model reads item content: pass content")
         if self.cfg.arch == "decoder":
             pad = x == PAD
-            h, mask = self._embed(x, _positions(pad)), _self_mask(pad, causal=True)
+            h, mask = self._embed(x, _positions(pad), content), _self_mask(pad, causal=True)
             for blk in self.blocks:
                 h = blk(h, mask)[0]
         else:
             check(y is not None, "encdec needs the decoder input y")
-            memory, src_pad = self.encode(x)
+            memory, src_pad = self.encode(x, content)
             pos = torch.arange(y.shape[1], device=y.device).expand_as(y)
             h, mask = self._embed(y, pos), _self_mask(y == PAD, causal=True)
             mem_mask = _memory_mask(src_pad)
@@ -232,23 +256,25 @@ class SeqModel(nn.Module):
         return F.log_softmax(logits.float(), dim=-1)
 
     @torch.no_grad()
-    def start(self, hist):
-        """hist (B,S) left-padded history tokens -> (state, log-probs (B,K) of ID position 0).
+    def start(self, hist, content=None):
+        """hist (B,S) left-padded history tokens (content: as in forward) -> (state, log-probs
+        (B,K) of ID position 0). Generated tokens (`step`) get no content.
 
         The state keeps the history's keys/values once per user (`shared`); the beams of a
         user only add keys for the tokens they generate (`own`, one entry per row)."""
+        check(self.content is None or content is not None, "this model reads item content: pass content")
         pad = hist == PAD
         b = hist.shape[0]
         if self.cfg.arch == "decoder":
             pos = _positions(pad)
-            h, mask = self._embed(hist, pos), _self_mask(pad, causal=True)
+            h, mask = self._embed(hist, pos, content), _self_mask(pad, causal=True)
             shared = []
             for blk in self.blocks:
                 h, kv = blk(h, mask)
                 shared.append(kv)
             state = {"shared": shared, "ok": ~pad, "pos": pos[:, -1] + 1, "own": None}
             return state, self._value_logprobs(h[:, -1], 0)
-        memory, _ = self.encode(hist)
+        memory, _ = self.encode(hist, content)
         shared = [tuple(blk.cross._heads(t) for t in blk.cross.kv(memory).chunk(2, dim=-1)) for blk in self.blocks]
         ok = _memory_mask(pad)[:, 0, 0, :]
         state = {"shared": shared, "ok": ok, "pos": torch.zeros(b, dtype=torch.long, device=hist.device), "own": None}

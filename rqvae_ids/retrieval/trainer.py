@@ -37,6 +37,7 @@ class RetrievalConfig:
     d_model: int = 64  # 128: ~2.6x the CPU time per batch (measured 1.3 s vs 0.5 s, 128x40 tokens, 1 thread)
     dropout: float = 0.1
     user_buckets: int = 0  # TIGER: 2000 hashed user tokens; 0 = off
+    content: bool = False  # add each history item's projected text embedding (needs item vectors)
     max_history: int = 20
     batch_size: int = 128
     lr: float = 2e-3
@@ -85,14 +86,40 @@ def model_config(cfg: RetrievalConfig, depth: int, width: int):
     )
 
 
-def data_fingerprint(codes: np.ndarray, sequences: Sequence[np.ndarray]) -> str:
+def data_fingerprint(codes: np.ndarray, sequences: Sequence[np.ndarray], item_vectors=None) -> str:
     h = hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int64).tobytes())
     for s in sequences:
         h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
+    if item_vectors is not None:  # content on: other vectors, other model
+        h.update(b"content" + np.ascontiguousarray(item_vectors, dtype=np.float32).tobytes())
     return h.hexdigest()
 
 
-def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=None, resume=True, log=print):
+def content_vectors(cfg: RetrievalConfig, item_vectors, n_items: int):
+    """The (N, d) float32 item vectors the model reads when cfg.content, else None."""
+    if not cfg.content:
+        return None
+    if item_vectors is None:
+        raise UserError("content=True needs the item vectors: an (N, d) array in catalog order "
+                        "(retrieve-train --content-embeddings FILE)")
+    v = np.array(item_vectors, dtype=np.float32, order="C")  # own, writable copy
+    if v.ndim != 2 or len(v) != n_items:
+        raise UserError(f"item vectors must be one row per item in catalog order, ({n_items}, d); got {v.shape}")
+    if not np.isfinite(v).all():
+        raise UserError("item vectors hold NaN or infinite values")
+    return v
+
+
+def defaults_filled(config: dict) -> dict:
+    """A saved RetrievalConfig dict with knobs added since it was saved at their defaults
+    (an old checkpoint or marker matches a config that leaves the new knobs off)."""
+    from dataclasses import fields
+
+    return {**{f.name: f.default for f in fields(RetrievalConfig)}, **config}
+
+
+def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=None, resume=True, log=print,
+          item_vectors=None):
     """Train a SeqModel on `train_sequences` over the IDs `codes`.
 
     codes: (N, T) int code tuples (levels + suffix), catalog order.
@@ -100,6 +127,7 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
     valid: (histories, targets) for early stopping, or None (train max_epochs).
     out_dir: checkpoints and report; None = keep nothing on disk.
     users: user ids aligned with train_sequences/valid (only for user tokens).
+    item_vectors: (N, d) item text embeddings in catalog order, read when cfg.content.
     Returns (model with the best weights, report dict).
     """
     import torch
@@ -116,6 +144,7 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     trie = SidTrie(codes)
+    vectors = content_vectors(cfg, item_vectors, len(trie))
     mcfg = model_config(cfg, trie.depth, trie.width)
     tokens = item_tokens(trie.codes, mcfg)
     seqs = [np.asarray(s, dtype=np.int64) for s in train_sequences]
@@ -123,7 +152,7 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
     if len(ex) == 0:
         raise UserError("no training example: every training sequence has fewer than 2 items")
     make_batch = decoder_batch if cfg.arch == "decoder" else encdec_batch
-    model = SeqModel(mcfg).to(device)
+    model = SeqModel(mcfg, vectors).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -143,7 +172,7 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
         vh, vt = [vh[i] for i in pick], np.asarray(vt)[pick]
         vu = [users[i] for i in pick] if users is not None else None
         popular = np.argsort(-np.bincount(np.concatenate(seqs), minlength=len(trie)), kind="stable")
-    fingerprint = data_fingerprint(codes, seqs)
+    fingerprint = data_fingerprint(codes, seqs, vectors)
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "train_seconds": 0.0}
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and resume and (out / CHECKPOINT).is_file():
@@ -164,11 +193,12 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
         perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(ex))
         losses = []
         for s in range(0, len(perm), cfg.batch_size):
-            batch = [t.to(device) for t in make_batch(seqs, users, ex, perm[s : s + cfg.batch_size], tokens, mcfg)]
+            batch = make_batch(seqs, users, ex, perm[s : s + cfg.batch_size], tokens, mcfg)
+            x, *dec_in, tgt, content = (t.to(device) for t in batch)  # dec_in: encdec only
             for g in opt.param_groups:
                 g["lr"] = get_lr(state["step"])
             with amp:
-                _, loss = model(*batch) if cfg.arch == "encdec" else model(batch[0], targets=batch[1])
+                _, loss = model(x, *dec_in, targets=tgt, content=content)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -267,8 +297,8 @@ def _load_checkpoint(path, model, opt, cfg, fingerprint) -> dict:
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["rqvae_ids"])
     if meta["data_sha256"] != fingerprint:
-        raise UserError(f"{path}: checkpoint was trained on other IDs or sequences; use a new --out or --no-resume")
-    old = {k: v for k, v in meta["config"].items() if k not in RESUMABLE_KEYS}
+        raise UserError(f"{path}: checkpoint was trained on other IDs, sequences or item vectors; use a new --out or --no-resume")
+    old = {k: v for k, v in defaults_filled(meta["config"]).items() if k not in RESUMABLE_KEYS}
     new = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_KEYS}
     if old != new:
         diff = sorted(k for k in new if old.get(k) != new[k])
@@ -296,4 +326,4 @@ def config_from_checkpoint(path) -> RetrievalConfig:
     return from_dict(RetrievalConfig, meta.get("config"), where=str(path))
 
 
-__all__ = ["RetrievalConfig", "train", "save_weights", "load_weights", "model_config"]
+__all__ = ["RetrievalConfig", "train", "save_weights", "load_weights", "model_config", "content_vectors"]
