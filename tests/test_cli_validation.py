@@ -57,7 +57,7 @@ def _help(capsys, *argv) -> str:
 
 
 @pytest.mark.parametrize("flags, words", [
-    (["--heads", "3"], ["d_model (64)", "n_head"]),
+    (["--heads", "3"], ["d_model (128)", "n_head"]),
     (["--d-model", "30", "--heads", "4"], ["d_model (30)", "multiple"]),
     (["--heads", "0"], ["n_head", ">= 1"]),
     (["--dropout", "1.5"], ["dropout", "[0, 1)"]),

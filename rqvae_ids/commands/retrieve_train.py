@@ -20,14 +20,14 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="retriever directory to write")
     p.add_argument("--arch", choices=("decoder", "encdec"), default=None, help="decoder-only (default) or encoder-decoder")
     p.add_argument("--layers", type=int, default=None, help="layers per stack (default 2)")
-    p.add_argument("--d-model", type=int, default=None, help="width (default 64)")
+    p.add_argument("--d-model", type=int, default=None, help="width (default 128)")
     p.add_argument("--heads", type=int, default=None, help="attention heads, must divide --d-model (default 4)")
     p.add_argument("--dropout", type=float, default=None, help="dropout, in [0, 1) (default 0.1)")
     p.add_argument("--user-buckets", type=int, default=None, help="hashed user tokens, 0 = off (default)")
     p.add_argument("--content-embeddings", default=None, metavar="FILE",
                    help="embeddings.parquet of the items (every item of --ids): adds each history item's "
                         "projected text embedding to its tokens (item content; default off)")
-    p.add_argument("--epochs", type=int, default=None, help="max epochs (default 20, early stopping)")
+    p.add_argument("--epochs", type=int, default=None, help="max epochs (default 10, early stopping)")
     p.add_argument("--patience", type=int, default=None, help="epochs without a better valid NDCG@10 (default 3)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
