@@ -198,16 +198,12 @@ def test_content_needs_aligned_vectors(data):
 
 
 def _write_inputs(tmp_path, codes, vectors, users, seqs, drop_item=None):
-    from rqvae_ids.ids.table import write_semantic_ids
+    from test_retrieval_train import write_ids_and_interactions
+
     from rqvae_ids.tables import write_embeddings
 
     items = [f"i{i}" for i in range(N_ITEMS)]
-    ids = tmp_path / "semantic_ids.parquet"
-    write_semantic_ids(ids, items, codes[:, :2], codes[:, 2], [f"<a_{a}><b_{b}><c_{c}>" for a, b, c in codes],
-                       ["x"] * N_ITEMS, {"kind": "test", "levels": 2, "codebook_size": 4, "suffix_token": True})
-    inter = tmp_path / "interactions.csv"
-    inter.write_text("user_id,item_id,position\n" + "".join(
-        f"{u},{items[i]},{p}\n" for u, s in zip(users, seqs) for p, i in enumerate(s)))
+    ids, inter = write_ids_and_interactions(tmp_path, codes, users, seqs)
     keep = [i for i in range(N_ITEMS)[::-1] if i != drop_item]  # another row order than the IDs
     emb = tmp_path / "embeddings.parquet"
     write_embeddings(emb, [items[i] for i in keep], ["x"] * len(keep), vectors[keep], "test")

@@ -92,18 +92,25 @@ def test_retriever_meets_the_protocol(data, tmp_path):
     assert np.array_equal(again.recommend(split.test_histories, 10), rec)
 
 
-def test_cli_trains_and_help_does_not_import_torch(tmp_path):
-    from rqvae_ids.cli import main
+def write_ids_and_interactions(tmp_path, codes, users, seqs):
+    """semantic_ids.parquet (items i0.., 2 levels + suffix) and interactions.csv in tmp_path."""
     from rqvae_ids.ids.table import write_semantic_ids
 
-    codes, users, seqs = catalog(1)
-    items = [f"i{i}" for i in range(N_ITEMS)]
+    items = [f"i{i}" for i in range(len(codes))]
     ids = tmp_path / "semantic_ids.parquet"
     write_semantic_ids(ids, items, codes[:, :2], codes[:, 2], [f"<a_{a}><b_{b}><c_{c}>" for a, b, c in codes],
-                       ["x"] * N_ITEMS, {"kind": "test", "levels": 2, "codebook_size": 4, "suffix_token": True})
+                       ["x"] * len(codes), {"kind": "test", "levels": 2, "codebook_size": 4, "suffix_token": True})
     inter = tmp_path / "interactions.csv"
     inter.write_text("user_id,item_id,position\n" + "".join(
         f"{u},{items[i]},{p}\n" for u, s in zip(users, seqs) for p, i in enumerate(s)))
+    return ids, inter
+
+
+def test_cli_trains_and_help_does_not_import_torch(tmp_path):
+    from rqvae_ids.cli import main
+
+    codes, users, seqs = catalog(1)
+    ids, inter = write_ids_and_interactions(tmp_path, codes, users, seqs)
     out = tmp_path / "retr"
     rc = main(["retrieve-train", "--ids", str(ids), "--interactions", str(inter), "--out", str(out),
                "--layers", "1", "--d-model", "32", "--heads", "2", "--epochs", "1", "--beam", "10", "--device", "cpu"])
