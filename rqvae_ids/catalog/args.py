@@ -38,12 +38,17 @@ def add_catalog_args(parser: argparse.ArgumentParser) -> None:
                        help="drop items whose text fields are all empty instead of failing")
 
 
+def check_text_source(args: argparse.Namespace) -> None:
+    """The item text comes from --text-cols or --template, never both."""
+    if getattr(args, "text_cols", None) is not None and getattr(args, "template", None) is not None:
+        raise UserError("use either --text-cols or --template, not both")
+
+
 def catalog_from_args(args: argparse.Namespace) -> Catalog:
     """Load the catalog the shared flags describe; notes dropped rows on stderr."""
     from .load import load_catalog  # pandas: only when a command actually runs
 
-    if args.text_cols is not None and args.template is not None:
-        raise UserError("use either --text-cols or --template, not both")
+    check_text_source(args)
     catalog = load_catalog(
         args.catalog,
         fmt=args.catalog_format,

@@ -93,11 +93,9 @@ def add_catalog_flags(p: argparse.ArgumentParser) -> None:
 
 def catalog_overrides(args: argparse.Namespace) -> dict:
     """The catalog flags given on the command line as dotted-key overrides, e.g. {"catalog.id_col": "asin"}."""
-    from ..catalog.args import split_columns
-    from ..errors import UserError
+    from ..catalog.args import check_text_source, split_columns
 
-    if getattr(args, "text_cols", None) is not None and getattr(args, "template", None) is not None:
-        raise UserError("use either --text-cols or --template, not both")
+    check_text_source(args)
     out = {}
     for dest, key in CATALOG_FLAGS.items():
         value = getattr(args, dest, None)
