@@ -166,7 +166,8 @@ def main() -> int:
                 res["full_s"] = time.perf_counter() - t
                 res["full_timings"] = a.report["timings"]
                 res["full_collisions"] = {k: a.report["collisions"][k] for k in
-                                          ("collision_rate", "items_in_colliding_groups", "largest_group")}
+                                          ("duplicate_rate", "colliding_share", "items_in_colliding_groups",
+                                           "largest_group")}
                 res["full_resolution"] = a.report["resolution"]
                 del a
             except UserError as e:  # e.g. a checkpoint trained on other data collapses these vectors

@@ -45,7 +45,7 @@ def linear_ceiling(x: np.ndarray, levels: int, k: int) -> list[dict]:
     import torch
 
     from rqvae_ids.evaluate.neighbours import neighbour_recall
-    from rqvae_ids.metrics import colliding_share, collision_rate
+    from rqvae_ids.metrics import colliding_share, duplicate_rate
     from rqvae_ids.quantizers import ResidualQuantizer
 
     mean = x.mean(0)
@@ -59,7 +59,7 @@ def linear_ceiling(x: np.ndarray, levels: int, k: int) -> list[dict]:
         rows.append({"d": d, "variance_kept": float((s[:d] ** 2).sum() / (s ** 2).sum()),
                      "recall@10_level0": neighbour_recall(x, codes[:, :1])["neighbour_recall@10"],
                      "recall@10": neighbour_recall(x, codes)["neighbour_recall@10"],
-                     "colliding_share": colliding_share(codes), "collision_rate": collision_rate(codes)})
+                     "colliding_share": colliding_share(codes), "duplicate_rate": duplicate_rate(codes)})
     return rows
 
 

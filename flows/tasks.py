@@ -113,8 +113,9 @@ def assign(model_dir: str, embeddings: str, run_dir: str, opts: IdsOptions, prev
     """Encode, check collisions, resolve them; keep unchanged items' IDs when `previous` is given."""
     report = stages.assign(model_dir, embeddings, run_dir, opts, previous)
     coll = report.get("collisions", {})
-    get_run_logger().info("assigned %d IDs: raw collision rate %.4f, largest group %s",
-                          report["items"], coll.get("collision_rate", 0), coll.get("largest_group"))  # fmt: skip
+    get_run_logger().info("assigned %d IDs: duplicate_rate %.4f, colliding_share %.4f, largest group %s",
+                          report["items"], coll.get("duplicate_rate", 0), coll.get("colliding_share", 0),
+                          coll.get("largest_group"))  # fmt: skip
     return report
 
 

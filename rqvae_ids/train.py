@@ -78,14 +78,16 @@ def get_lr(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 def code_stats(codes: np.ndarray, k: int) -> dict[str, Any]:
-    """Utilisation / perplexity per level, and collisions of full tuples two ways:
-    `collision_rate` = share of items sharing their tuple with another item (the
-    train_report.json contract), `distinct_collision_rate` = 1 - distinct/items (what the
-    IDs stage and `compare` call the raw collision rate)."""
-    from .metrics import colliding_share, collision_rate, perplexity, utilisation
+    """Utilisation / perplexity per level, and collisions of full tuples under their two names:
+    `colliding_share` (share of items sharing their tuple with another item) and `duplicate_rate`
+    (1 - distinct/items). The old keys stay one release as aliases: `collision_rate` (=
+    colliding_share) and `distinct_collision_rate` (= duplicate_rate)."""
+    from .metrics import colliding_share, duplicate_rate, perplexity, utilisation
 
+    share, dup = colliding_share(codes), duplicate_rate(codes)
     return {"utilisation": utilisation(codes, k), "perplexity": perplexity(codes, k),
-            "collision_rate": colliding_share(codes), "distinct_collision_rate": collision_rate(codes)}
+            "colliding_share": share, "duplicate_rate": dup,
+            "collision_rate": share, "distinct_collision_rate": dup}
 
 
 def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume: bool = False,

@@ -31,7 +31,8 @@ def _fixture(n=300, d=12, users=150, seed=0):
     return x, cats, split, models
 
 
-FIXED = {"neighbour_recall@10", "neighbour_recall@100", "collision_rate_raw", "collision_rate_resolved",
+FIXED = {"neighbour_recall@10", "neighbour_recall@100", "duplicate_rate_raw", "duplicate_rate_resolved",
+         "colliding_share_raw",
          "utilisation_l0", "perplexity_l2", "recon_mse", "nmi_l0"}  # fmt: skip
 NEXT = {"next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10"}
 
@@ -74,14 +75,14 @@ def test_no_categories_no_interactions_skip_with_notes(tmp_path):
 
 def test_report_marks_best_per_column():
     frame = pd.DataFrame(
-        [("a", "collision_rate_raw", 0.1), ("b", "collision_rate_raw", 0.0), ("a", "next_recall@10", 0.2),
+        [("a", "duplicate_rate_raw", 0.1), ("b", "duplicate_rate_raw", 0.0), ("a", "next_recall@10", 0.2),
          ("b", "next_recall@10", 0.1), ("popularity", "next_recall@10", 0.3), ("a", "utilisation_l1", 1.0),
          ("a", "utilisation_l0", 0.5)],
         columns=["model", "metric", "value"],
     )  # fmt: skip
     table = results_table(frame, ["popularity", "a", "b"])
     lines = table.splitlines()
-    assert lines[0] == "| model | next_recall@10 | collision_rate_raw | utilisation_l0 | utilisation_l1 |"
+    assert lines[0] == "| model | next_recall@10 | duplicate_rate_raw | utilisation_l0 | utilisation_l1 |"
     assert "| popularity | **0.3000** | – |" in table
     assert "| a | 0.2000* | 0.1000 |" in table and "| b | 0.1000 | **0.0000** |" in table
     assert ordered_metrics(["perplexity_l10", "perplexity_l2", "zzz"]) == ["perplexity_l2", "perplexity_l10", "zzz"]
@@ -121,7 +122,12 @@ def test_end_to_end_tiny_catalog(tmp_path):
     table = pd.read_parquet(tmp_path / "out" / "comparison.parquet")
     assert set(table["model"]) == set(summary["models"])
     assert (FIXED | NEXT) <= set(table.loc[table["model"] == "rqkmeans", "metric"])
-    assert table.loc[table["metric"] == "collision_rate_resolved", "value"].max() == 0.0
+    assert table.loc[table["metric"] == "duplicate_rate_resolved", "value"].max() == 0.0
+    # The old metric names stay one release as aliases with the same values (not in report.md).
+    for old, new in {"collision_rate_raw": "duplicate_rate_raw", "collision_rate_resolved": "duplicate_rate_resolved"}.items():
+        assert list(table.loc[table["metric"] == old, "value"]) == list(table.loc[table["metric"] == new, "value"])
+        assert summary["metrics"]["ae"][old] == summary["metrics"]["ae"][new]
+    assert "collision_rate" not in (tmp_path / "out" / "report.md").read_text()
     m = summary["metrics"]
     assert m["rqkmeans"]["neighbour_recall@10"] > 3 * m["random"]["neighbour_recall@10"]
     assert (tmp_path / "out" / "loss_curves.png").read_bytes().startswith(PNG_SIGNATURE)

@@ -72,7 +72,8 @@ def test_suffix_outputs_schema_and_metadata(setup, tmp_path):
     assert ids.sids[0] == "<a_{}><b_{}><c_{}><d_{}>".format(*ids.codes[0], ids.suffix[0])
     # the raw collision stats describe the L-level tuples, consistent with the table
     col = json.loads((out / "collision_report.json").read_text())
-    assert col == rep["collisions"] and col["collision_rate"] > 0
+    assert col == rep["collisions"] and col["duplicate_rate"] > 0
+    assert col["collision_rate"] == col["duplicate_rate"]  # old key kept one release
     assert col["distinct_tuples"] == len(np.unique(ids.codes, axis=0))
     assert rep["resolution"]["max_suffix"] == int(ids.suffix.max()) > 0
     coll = pq.read_table(out / "collisions.parquet")
@@ -151,7 +152,7 @@ def test_cli_assign_and_lookup_exit_codes(setup, tmp_path, capsys, only_id_comma
     model_dir, emb = setup
     out = tmp_path / "cli"
     assert main(["assign", "--model-dir", str(model_dir), "--embeddings", str(emb), "--out", str(out)]) == 0
-    assert "raw collision rate" in capsys.readouterr().out
+    assert "before resolution: duplicate_rate " in capsys.readouterr().out
     ids = str(out / "semantic_ids.parquet")
     assert main(["lookup", "--ids", ids, "--item", "item0003"]) == 0
     sid = capsys.readouterr().out.strip()

@@ -44,9 +44,12 @@ def test_train_writes_model_and_report(kind, emb, tmp_path):
     for name in ("model.safetensors", "config.json", "metrics.parquet", "train_report.json"):
         assert (out / name).is_file(), name
     assert len(report["utilisation"]) == 3 and len(report["perplexity"]) == 3
-    assert 0.0 <= report["collision_rate"] <= 1.0 and report["seconds"] > 0
+    assert 0.0 <= report["colliding_share"] <= 1.0 and report["seconds"] > 0
     # 1 - distinct/N never exceeds the share of items in colliding tuples
-    assert 0.0 <= report["distinct_collision_rate"] <= report["collision_rate"]
+    assert 0.0 <= report["duplicate_rate"] <= report["colliding_share"]
+    # the old keys stay one release, with their old meanings
+    assert report["collision_rate"] == report["colliding_share"]
+    assert report["distinct_collision_rate"] == report["duplicate_rate"]
     assert 0.0 <= report["loop_seconds"] <= report["seconds"]
     conf = json.loads((out / "config.json").read_text())
     assert conf["kind"] == kind and conf["embedding_model"] == "test-model" and conf["embedding_dim"] == 16

@@ -45,8 +45,9 @@ def handler(args: argparse.Namespace) -> int:
                         previous=args.previous, chunk_size=chunk_size)
     col, res = report["collisions"], report["resolution"]
     print(f"items: {report['items']}  model: {report['kind']} L={report['levels']} K={report['codebook_size']}")
-    print(f"raw collision rate: {col['collision_rate']:.4%}  items in colliding groups: "
-          f"{col['items_in_colliding_groups']}  largest group: {col['largest_group']}")
+    print(f"before resolution: duplicate_rate {col['duplicate_rate']:.4%}, colliding_share "
+          f"{col['colliding_share']:.4%} ({col['items_in_colliding_groups']} items), "
+          f"largest group {col['largest_group']}")
     if res["strategy"] == "suffix":
         print(f"suffix > 0: {res['items_with_suffix_gt0']} items ({res['share_suffix_gt0']:.4%}), "
               f"largest suffix {res['max_suffix']}")

@@ -196,14 +196,25 @@ def evaluate_and_write(
     summary = {
         "command": command, "config": config, "notes": notes, "timings": timings,
         "tuned": details, "models": order, "plots": written, "provenance": prov,
-        "metrics": {m: dict(zip(g["metric"], g["value"])) for m, g in comparison.groupby("model", sort=False)},
+        "metrics": {m: dict(zip(g["metric"], g["value"]))
+                    for m, g in with_aliases(comparison).groupby("model", sort=False)},
     }  # fmt: skip
     write_json_atomic(out_dir / "comparison.json", summary)
     return summary
 
 
+def with_aliases(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The long frame plus rows under the old metric names (quality.METRIC_ALIASES), for one release."""
+    extra = []
+    for old, new in quality.METRIC_ALIASES.items():
+        rows = comparison[comparison["metric"] == new]
+        extra.append(rows.assign(metric=old))
+    return pd.concat([comparison, *extra], ignore_index=True) if extra else comparison
+
+
 def _write_parquet(comparison: pd.DataFrame, path: Path, config: dict, command: str, prov: dict) -> None:
     """Long table plus constant config columns (levels, codebook_size, seed, epochs, ...)."""
+    comparison = with_aliases(comparison)
     cols = {
         "model": pa.array(comparison["model"].tolist(), pa.string()),
         "metric": pa.array(comparison["metric"].tolist(), pa.string()),

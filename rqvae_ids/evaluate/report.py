@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 
 BASELINES = ("popularity", "embedding-knn")
-LOWER_IS_BETTER = ("collision_rate_raw", "collision_rate_resolved", "recon_mse")
+LOWER_IS_BETTER = ("duplicate_rate_raw", "duplicate_rate_resolved", "colliding_share_raw", "recon_mse")
 # Column order of the table; per-level metrics are expanded in place of {i}.
 METRIC_ORDER = (
     "neighbour_recall@10", "neighbour_recall@100",
     "next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10",
-    "collision_rate_raw", "collision_rate_resolved",
+    "duplicate_rate_raw", "colliding_share_raw", "duplicate_rate_resolved",
     "utilisation_l{i}", "perplexity_l{i}",
     "recon_mse", "recon_cosine",
     "nmi_l0", "purity_l0", "nmi_l01", "purity_l01",

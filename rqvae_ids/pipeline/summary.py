@@ -44,7 +44,8 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
     if assign:
         coll = assign.get("collisions") or {}
         rows.append(("ID length (tokens)", assign.get("id_length")))
-        rows.append(("collision rate before resolution", coll.get("collision_rate")))
+        rows.append(("duplicate_rate before resolution", coll.get("duplicate_rate", coll.get("collision_rate"))))
+        rows.append(("colliding_share before resolution", coll.get("colliding_share")))
         rows.append(("largest colliding group", coll.get("largest_group")))
         rows.append(("codebook utilisation per level", coll.get("utilisation")))
         rows.append(("perplexity per level", coll.get("perplexity")))

@@ -34,7 +34,7 @@ def test_run_writes_every_table_and_points_latest(pipeline_run):
     assert run is not None and runs.read_status(run)["status"] == "succeeded"
     assert os.readlink(out / "latest") == f"runs/{run.name}"
     assert f"run folder: {run}" in pipeline_run["stdout"]
-    assert "collision rate before resolution" in pipeline_run["stdout"]
+    assert "duplicate_rate before resolution" in pipeline_run["stdout"]
 
     ids = [r["item_id"] for r in pipeline_run["rows"]]
     items = pq.read_table(run / "items.parquet")
