@@ -1,13 +1,13 @@
 """What limits ID quality on a catalog: the numbers behind bench/RESULTS.md's tuning analysis.
 
-    .venv/bin/python bench/id_ceiling.py --embeddings FILE [--model NAME=DIR ...]
+    .venv/bin/python bench/id_ceiling.py --embeddings FILE [--model-dir NAME=DIR ...]
 
 Prints (and writes bench/out/id_ceiling.json):
 1. near-duplicates: share of items whose vector equals another item's, and whose nearest
    neighbour has cosine >= 0.999 / 0.99 / 0.98 / 0.95 / 0.9 (faiss, exact);
 2. the linear ceiling: residual k-means (L x K) on the top-d PCA components, for d in
    32 / 64 / 128 / all: neighbour recall@10 of level 0 alone and of the full tuple, collisions;
-3. per --model (a trained model directory): neighbour recall@10 of its codes cut to 1..L
+3. per --model-dir (a trained model directory): neighbour recall@10 of its codes cut to 1..L
    levels, the number of distinct prefixes, and the same with a balanced last level
    (`encode_codes(distinct_last=True)`): collisions and recall.
 Neighbour recall: 2,000 seeded queries, exact-cosine top-10 ground truth.
@@ -85,7 +85,7 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--embeddings", required=True)
-    p.add_argument("--model", action="append", default=[], metavar="NAME=DIR")
+    p.add_argument("--model-dir", "--model", dest="model", action="append", default=[], metavar="NAME=DIR")
     p.add_argument("--levels", type=int, default=3)
     p.add_argument("--codebook-size", type=int, default=256)
     args = p.parse_args()

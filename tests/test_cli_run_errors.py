@@ -86,7 +86,7 @@ def test_unexpected_error_inside_the_flow_keeps_prefect_log_and_traceback(tmp_pa
     assert proc.stderr.count("RuntimeError: a real bug") >= 2  # Prefect's log and the final traceback
 
 
-# --------------------------------------------------------------------------- 2. --model checked first
+# --------------------------------------------------------------------------- 2. --model-dir checked first
 
 
 def test_broken_model_fails_before_the_catalog_is_read_and_names_the_given_path(tmp_path, capsys):
@@ -100,7 +100,7 @@ def test_broken_model_fails_before_the_catalog_is_read_and_names_the_given_path(
     noid = _csv(tmp_path / "noid.csv", "title\nfoo\n")  # would fail too, but only once read
     out = tmp_path / "out"
 
-    assert main(["run", "--catalog", str(noid), "--out", str(out), "--model", str(model)]) == 2
+    assert main(["run", "--catalog", str(noid), "--out", str(out), "--model-dir", str(model)]) == 2
     line = _one_line(capsys.readouterr().err)
     assert f"corrupt checkpoint {weights}" in line and "item_id" not in line
     assert not out.exists()  # nothing written, Prefect never started

@@ -19,12 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "tokens.txt in --out."
         ),
     )
-    p.add_argument("--model-dir", required=True, help="trained model directory (config.json + weights)")
-    p.add_argument("--embeddings", required=True, help="embeddings.parquet from `rqvae-ids embed`")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--model-dir", required=True, metavar="DIR", help="trained model directory (config.json + weights)")
+    p.add_argument("--embeddings", required=True, metavar="FILE", help="embeddings.parquet from `rqvae-ids embed`")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--resolve", choices=["suffix", "reassign"], default="suffix",
                    help="collision resolution: extra suffix token (default) or move to a free last-level code")
-    p.add_argument("--previous", default=None,
+    p.add_argument("--previous", default=None, metavar="FILE",
                    help="semantic_ids.parquet of an earlier run with the same model: unchanged items keep their IDs")
     p.add_argument("--chunk-size", type=int, default=None, metavar="N",
                    help=f"items encoded per chunk, >= 1 (bounds memory; default {DEFAULT_CHUNK_SIZE})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from ._help import INTERACTIONS
+
 MODELS = "rqvae,vqvae,vae,ae,rqkmeans,random"
 # --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
 GENERATIVE_FIELDS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n_head",
@@ -38,15 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
             "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/."
         ),
     )
-    p.add_argument("--interactions", default=None, help="user_id,item_id[,timestamp|position] file; "
-                   "without it next-item metrics are skipped")  # fmt: skip
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--embeddings", default=None,
+    p.add_argument("--interactions", default=None, metavar="FILE",
+                   help=f"{INTERACTIONS}; without it next-item metrics are skipped")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--embeddings", default=None, metavar="FILE",
                    help="reuse this embeddings.parquet of the catalog instead of embedding it")
-    p.add_argument("--embed-model", default=None,
+    p.add_argument("--embed-model", default=None, metavar="DIR",
                    help="sentence-transformers model dir to embed the catalog with (default: bundled MiniLM); "
                         "not with --embeddings, which are used as they are")
-    p.add_argument("--models", default=MODELS, help=f"comma-separated (default {MODELS})")
+    p.add_argument("--models", default=MODELS, metavar="KIND,...", help=f"comma-separated (default {MODELS})")
     p.add_argument("--levels", type=int, default=3, help="code levels L (default 3)")
     p.add_argument("--codebook-size", type=int, default=256, help="codes per level K (default 256)")
     p.add_argument("--seed", type=int, default=0, help="seed of every model and sample (default 0)")

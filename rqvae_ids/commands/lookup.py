@@ -15,10 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="look up the SID of an item, or the items under a SID prefix",
         description="Look up semantic IDs: --item ID prints its SID; --sid PREFIX prints the matching item_ids.",
     )
-    p.add_argument("--ids", required=True, help="semantic_ids.parquet")
+    p.add_argument("--ids", required=True, metavar="FILE", help="semantic_ids.parquet from `rqvae-ids assign`")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--item", help="item_id to look up")
-    what.add_argument("--sid", help="full SID or whole-token prefix, e.g. '<a_12><b_200>'")
+    what.add_argument("--item", metavar="ID", help="item_id to look up")
+    what.add_argument("--sid", metavar="SID", help="full SID or whole-token prefix, e.g. '<a_12><b_200>'")
     p.add_argument("--limit", type=int, default=0, metavar="N", help="print at most N items, 0 = all (default 0)")
     p.set_defaults(func=handler)
 

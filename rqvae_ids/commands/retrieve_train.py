@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._help import INTERACTIONS
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
                     "config.json and train_report.json into --out.",
     )
     p.add_argument("--ids", required=True, metavar="FILE", help="semantic_ids.parquet from `rqvae-ids assign`")
-    p.add_argument("--interactions", required=True, metavar="FILE", help="user_id,item_id[,timestamp|position] table")
+    p.add_argument("--interactions", required=True, metavar="FILE", help=INTERACTIONS)
     p.add_argument("--out", required=True, metavar="DIR", help="retriever directory to write")
     p.add_argument("--arch", choices=("decoder", "encdec"), default=None, help="decoder-only (default) or encoder-decoder")
     p.add_argument("--layers", type=int, default=None, help="layers per stack (default 2)")

@@ -12,6 +12,8 @@ import contextlib
 import os
 import sys
 
+from ._help import INTERACTIONS
+
 EPILOG = """\
 output folder:
   OUT/runs/<run-id>/   items, embeddings, model/, semantic_ids.parquet, evaluation/,
@@ -36,7 +38,7 @@ def register(subparsers) -> None:
         "run",
         help="run the whole pipeline once (embed, train, assign IDs, evaluate) as a Prefect flow",
         description="Run the semantic-ID pipeline on a catalog: ingest -> embed (cached) -> train "
-        "(or reuse --model) -> assign collision-free IDs -> evaluate. Runs as the Prefect flow "
+        "(or reuse --model-dir) -> assign collision-free IDs -> evaluate. Runs as the Prefect flow "
         "'semantic-ids-pipeline' on a temporary local Prefect API (no server needed); prints the "
         "run folder and a summary table.",
         epilog=EPILOG,
@@ -50,14 +52,17 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     """Options shared by `run` and `demo`."""
     if catalog_required:
         add_catalog_flags(p)
-        p.add_argument("--interactions", metavar="PATH",
-                       help="user,item[,timestamp] log: enables next-item retrieval metrics")
+        p.add_argument("--interactions", metavar="FILE", help=f"{INTERACTIONS}: enables next-item metrics")
         p.add_argument("--out", required=True, metavar="DIR", help="output folder (runs/, latest, cache/)")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline config (YAML or TOML) with every knob of every stage; see configs/default.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one knob, e.g. --set train.epochs=20 (value read as YAML; repeatable)")
-    p.add_argument("--model", metavar="DIR", help="reuse this trained model folder instead of training")
+    p.add_argument("--model-dir", metavar="DIR", help="reuse this trained model folder instead of training")
+    p.add_argument("--model", dest="model_dir", help=argparse.SUPPRESS)  # old spelling, hidden
+    p.add_argument("--embed-model", metavar="DIR",
+                   help="sentence-transformers model folder to embed with (default: the config's, the bundled "
+                        "all-MiniLM-L6-v2); same as --set embed.model=DIR")
     p.add_argument("--wait", action="store_true",
                    help="if another run holds the output folder, wait for it instead of failing")
     p.add_argument("--dask", action="store_true", help="shard embedding over a local Dask cluster")
@@ -119,6 +124,8 @@ def parse_overrides(args: argparse.Namespace) -> dict:
         if not sep or not key:
             raise UserError(f"--set expects KEY=VALUE, got {item!r}")
         out[key.strip()] = yaml.safe_load(value)
+    if getattr(args, "embed_model", None):
+        out["embed.model"] = args.embed_model
     if args.dask or args.dask_address:
         out["dask.enabled"] = True
     if args.dask_address:
@@ -249,10 +256,10 @@ def run_pipeline(catalog: str, out: str, interactions: str | None, args: argpars
     require_file(catalog, "catalog")
     if interactions is not None:
         require_file(interactions, "interactions file")
-    if args.model is not None:
+    if args.model_dir is not None:
         from ..models import load_model
 
-        load_model(args.model)  # a broken --model fails now, named as given, not after embedding
+        load_model(args.model_dir)  # a broken --model-dir fails now, named as given, not after embedding
     prefect_env(args.verbose)
     require_prefect_server(
         "start it (`prefect server start --host 127.0.0.1`), or unset PREFECT_API_URL "
@@ -267,7 +274,7 @@ def run_pipeline(catalog: str, out: str, interactions: str | None, args: argpars
             out=os.path.abspath(out),
             interactions=os.path.abspath(interactions) if interactions else None,
             config=os.path.abspath(args.config) if args.config else None,
-            model=os.path.abspath(args.model) if args.model else None,
+            model=os.path.abspath(args.model_dir) if args.model_dir else None,
             wait=args.wait or None,
             overrides=overrides or None,
         )

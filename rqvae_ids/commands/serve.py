@@ -28,6 +28,7 @@ START_SERVER = (
 
 
 def register(subparsers) -> None:
+    from ._help import INTERACTIONS
     from .run import add_catalog_flags
 
     p = subparsers.add_parser(
@@ -42,7 +43,7 @@ def register(subparsers) -> None:
     )
     add_catalog_flags(p)  # --catalog (re-read by every run) and its format/column options
     p.add_argument("--out", required=True, metavar="DIR", help="output folder with at least one successful run")
-    p.add_argument("--interactions", metavar="PATH", help="interaction log for next-item metrics")
+    p.add_argument("--interactions", metavar="FILE", help=f"{INTERACTIONS}: enables next-item metrics")
     p.add_argument("--config", metavar="FILE", help="config file (default: the config of the latest run)")
     p.add_argument("--refresh-cron", default="0 3 * * *", metavar="CRON",
                    help='refresh schedule (default "0 3 * * *": daily 03:00); "" for on demand only')
