@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # e.g. to print the exact --resume command
     try:
         result = args.func(args)
         sys.stdout.flush()  # a closed pipe (`... | head`) fails here, inside the try, not at exit

@@ -308,6 +308,22 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     return finish(state["history"], epoch, step, state.get("kmeans_seconds", 0.0), loop_s)
 
 
+def unfinished_checkpoint(out_dir) -> dict[str, Any] | None:
+    """train_state.json of a training in out_dir that did not finish (interrupted, or still running),
+    else None: a checkpoint that no train_report.json of the same epoch and step closes."""
+    out = Path(out_dir)
+    try:
+        state = json.loads((out / STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        report = json.loads((out / REPORT).read_text())
+    except (OSError, ValueError):
+        return state
+    done = report.get("epochs") == state.get("epoch") and report.get("steps") == state.get("step")
+    return None if done else state
+
+
 def write_metrics(path: Path, history: list[dict], meta: dict) -> None:
     """metrics.parquet: one row per epoch; columns absent in some rows are null."""
     import pyarrow as pa

@@ -69,3 +69,87 @@ def test_interactions_described_one_way():
              if "--interactions" in a.option_strings}
     assert set(helps) == {"compare", "retrieve-train", "run", "serve"}
     assert all(INTERACTIONS in h for h in helps.values()), helps
+
+
+# --------------------------------------------------------------------- interrupt and resume
+
+
+def _embeddings(path, n=300, d=16, seed=0):
+    import numpy as np
+
+    from rqvae_ids.tables import write_embeddings
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((16, d))[np.arange(n) % 16] + 0.3 * rng.standard_normal((n, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    write_embeddings(path, [f"i{i}" for i in range(n)], ["h"] * n, x, model="test-model")
+    return path
+
+
+# SIGINT raises KeyboardInterrupt in the child even where the test runner's shell ignores it.
+CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from rqvae_ids.cli import main; sys.exit(main())")
+
+
+@pytest.mark.timeout(300)
+def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(tmp_path, capsys):
+    import json
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from rqvae_ids.cli import main
+
+    emb = _embeddings(tmp_path / "embeddings.parquet")
+    out = tmp_path / "model"
+    argv = ["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "32", "--latent-dim", "4",
+            "--epochs", "100000", "--set", "checkpoint_every=1", "--set", "patience=0", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "train_state.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    epoch = json.loads((out / "train_state.json").read_text())["epoch"]
+    lines = stderr.strip().splitlines()
+    assert lines[-2] == f"interrupted: checkpoint at epoch {epoch} kept in {out}; continue with", stderr
+    resume = lines[-1].strip()
+    assert shlex.split(resume) == ["rqvae-ids", *argv, "--resume"]
+    assert "Traceback" not in stderr
+
+    # A plain re-run refuses to start over, one line, and leaves the checkpoint as it was.
+    state = (out / "train_state.json").read_bytes()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"rqvae-ids train: error: {out} holds an unfinished training (checkpoint at epoch {epoch}): "
+                   "add --resume to continue it, or --overwrite to start over")
+    assert (out / "train_state.json").read_bytes() == state
+
+    # assign warns (one line on stderr) about the half-trained model, and still assigns.
+    assert main(["assign", "--model-dir", str(out), "--embeddings", str(emb), "--out", str(tmp_path / "ids")]) == 0
+    warning = [l for l in capsys.readouterr().err.splitlines() if "warning" in l]
+    assert warning == [f"rqvae-ids assign: warning: the training in {out} did not finish (checkpoint at epoch "
+                       f"{epoch}); finish it with `rqvae-ids train ... --out {out} --resume`"]
+
+    # The printed command continues the training (here told to stop at the checkpoint's epoch).
+    assert main([*shlex.split(resume)[1:], "--epochs", str(epoch)]) == 0
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["epochs"] == epoch
+    capsys.readouterr()
+    # Finished: assign is quiet, and a plain re-run may train again.
+    assert main(["assign", "--model-dir", str(out), "--embeddings", str(emb), "--out", str(tmp_path / "ids2")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "32", "--latent-dim", "4",
+                 "--epochs", "2", "--quiet", "--resume", "--overwrite"]) == 2
+    assert "give one of the two" in capsys.readouterr().err

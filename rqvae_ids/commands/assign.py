@@ -31,6 +31,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=handler)
 
 
+def warn_unfinished(model_dir: str) -> None:
+    """One line on stderr when the model is a checkpoint of a training that did not finish."""
+    import sys
+
+    from ..train import unfinished_checkpoint
+
+    state = unfinished_checkpoint(model_dir)
+    if state is not None:
+        print(f"rqvae-ids assign: warning: the training in {model_dir} did not finish (checkpoint at epoch "
+              f"{state.get('epoch')}); finish it with `rqvae-ids train ... --out {model_dir} --resume`",
+              file=sys.stderr)
+
+
 def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..ids import assign_ids
@@ -40,6 +53,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.chunk_size is not None and args.chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {args.chunk_size}")
     check_out_dir(args.out)
+    warn_unfinished(args.model_dir)
     chunk_size = DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size
     report = assign_ids(args.model_dir, args.embeddings, args.out, resolve=args.resolve,
                         previous=args.previous, chunk_size=chunk_size)

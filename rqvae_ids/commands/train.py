@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 
 KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans")
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
@@ -34,7 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="any other TrainConfig/ModelConfig field, repeatable, e.g. --set pca_skip=false "
                         "--set recon=cosine --set patience=0 (see configs/default.yaml for every key)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted training in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over even if --out holds an unfinished training (without it, train refuses)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=handler)
 
@@ -44,6 +48,37 @@ def settable_keys() -> list[str]:
     from ..train import flat_keys
 
     return [k for k in flat_keys() if k not in DEDICATED]
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command the user ran, with --resume (and without --overwrite): what continues it."""
+    argv = [a for a in getattr(args, "_argv", []) if a != "--overwrite"]
+    return shlex.join(["rqvae-ids", *argv, *([] if "--resume" in argv else ["--resume"])])
+
+
+def check_unfinished(args: argparse.Namespace) -> None:
+    """A plain re-run into a folder with an interrupted training would silently start over: refuse."""
+    from ..errors import UserError
+    from ..train import unfinished_checkpoint
+
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the training in --out, --overwrite starts over: give one of the two")
+    state = unfinished_checkpoint(args.out)
+    if state is not None and not (args.resume or args.overwrite):
+        raise UserError(f"{args.out} holds an unfinished training (checkpoint at epoch {state.get('epoch')}): "
+                        "add --resume to continue it, or --overwrite to start over")
+
+
+def interrupted_message(args: argparse.Namespace, checkpoint_every: int) -> str:
+    """Where the checkpoint is and the exact command that continues it."""
+    from ..train import unfinished_checkpoint
+
+    state = unfinished_checkpoint(args.out)
+    if state is None:
+        return (f"interrupted before the first checkpoint (one every {checkpoint_every} epochs): "
+                f"nothing to resume in {args.out}")
+    return (f"interrupted: checkpoint at epoch {state.get('epoch')} kept in {args.out}; continue with\n"
+            f"  {resume_command(args)}")
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -64,7 +99,12 @@ def handler(args: argparse.Namespace) -> int:
         raise UserError(f"--set: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(settable_keys())}")
     cfg = config_from_args(**overrides, **{k: v for k, v in flags.items() if v is not None})
     check_out_dir(args.out)
-    report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    check_unfinished(args)
+    try:
+        report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(interrupted_message(args, cfg.checkpoint_every), file=sys.stderr)
+        return 130
     keys = ("kind", "utilisation", "perplexity", "collision_rate", "distinct_collision_rate", "seconds", "epochs")
     print(json.dumps({k: report[k] for k in keys}))
     return 0
