@@ -153,3 +153,51 @@ def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(
     assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "32", "--latent-dim", "4",
                  "--epochs", "2", "--quiet", "--resume", "--overwrite"]) == 2
     assert "give one of the two" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- a folder where a file goes
+
+
+def test_directory_given_for_a_file(tmp_path, capsys):
+    from rqvae_ids.cli import main
+
+    adir = tmp_path / "adir.csv"
+    adir.mkdir()
+    rc = main(["embed", "--catalog", str(adir), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == f"rqvae-ids embed: error: catalog file {adir} is a directory, not a file"
+    assert not (tmp_path / "e").exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc = main(["train", "--embeddings", str(empty), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == f"rqvae-ids train: error: --embeddings {empty} is a directory, and holds no embeddings.parquet"
+    assert not (tmp_path / "m").exists()
+
+    rc = main(["assign", "--model-dir", str(_embeddings(tmp_path / "e.parquet")), "--embeddings", str(tmp_path / "e.parquet"),
+               "--out", str(tmp_path / "i")])  # fmt: skip
+    assert rc == 2 and "model directory is a file, not a directory" in capsys.readouterr().err
+
+
+def test_train_embeddings_folder_means_its_embeddings_parquet(tmp_path, capsys):
+    """`train --embeddings out/emb`: the embeddings.parquet that `embed --out out/emb` wrote."""
+    import json
+
+    from rqvae_ids.cli import main
+
+    emb_dir = tmp_path / "emb"
+    emb_dir.mkdir()
+    _embeddings(emb_dir / "embeddings.parquet")
+    out = tmp_path / "m"
+    assert main(["train", "--embeddings", str(emb_dir), "--model", "rqkmeans", "--out", str(out),
+                 "--codebook-size", "16", "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    from rqvae_ids.io import sha256_file
+
+    assert json.loads((out / "config.json").read_text())["data_sha256"] == sha256_file(emb_dir / "embeddings.parquet")
+    # lookup --ids / assign --embeddings take the folders the same way
+    assert main(["assign", "--model-dir", str(out), "--embeddings", str(emb_dir), "--out", str(tmp_path / "ids")]) == 0
+    capsys.readouterr()
+    assert main(["lookup", "--ids", str(tmp_path / "ids"), "--item", "i3"]) == 0
+    assert capsys.readouterr().out.startswith("<a_")

@@ -48,10 +48,12 @@ def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..ids import assign_ids
     from ..ids.encode import DEFAULT_CHUNK_SIZE
-    from ..io import check_out_dir
+    from ..io import check_out_dir, file_in_dir
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
+    args.previous = file_in_dir(args.previous, "semantic_ids.parquet", "--previous")
     check_out_dir(args.out)
     warn_unfinished(args.model_dir)
     chunk_size = DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size

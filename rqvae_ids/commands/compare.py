@@ -90,7 +90,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..config import from_dict
     from ..errors import UserError
     from ..evaluate.compare import CompareConfig, run_comparison
-    from ..io import check_out_dir
+    from ..io import check_out_dir, file_in_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     cfg = from_dict(
@@ -115,6 +115,7 @@ def handler(args: argparse.Namespace) -> int:
         # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained.
         generative = from_dict(RetrievalConfig, {**given, "seed": args.seed, "valid_users": args.tune_users},
                                where="compare --generative-*")  # fmt: skip
+    args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     check_out_dir(args.out)
     from ..catalog import catalog_from_args
 

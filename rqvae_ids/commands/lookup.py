@@ -26,12 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..ids import SidIndex, parse_sid
+    from ..io import file_in_dir
 
     if args.limit < 0:
         raise UserError(f"--limit must be >= 0 (0 = all), got {args.limit}")
     if args.sid is not None:
         parse_sid(args.sid)  # malformed prefix -> UserError before reading the table
-    index = SidIndex.from_file(args.ids)
+    index = SidIndex.from_file(file_in_dir(args.ids, "semantic_ids.parquet", "--ids"))
     if args.item is not None:
         sid = index.sid(args.item)
         if sid is None:

@@ -50,7 +50,7 @@ _FLAGS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n
 
 def handler(args: argparse.Namespace) -> int:
     from ..config import from_dict
-    from ..io import check_out_dir
+    from ..io import check_out_dir, file_in_dir
     from ..retrieval.generative import train_retriever  # torch is imported lazily, inside
     from ..retrieval.trainer import RetrievalConfig
 
@@ -58,9 +58,11 @@ def handler(args: argparse.Namespace) -> int:
     if args.content_embeddings is not None:
         given["content"] = True
     cfg = from_dict(RetrievalConfig, given, where="retrieve-train")  # every model setting checked here
+    ids = file_in_dir(args.ids, "semantic_ids.parquet", "--ids")
+    content = file_in_dir(args.content_embeddings, "embeddings.parquet", "--content-embeddings")
     check_out_dir(args.out)
-    report = train_retriever(args.ids, args.interactions, args.out, cfg, resume=not args.no_resume,
-                             content_embeddings=args.content_embeddings)
+    report = train_retriever(ids, args.interactions, args.out, cfg, resume=not args.no_resume,
+                             content_embeddings=content)
     print(json.dumps({"test": report["test"], "epochs": report["epochs"], "best_epoch": report["best_epoch"],
                       "train_seconds": round(report["train_seconds"], 1),
                       "infer_users_per_s": round(report["infer_users_per_s"], 1)}))

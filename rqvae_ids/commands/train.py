@@ -84,7 +84,7 @@ def interrupted_message(args: argparse.Namespace, checkpoint_every: int) -> str:
 def handler(args: argparse.Namespace) -> int:
     from ..config import parse_overrides
     from ..errors import UserError
-    from ..io import check_out_dir
+    from ..io import check_out_dir, file_in_dir
     from ..train import config_from_args, train_model  # torch is imported lazily, inside train_model
 
     flags = dict(kind=args.model, levels=args.levels, codebook_size=args.codebook_size,
@@ -98,6 +98,7 @@ def handler(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"--set: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(settable_keys())}")
     cfg = config_from_args(**overrides, **{k: v for k, v in flags.items() if v is not None})
+    args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     check_out_dir(args.out)
     check_unfinished(args)
     try:

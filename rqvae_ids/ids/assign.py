@@ -194,7 +194,8 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise UserError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if not Path(model_dir).is_dir():
-        raise UserError(f"model directory not found: {model_dir}")
+        kind = "is a file, not a directory" if Path(model_dir).exists() else "not found"
+        raise UserError(f"model directory {kind}: {model_dir}")
     cfg = read_model_config(model_dir)
     require_file(embeddings_path, "embeddings file")
     prev = read_semantic_ids(previous) if previous is not None else None
