@@ -343,6 +343,21 @@ def flat_keys() -> list[str]:
     return sorted((set(TrainConfig.__dataclass_fields__) - {"model"}) | set(ModelConfig.__dataclass_fields__))
 
 
+# Fewer items than this many per code and most codes of a level stay unused (301 items with
+# K = 256 used 2.7 % of one level's codes): worth a warning.
+ITEMS_PER_CODE = 4
+
+
+def small_catalog_warning(items: int, codebook_size: int, flag: str = "--codebook-size") -> str | None:
+    """One line when `items` is small for K codes per level (items < ITEMS_PER_CODE * K), else None;
+    suggests the largest power-of-two K that leaves ITEMS_PER_CODE items per code."""
+    if items >= ITEMS_PER_CODE * codebook_size:
+        return None
+    k = 2 ** max(1, int(math.log2(max(items // ITEMS_PER_CODE, 2))))
+    return (f"warning: {items} items for {codebook_size} codes per level (fewer than {ITEMS_PER_CODE} items per "
+            f"code): most codes will stay unused; try {flag}{'' if flag.endswith('=') else ' '}{k}")
+
+
 def config_from_args(**overrides) -> TrainConfig:
     """TrainConfig from flat overrides (model keys go to the nested ModelConfig)."""
     unknown = sorted(set(overrides) - set(flat_keys()))

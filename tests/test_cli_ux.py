@@ -201,3 +201,28 @@ def test_train_embeddings_folder_means_its_embeddings_parquet(tmp_path, capsys):
     capsys.readouterr()
     assert main(["lookup", "--ids", str(tmp_path / "ids"), "--item", "i3"]) == 0
     assert capsys.readouterr().out.startswith("<a_")
+
+
+# --------------------------------------------------------------------- small catalog for K
+
+
+def test_small_catalog_warning(tmp_path, capsys):
+    from rqvae_ids import train
+    from rqvae_ids.cli import main
+    from rqvae_ids.commands import train as train_cmd
+
+    assert train_cmd.ITEMS_PER_CODE == train.ITEMS_PER_CODE
+    assert train.small_catalog_warning(1024, 256) is None
+    assert train.small_catalog_warning(2, 256).endswith("try --codebook-size 2")
+    assert train.small_catalog_warning(301, 256, "--set train.model.codebook_size=").endswith(
+        "try --set train.model.codebook_size=64")
+    emb = _embeddings(tmp_path / "e.parquet", n=300)
+    assert main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(tmp_path / "m"),
+                 "--codebook-size", "128", "--quiet"]) == 0  # fmt: skip
+    warnings = [l for l in capsys.readouterr().err.splitlines() if "warning" in l]
+    assert warnings == ["rqvae-ids train: warning: 300 items for 128 codes per level (fewer than 4 items per code): "
+                        "most codes will stay unused; try --codebook-size 64"]
+    assert main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(tmp_path / "m2"),
+                 "--codebook-size", "64", "--quiet"]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().err
+    assert "fewer than 4 items per code" in " ".join(_subparsers()["train"].format_help().split())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 
 from ._help import INTERACTIONS
 
@@ -50,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "not with --embeddings, which are used as they are")
     p.add_argument("--models", default=MODELS, metavar="KIND,...", help=f"comma-separated (default {MODELS})")
     p.add_argument("--levels", type=int, default=3, help="code levels L (default 3)")
-    p.add_argument("--codebook-size", type=int, default=256, help="codes per level K (default 256)")
+    p.add_argument("--codebook-size", type=int, default=256,
+                   help="codes per level K (default 256); warns when the catalog has fewer than 4 items per code")
     p.add_argument("--seed", type=int, default=0, help="seed of every model and sample (default 0)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every model (default: train's)")
     p.add_argument("--neighbour-queries", type=int, default=2000, metavar="N",
@@ -120,6 +122,11 @@ def handler(args: argparse.Namespace) -> int:
     from ..catalog import catalog_from_args
 
     catalog = catalog_from_args(args)
+    from ..train import small_catalog_warning
+
+    message = small_catalog_warning(len(catalog.item_ids), cfg.codebook_size)
+    if message:
+        print(f"rqvae-ids compare: {message}", file=sys.stderr)
     embed_cfg = None
     if args.embed_model:
         from ..embed import EmbedConfig

@@ -11,6 +11,7 @@ KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans")
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
 DEFAULT_EPOCHS = 100
+ITEMS_PER_CODE = 4  # rqvae_ids.train.ITEMS_PER_CODE (kept equal by tests/test_cli_ux.py)
 # Config keys with an option of their own (input_dim: read from the embeddings file): --set refuses them.
 DEDICATED = {"kind": "--model", "model": "--model", "levels": "--levels", "codebook_size": "--codebook-size",
              "latent_dim": "--latent-dim", "epochs": "--epochs", "seed": "--seed", "device": "--device",
@@ -27,7 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="rqvae", choices=KINDS, help="tokenizer kind (default: rqvae)")
     p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     p.add_argument("--levels", type=int, default=None, help="code levels L (default 3)")
-    p.add_argument("--codebook-size", type=int, default=None, help="codes per level K (default 256)")
+    p.add_argument("--codebook-size", type=int, default=None,
+                   help=f"codes per level K (default 256); warns when the catalog has fewer than {ITEMS_PER_CODE} "
+                        "items per code")
     p.add_argument("--latent-dim", type=int, default=None, help="latent size (default 32; ignored by rqkmeans)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (default {DEFAULT_EPOCHS}; fewer with early stopping, see --set patience)")
@@ -81,6 +84,21 @@ def interrupted_message(args: argparse.Namespace, checkpoint_every: int) -> str:
             f"  {resume_command(args)}")
 
 
+def warn_small_catalog(embeddings: str, codebook_size: int) -> None:
+    """One line on stderr when the embeddings file has few items for K (read from its footer)."""
+    import pyarrow.parquet as pq
+
+    from ..train import small_catalog_warning
+
+    try:
+        items = pq.read_metadata(embeddings).num_rows
+    except (OSError, ValueError):  # missing or unreadable: train_model says what is wrong
+        return
+    message = small_catalog_warning(items, codebook_size)
+    if message:
+        print(f"rqvae-ids train: {message}", file=sys.stderr)
+
+
 def handler(args: argparse.Namespace) -> int:
     from ..config import parse_overrides
     from ..errors import UserError
@@ -101,6 +119,7 @@ def handler(args: argparse.Namespace) -> int:
     args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     check_out_dir(args.out)
     check_unfinished(args)
+    warn_small_catalog(args.embeddings, cfg.model.codebook_size)
     try:
         report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
     except KeyboardInterrupt:
