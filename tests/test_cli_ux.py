@@ -226,3 +226,85 @@ def test_small_catalog_warning(tmp_path, capsys):
                  "--codebook-size", "64", "--quiet"]) == 0  # fmt: skip
     assert "warning" not in capsys.readouterr().err
     assert "fewer than 4 items per code" in " ".join(_subparsers()["train"].format_help().split())
+
+
+# --------------------------------------------------------------------- polish
+
+
+def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
+    import json
+
+    from rqvae_ids.cli import main
+
+    emb = _embeddings(tmp_path / "e.parquet")
+    out = tmp_path / "m"
+    assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "16", "--latent-dim", "4",
+                 "--epochs", "2", "--quiet"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    report = json.loads((out / "train_report.json").read_text())
+    lines = text.splitlines()
+    assert lines[0].startswith(f"trained rqvae (L=3, K=16) on 300 items: {report['epochs']} epochs, ")
+    assert lines[1].startswith("codes used per level ") and "perplexity" in lines[1]
+    assert lines[2] == (f"before resolution: colliding_share {report['colliding_share']:.2%}, "
+                        f"duplicate_rate {report['duplicate_rate']:.2%}")
+    assert lines[3] == f"wrote {out}/: model.safetensors, config.json, metrics.parquet, train_report.json"
+    assert lines[4].startswith(f"next: rqvae-ids assign --model-dir {out} --embeddings {emb}")
+    assert main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "j"), "--codebook-size", "16",
+                 "--latent-dim", "4", "--epochs", "2", "--quiet", "--json"]) == 0  # fmt: skip
+    machine = json.loads(capsys.readouterr().out)
+    assert machine["kind"] == "rqvae" and machine["epochs"] == 2 and "colliding_share" in machine
+
+
+def test_report_bolds_only_where_there_is_something_to_beat():
+    import pandas as pd
+
+    from rqvae_ids.evaluate.report import results_table
+
+    frame = pd.DataFrame(
+        [("rqvae", "duplicate_rate_raw", 0.1), ("rqvae", "duplicate_rate_resolved", 0.0),
+         ("rqvae", "next_recall@10", 0.2), ("popularity", "next_recall@10", 0.3),
+         ("embedding-knn", "next_recall@10", 0.25)],
+        columns=["model", "metric", "value"],
+    )  # fmt: skip
+    table = results_table(frame, ["popularity", "embedding-knn", "rqvae"])
+    # one ID model: its ID-quality cells have nothing to beat (no bold, no `*`); next_recall has
+    assert "| rqvae | 0.2000 | 0.1000 | 0.0000 |" in table
+    assert "| popularity | **0.3000** |" in table
+    tied = pd.DataFrame([("a", "duplicate_rate_resolved", 0.0), ("b", "duplicate_rate_resolved", 0.0)],
+                        columns=["model", "metric", "value"])
+    assert "**" not in results_table(tied, ["a", "b"])  # every row tied: nothing to beat
+
+
+def test_loss_curves_are_big_and_each_line_has_its_own_style(tmp_path):
+    import matplotlib.image as mpimg
+    import numpy as np
+    import pandas as pd
+
+    from rqvae_ids.evaluate import plots
+
+    epochs = np.arange(1, 21)
+    frame = pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs, "train_recon": 0.98 / epochs,
+                          "train_quant": 0.02 / epochs, "val_loss": 1.1 / epochs})
+    assert plots.plot_loss_curves({"rqvae": frame, "ae": frame.drop(columns=["train_quant"])}, tmp_path / "l.png")
+    height, width = mpimg.imread(tmp_path / "l.png").shape[:2]
+    assert width >= 1000 and height >= 380  # was ~360 x 300 per model
+    styles = plots.LOSS_STYLES
+    assert len(set(styles)) == len(styles) >= 4
+
+
+def test_report_config_line_shows_the_epochs_run(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from rqvae_ids.evaluate.compare import CompareConfig, ModelIds, evaluate_and_write
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    codes = rng.integers(0, 8, (200, 3))
+    losses = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.4]})
+    cfg = CompareConfig(models=("rqvae",), codebook_size=8, neighbour_queries=50)
+    assert cfg.epochs is None
+    evaluate_and_write(tmp_path, x, [ModelIds("rqvae", codes, np.arange(200) % 7, None, losses)], cfg,
+                       command="test", progress=lambda m: None)  # fmt: skip
+    report = (tmp_path / "report.md").read_text()
+    assert "`epochs=3`" in report and "epochs=None" not in report

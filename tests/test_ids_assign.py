@@ -160,7 +160,14 @@ def test_cli_assign_and_lookup_exit_codes(setup, tmp_path, capsys, only_id_comma
     assert capsys.readouterr().out.split() == ["item0003"]
     prefix = sid[: sid.index(">") + 1]
     assert main(["lookup", "--ids", ids, "--sid", prefix]) == 0
-    assert "item0003" in capsys.readouterr().out.split()
+    matched = capsys.readouterr().out.split()
+    assert "item0003" in matched and len(matched) > 1
+    # --limit prints the first N and says (stderr) how many matched in total
+    assert main(["lookup", "--ids", ids, "--sid", prefix, "--limit", "1"]) == 0
+    limited = capsys.readouterr()
+    assert limited.out.split() == matched[:1]
+    assert limited.err.strip() == (f"rqvae-ids lookup: showed 1 of {len(matched)} items with SID prefix {prefix} "
+                                   "(--limit 0 for all)")
     assert main(["lookup", "--ids", ids, "--item", "missing"]) == 1
     assert main(["lookup", "--ids", ids, "--sid", "<a_99>"]) == 1
     assert main(["lookup", "--ids", ids, "--sid", "a_1"]) == 2

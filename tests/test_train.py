@@ -160,7 +160,7 @@ def test_resume_refuses_other_data_or_corrupt_optimizer(emb, tmp_path):
 def test_cli_train_and_bad_input(emb, tmp_path, capsys):
     out = tmp_path / "cli"
     rc = main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(out),
-               "--codebook-size", "8", "--quiet"])
+               "--codebook-size", "8", "--quiet", "--json"])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "rqkmeans"
     rc = main(["train", "--embeddings", str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "x")])

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--item", metavar="ID", help="item_id to look up")
     what.add_argument("--sid", metavar="SID", help="full SID or whole-token prefix, e.g. '<a_12><b_200>'")
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="print at most N items, 0 = all (default 0)")
+    p.add_argument("--limit", type=int, default=0, metavar="N",
+                   help="print at most N items, 0 = all (default 0); says on stderr how many matched in total")
     p.set_defaults(func=handler)
 
 
@@ -46,4 +47,8 @@ def handler(args: argparse.Namespace) -> int:
         return 1
     for item in items[: args.limit or None]:
         print(item)
+    if args.limit and len(items) > args.limit:  # on stderr: stdout stays one item per line
+        sys.stdout.flush()
+        print(f"rqvae-ids lookup: showed {args.limit} of {len(items)} items with SID prefix {args.sid} "
+              "(--limit 0 for all)", file=sys.stderr)
     return 0

@@ -43,6 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start over even if --out holds an unfinished training (without it, train refuses)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON line instead of the summary")
     p.set_defaults(func=handler)
 
 
@@ -125,6 +126,30 @@ def handler(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(interrupted_message(args, cfg.checkpoint_every), file=sys.stderr)
         return 130
-    keys = ("kind", "utilisation", "perplexity", "collision_rate", "distinct_collision_rate", "seconds", "epochs")
-    print(json.dumps({k: report[k] for k in keys}))
+    if args.json:
+        keys = ("kind", "utilisation", "perplexity", "colliding_share", "duplicate_rate", "collision_rate",
+                "distinct_collision_rate", "seconds", "epochs")
+        print(json.dumps({k: report[k] for k in keys}))
+    else:
+        print(summary(report, args))
     return 0
+
+
+def summary(report: dict, args: argparse.Namespace) -> str:
+    """A few lines a person reads: what was trained, how the codes look, where the files are."""
+    from pathlib import Path
+
+    out = Path(args.out)
+    pct = " / ".join(f"{u:.0%}" for u in report["utilisation"])
+    perp = " / ".join(f"{p:.0f}" for p in report["perplexity"])
+    epochs = "k-means, no epochs" if report["kind"] == "rqkmeans" else f"{report['epochs']} epochs"
+    return "\n".join([
+        f"trained {report['kind']} (L={report['levels']}, K={report['codebook_size']}) on {report['items']} items: "
+        f"{epochs}, {report['seconds']:.1f} s",
+        f"codes used per level {pct}, perplexity {perp}",
+        f"before resolution: colliding_share {report['colliding_share']:.2%}, "
+        f"duplicate_rate {report['duplicate_rate']:.2%}",
+        f"wrote {out}/: model.safetensors, config.json, metrics.parquet, train_report.json",
+        f"next: rqvae-ids assign --model-dir {shlex.quote(str(out))} --embeddings {shlex.quote(args.embeddings)} "
+        "--out IDS_DIR",
+    ])

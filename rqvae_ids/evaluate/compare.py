@@ -188,8 +188,9 @@ def evaluate_and_write(
     timings.update({f"{m.name}: train + assign IDs": m.seconds for m in model_ids if m.seconds})
     if started_at is not None:
         timings["total"] = time.perf_counter() - started_at
+    shown = {**config, "epochs": config.get("epochs") or epochs_run(model_ids) or config.get("epochs")}
     report = build_report(
-        comparison, order, command=command, provenance=prov, config=config, notes=notes,
+        comparison, order, command=command, provenance=prov, config=shown, notes=notes,
         timings=timings, plots=written, details=details,
     )  # fmt: skip
     write_text_atomic(out_dir / "report.md", report)
@@ -201,6 +202,18 @@ def evaluate_and_write(
     }  # fmt: skip
     write_json_atomic(out_dir / "comparison.json", summary)
     return summary
+
+
+def epochs_run(model_ids: Sequence[ModelIds]) -> str | None:
+    """The epochs the models actually trained, from their per-epoch losses, for the report's config
+    line where the config left them to the default (one number if all agree, else per model)."""
+    runs = {m.name: int(m.losses["epoch"].max()) for m in model_ids
+            if m.losses is not None and "epoch" in m.losses.columns and len(m.losses)}
+    if not runs:
+        return None
+    if len(set(runs.values())) == 1:
+        return str(next(iter(runs.values())))
+    return " / ".join(f"{name} {n}" for name, n in runs.items())
 
 
 def with_aliases(comparison: pd.DataFrame) -> pd.DataFrame:
