@@ -308,3 +308,31 @@ def test_report_config_line_shows_the_epochs_run(tmp_path):
                        command="test", progress=lambda m: None)  # fmt: skip
     report = (tmp_path / "report.md").read_text()
     assert "`epochs=3`" in report and "epochs=None" not in report
+
+
+# --------------------------------------------------------------------- stage lines of run/demo
+
+
+def test_stage_lines_are_quiet_unless_enabled(capsys):
+    from rqvae_ids.pipeline import progress
+
+    with progress.stage("train rqvae", "5000 items", kind="train") as box:
+        box["report"] = {"kind": "rqvae", "epochs": 40, "utilisation": [1.0, 1.0, 0.995]}
+    assert capsys.readouterr().err == ""  # a library call prints nothing
+    progress.enable("run")
+    try:
+        with progress.stage("train rqvae", "5000 items, up to 40 epochs", kind="train") as box:
+            box["report"] = {"kind": "rqvae", "epochs": 40, "utilisation": [1.0, 1.0, 0.995]}
+        with pytest.raises(ValueError), progress.stage("assign"):
+            raise ValueError("boom")
+    finally:
+        progress.disable()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "[run] train rqvae: started (5000 items, up to 40 epochs)"
+    assert lines[1].startswith("[run] train rqvae: 40 epochs, ") and lines[1].endswith(", codes used 100/100/100 %")
+    assert lines[2] == "[run] assign: started" and lines[3].startswith("[run] assign: failed after ")
+    assert progress.seconds(3.14) == "3.1 s" and progress.seconds(31.4) == "31 s" and progress.seconds(252) == "4 min 12 s"
+    report = {"items": 10, "collisions": {"duplicate_rate": 0.014},
+              "stability": {"kept": 8, "new": 1, "edited": 1, "removed": 0}}
+    assert progress.end_line("assign", report, 2.0) == ("10 IDs, 2.0 s, duplicate_rate 1.40% before resolution; "
+                                                        "kept 8, new 1, edited 1, removed 0")

@@ -268,7 +268,12 @@ def run_pipeline(catalog: str, out: str, interactions: str | None, args: argpars
     start = time.perf_counter()
     from flows.pipeline import semantic_ids_pipeline
 
-    with user_errors_without_prefect_logs(enabled=not args.verbose):
+    from ..pipeline import progress
+
+    progress.enable("run")  # a line per stage on stderr (bars on a terminal)
+    with contextlib.ExitStack() as stack:
+        stack.callback(progress.disable)
+        stack.enter_context(user_errors_without_prefect_logs(enabled=not args.verbose))
         run_dir = semantic_ids_pipeline(
             catalog=os.path.abspath(catalog),
             out=os.path.abspath(out),
