@@ -95,6 +95,9 @@ def handler(args: argparse.Namespace) -> int:
         retrain_every=args.retrain_every,
         timezone=args.timezone,
     )
+    from flows.served import SERVE_LINES
+
+    os.environ[SERVE_LINES] = "1"  # inherited by the flow-run processes: a line per run on this console
     print(f"serving {', '.join(d.name for d in deployments)} against {PREFECT_API_URL.value()} (Ctrl-C to stop)", flush=True)
     try:
         serve_deployments(deployments)

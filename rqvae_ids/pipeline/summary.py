@@ -64,6 +64,19 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
     return [(name, _fmt(value)) for name, value in rows if value is not None]
 
 
+def ids_kept_changed(stages: dict[str, Any]) -> str | None:
+    """How the run's IDs relate to the previous run's, in a few words (None for a first run)."""
+    stability = (stages.get("assign") or {}).get("stability")
+    if stability:
+        return (f"IDs kept {stability['kept']}, new {stability['new']}, edited {stability['edited']}, "
+                f"removed {stability['removed']}")
+    mapping = stages.get("id_mapping")
+    if mapping:
+        return (f"IDs changed {mapping['changed']} of {mapping['items_common']} "
+                f"({mapping.get('changed_share', 0):.1%}), id_mapping.parquet written")
+    return None
+
+
 def read_run_report(run_dir: str | os.PathLike) -> dict[str, Any]:
     p = Path(run_dir) / "run_report.json"
     return json.loads(p.read_text()) if p.is_file() else {}
