@@ -354,6 +354,8 @@ def small_catalog_warning(items: int, codebook_size: int, flag: str = "--codeboo
     if items >= ITEMS_PER_CODE * codebook_size:
         return None
     k = 2 ** max(1, int(math.log2(max(items // ITEMS_PER_CODE, 2))))
+    if k >= codebook_size:  # already as small as it gets
+        return None
     return (f"warning: {items} items for {codebook_size} codes per level (fewer than {ITEMS_PER_CODE} items per "
             f"code): most codes will stay unused; try {flag}{'' if flag.endswith('=') else ' '}{k}")
 

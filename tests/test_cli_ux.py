@@ -214,6 +214,7 @@ def test_small_catalog_warning(tmp_path, capsys):
     assert train_cmd.ITEMS_PER_CODE == train.ITEMS_PER_CODE
     assert train.small_catalog_warning(1024, 256) is None
     assert train.small_catalog_warning(2, 256).endswith("try --codebook-size 2")
+    assert train.small_catalog_warning(2, 2) is None  # nothing smaller to suggest
     assert train.small_catalog_warning(301, 256, "--set train.model.codebook_size=").endswith(
         "try --set train.model.codebook_size=64")
     emb = _embeddings(tmp_path / "e.parquet", n=300)

@@ -246,20 +246,14 @@ def print_run(run_dir: str, seconds: float) -> None:
 def run_pipeline(catalog: str, out: str, interactions: str | None, args: argparse.Namespace) -> int:
     import time
 
-    from ..io import check_out_dir, require_file
-    from ..pipeline.config import load_config
+    from ..io import check_out_dir
+    from ..pipeline.preflight import check_run_inputs
 
     # Every check a user can fail comes before Prefect starts and before anything is written.
     check_out_dir(out)
     overrides = parse_overrides(args)
-    load_config(args.config, overrides)  # bad config: one clear line before Prefect starts
-    require_file(catalog, "catalog")
-    if interactions is not None:
-        require_file(interactions, "interactions file")
-    if args.model_dir is not None:
-        from ..models import load_model
-
-        load_model(args.model_dir)  # a broken --model-dir fails now, named as given, not after embedding
+    for warning in check_run_inputs(catalog, interactions, args.config, overrides, args.model_dir):
+        print(f"rqvae-ids {args.command}: {warning}", file=sys.stderr)
     prefect_env(args.verbose)
     require_prefect_server(
         "start it (`prefect server start --host 127.0.0.1`), or unset PREFECT_API_URL "
