@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -337,3 +338,66 @@ def test_stage_lines_are_quiet_unless_enabled(capsys):
               "stability": {"kept": 8, "new": 1, "edited": 1, "removed": 0}}
     assert progress.end_line("assign", report, 2.0) == ("10 IDs, 2.0 s, duplicate_rate 1.40% before resolution; "
                                                         "kept 8, new 1, edited 1, removed 0")
+
+
+# --------------------------------------------------------------------- Prefect noise
+
+
+def test_prefect_telemetry_off_unless_the_user_chose(monkeypatch):
+    from flows.runtime import prefect_env
+
+    for key in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED"):
+        monkeypatch.delenv(key, raising=False)
+    prefect_env()
+    assert os.environ["DO_NOT_TRACK"] == "1" and os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    monkeypatch.setenv("DO_NOT_TRACK", "0")  # the user's own choice wins
+    prefect_env()
+    assert os.environ["DO_NOT_TRACK"] == "0"
+    monkeypatch.delenv("DO_NOT_TRACK")
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")  # analytics on by choice: client too
+    prefect_env()
+    assert "DO_NOT_TRACK" not in os.environ
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ctrl_c_in_run_is_quiet_and_keeps_latest(tmp_path):
+    """SIGINT while a stage runs: exit 130, no Prefect "Crash detected!" lines, latest unchanged."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    catalog = tmp_path / "items.csv"
+    catalog.write_text("item_id,title\n" + "".join(f"i{i},mug {i}\n" for i in range(40)))
+    marker = tmp_path / "embedding"
+    code = (
+        "import signal, sys, time, pathlib\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "import rqvae_ids.pipeline.stages as s\n"
+        f"def slow(*a, **k): pathlib.Path({str(marker)!r}).touch(); time.sleep(120)\n"
+        "s.embed = slow  # the embed task: long enough to be interrupted\n"
+        "from rqvae_ids.cli import main\n"
+        f"sys.exit(main(['run', '--catalog', {str(catalog)!r}, '--out', {str(tmp_path / 'out')!r}, "
+        "'--set', 'train.model.codebook_size=8']))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_LOGGING_LEVEL")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 200
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Crash detected" not in stderr and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == (f"interrupted: {tmp_path / 'out'}/latest unchanged "
+                                               "(no run has succeeded here yet)")
+    assert not (tmp_path / "out" / "latest").exists()

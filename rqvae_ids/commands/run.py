@@ -243,6 +243,15 @@ def print_run(run_dir: str, seconds: float) -> None:
         print(f"full report: {report}")
 
 
+def interrupted_message(out: str) -> str:
+    """Ctrl-C: the run folder is marked failed and `latest` stays where it was; say where."""
+    from ..pipeline.runs import latest_run
+
+    previous = latest_run(out)
+    where = f"still runs/{previous.name}" if previous is not None else "no run has succeeded here yet"
+    return f"interrupted: {out.rstrip('/')}/latest unchanged ({where})"
+
+
 def run_pipeline(catalog: str, out: str, interactions: str | None, args: argparse.Namespace) -> int:
     import time
 
@@ -265,18 +274,22 @@ def run_pipeline(catalog: str, out: str, interactions: str | None, args: argpars
     from ..pipeline import progress
 
     progress.enable("run")  # a line per stage on stderr (bars on a terminal)
-    with contextlib.ExitStack() as stack:
-        stack.callback(progress.disable)
-        stack.enter_context(user_errors_without_prefect_logs(enabled=not args.verbose))
-        run_dir = semantic_ids_pipeline(
-            catalog=os.path.abspath(catalog),
-            out=os.path.abspath(out),
-            interactions=os.path.abspath(interactions) if interactions else None,
-            config=os.path.abspath(args.config) if args.config else None,
-            model=os.path.abspath(args.model_dir) if args.model_dir else None,
-            wait=args.wait or None,
-            overrides=overrides or None,
-        )
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(progress.disable)
+            stack.enter_context(user_errors_without_prefect_logs(enabled=not args.verbose))
+            run_dir = semantic_ids_pipeline(
+                catalog=os.path.abspath(catalog),
+                out=os.path.abspath(out),
+                interactions=os.path.abspath(interactions) if interactions else None,
+                config=os.path.abspath(args.config) if args.config else None,
+                model=os.path.abspath(args.model_dir) if args.model_dir else None,
+                wait=args.wait or None,
+                overrides=overrides or None,
+            )
+    except KeyboardInterrupt:
+        print(interrupted_message(out), file=sys.stderr)
+        return 130
     print_run(run_dir, time.perf_counter() - start)
     sys.stdout.flush()
     return 0
