@@ -344,7 +344,7 @@ def test_stage_lines_are_quiet_unless_enabled(capsys):
 
 
 def test_prefect_telemetry_off_unless_the_user_chose(monkeypatch):
-    from flows.runtime import prefect_env
+    from rqvae_ids.commands.run import prefect_env
 
     for key in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED"):
         monkeypatch.delenv(key, raising=False)

@@ -136,6 +136,10 @@ def parse_overrides(args: argparse.Namespace) -> dict:
 def prefect_env(verbose: bool = False) -> None:
     """Quiet, offline Prefect defaults for a CLI run (the user's own settings win)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's client telemetry (and its first-run notice on a terminal) follows DO_NOT_TRACK:
+    # off too, unless the user set DO_NOT_TRACK or turned analytics on.
+    if "DO_NOT_TRACK" not in os.environ and os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"].lower() in ("false", "0"):
+        os.environ["DO_NOT_TRACK"] = "1"
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -179,8 +183,8 @@ def user_errors_without_prefect_logs(enabled: bool = True):
     `prefect.task_runs` loggers ("Encountered exception during execution" with a
     traceback, "Finished in state Failed(...)") before the exception reaches the CLI,
     which prints a UserError as one line. While the flow runs, the console handlers
-    those records reach hold them back; when the flow ends in a UserError they are
-    dropped, otherwise (success, a real bug, Ctrl-C) they are emitted in order, so an
+    those records reach hold them back; when the flow ends in a UserError or Ctrl-C
+    ("Crash detected!") they are dropped, otherwise (success, a real bug) they are emitted in order, so an
     unexpected exception keeps its full log and traceback. Prefect's API handler is left
     alone: the UI still records the failure. enabled=False (--verbose) changes nothing.
     """
@@ -218,7 +222,7 @@ def user_errors_without_prefect_logs(enabled: bool = True):
     user_error = False
     try:
         yield
-    except UserError:
+    except (UserError, KeyboardInterrupt):  # Ctrl-C: no "Crash detected!" lines, the CLI says it
         user_error = True
         raise
     finally:
