@@ -49,7 +49,7 @@ def main() -> int:
     from rqvae_ids.catalog import load_catalog
     from rqvae_ids.embed import EmbedConfig, embed_items, load_model, resolve_model
     from rqvae_ids.runtime import resolve_device
-    from rqvae_ids.tables import read_embeddings
+    from rqvae_ids.embedding_table import read_embeddings
 
     catalog = load_catalog(args.catalog)
     ids, texts = catalog.item_ids[: args.limit], catalog.texts[: args.limit]

@@ -31,7 +31,7 @@ from .config import check, to_dict
 from .errors import UserError
 from .io import provenance, sha256_text, write_json_atomic, write_parquet_atomic
 from .runtime import offline_hub, resolve_device
-from .tables import write_embeddings
+from .embedding_table import write_embeddings
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 # Names that mean "the bundled model" on the command line.
