@@ -143,12 +143,12 @@ def run_pipeline(catalog: str, out: str, interactions: str | None, args: argpars
     import time
 
     from ..io import check_out_dir, require_file
-    from ..pipeline.config import load_config
+    from ..pipeline.config import load_pipeline_config
 
     # Every check a user can fail comes before Prefect starts and before anything is written.
     check_out_dir(out)
     overrides = parse_overrides(args)
-    load_config(args.config, overrides)  # bad config: one clear line before Prefect starts
+    load_pipeline_config(args.config, overrides)  # bad config: one clear line before Prefect starts
     require_file(catalog, "catalog")
     if interactions is not None:
         require_file(interactions, "interactions file")

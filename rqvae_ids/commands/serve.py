@@ -58,7 +58,7 @@ def register(subparsers) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..io import require_file
-    from ..pipeline.config import load_config, run_config
+    from ..pipeline.config import load_pipeline_config, run_config
     from ..pipeline.runs import require_latest
     from .run import catalog_overrides
 
@@ -66,7 +66,7 @@ def handler(args: argparse.Namespace) -> int:
     latest = require_latest(args.out)
     overrides = catalog_overrides(args)
     if args.config is not None:  # the config the runs will use, checked now: one line, not a failed run
-        load_config(args.config, overrides)
+        load_pipeline_config(args.config, overrides)
     else:
         run_config(latest, overrides)
     from flows.runtime import configured_api_url, prefect_env, require_prefect_server
