@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..catalog.items import read_items  # noqa: F401 - re-exported: sharding and the flows read items here
+from ..catalog.items import read_items
 from ..io import sha256_file, write_parquet_atomic
 from .config import CatalogOptions, EvaluateOptions, IdsOptions
 
