@@ -81,7 +81,7 @@ def model_depth(x: np.ndarray, model_dir: str) -> dict:
 
 def main() -> None:
     from rqvae_ids.io import provenance
-    from rqvae_ids.tables import read_embeddings
+    from rqvae_ids.embedding_table import read_embeddings
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--embeddings", required=True)

@@ -29,7 +29,7 @@ def edited_copy(emb: Path, out: Path, share: float, seed: int = 0) -> set[str]:
     import numpy as np
 
     from rqvae_ids.io import sha256_text
-    from rqvae_ids.tables import read_embeddings, write_embeddings
+    from rqvae_ids.embedding_table import read_embeddings, write_embeddings
 
     t = read_embeddings(emb)
     rng = np.random.default_rng(seed)

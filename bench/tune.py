@@ -34,7 +34,7 @@ def main() -> None:
     from rqvae_ids.evaluate.neighbours import neighbour_recall
     from rqvae_ids.metrics import colliding_share, duplicate_rate, perplexity, utilisation
     from rqvae_ids.models import load_model
-    from rqvae_ids.tables import read_embeddings
+    from rqvae_ids.embedding_table import read_embeddings
     from rqvae_ids.train import config_from_args, train_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

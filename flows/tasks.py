@@ -40,7 +40,7 @@ IO = dict(retries=2, retry_delay_seconds=3, retry_condition_fn=_retry_unless_use
 @task(name="load config", cache_policy=NO_CACHE)
 def load_config(out: str, path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Validate the config file (defaults where absent); the embedding cache lives in OUT/cache/."""
-    cfg = pipeline_config.load_config(path, overrides)
+    cfg = pipeline_config.load_pipeline_config(path, overrides)
     return pipeline_config.with_embed_cache(cfg, Path(out) / "cache" / "embedding_cache.parquet")
 
 

@@ -203,3 +203,11 @@ def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
             where = f"{p} is {kind}" if q == p else f"{p}: {q} is {kind}"
             raise UserError(f"{what} {where}, not a folder; choose another output folder")
     return p
+
+
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """The JSON in `path`, or None if it is missing or unreadable (reuse markers: no marker, no reuse)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -98,7 +98,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     from .models import build_model, load_model
     from .models.base import read_config, saved_model_config
     from .runtime import resolve_device, seed_everything
-    from .tables import check_finite, read_embeddings
+    from .embedding_table import check_finite, read_embeddings
 
     cfg = cfg or TrainConfig()
     t0 = time.perf_counter()
@@ -206,7 +206,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     sample = torch.from_numpy(rng.permutation(n)[: cfg.init_sample]).to(device)
     nbrs = None
     if cfg.model.nbr_weight > 0:  # exact top-k cosine neighbours of every item (faiss, once)
-        from .evaluate.neighbours import exact_neighbours
+        from .knn import exact_neighbours
 
         k_nbr = min(cfg.model.nbr_k, n - 1)
         nbrs = torch.from_numpy(exact_neighbours(x_all, np.arange(n), k_nbr)).to(device)

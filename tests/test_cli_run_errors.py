@@ -186,7 +186,7 @@ def test_serve_with_unreachable_server_is_one_line(tmp_path, capsys):
 
 def test_catalog_flags_become_catalog_overrides(tmp_path, capsys, monkeypatch):
     from rqvae_ids.commands.run import catalog_overrides, parse_overrides
-    from rqvae_ids.pipeline.config import load_config
+    from rqvae_ids.pipeline.config import load_pipeline_config
 
     parser = build_parser()
     base = ["--catalog", "items.csv", "--out", "o"]
@@ -199,7 +199,7 @@ def test_catalog_flags_become_catalog_overrides(tmp_path, capsys, monkeypatch):
     assert parse_overrides(parser.parse_args(["run", *base])) == {}
     args = parser.parse_args(["run", *base, "--id-col", "asin", "--set", "catalog.id_col=sku"])
     assert parse_overrides(args) == {"catalog.id_col": "sku"}
-    cfg = load_config(None, expected).catalog
+    cfg = load_pipeline_config(None, expected).catalog
     assert (cfg.id_col, cfg.text_cols, cfg.fmt, cfg.on_duplicate, cfg.drop_empty) == ("asin", ("title", "brand"), "jsonl", "first", True)
 
     # the flags reach the flow as its overrides

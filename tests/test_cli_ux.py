@@ -78,7 +78,7 @@ def test_interactions_described_one_way():
 def _embeddings(path, n=300, d=16, seed=0):
     import numpy as np
 
-    from rqvae_ids.tables import write_embeddings
+    from rqvae_ids.embedding_table import write_embeddings
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((16, d))[np.arange(n) % 16] + 0.3 * rng.standard_normal((n, d))
@@ -260,7 +260,7 @@ def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
 def test_report_bolds_only_where_there_is_something_to_beat():
     import pandas as pd
 
-    from rqvae_ids.evaluate.report import results_table
+    from rqvae_ids.compare.report import results_table
 
     frame = pd.DataFrame(
         [("rqvae", "duplicate_rate_raw", 0.1), ("rqvae", "duplicate_rate_resolved", 0.0),
@@ -282,7 +282,7 @@ def test_loss_curves_are_big_and_each_line_has_its_own_style(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from rqvae_ids.evaluate import plots
+    from rqvae_ids.compare import plots
 
     epochs = np.arange(1, 21)
     frame = pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs, "train_recon": 0.98 / epochs,
@@ -298,7 +298,8 @@ def test_report_config_line_shows_the_epochs_run(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from rqvae_ids.evaluate.compare import CompareConfig, ModelIds, evaluate_and_write
+    from rqvae_ids.compare.comparison import evaluate_and_write
+    from rqvae_ids.compare.config import CompareConfig, ModelIds
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 8)).astype(np.float32)
@@ -344,7 +345,7 @@ def test_stage_lines_are_quiet_unless_enabled(capsys):
 
 
 def test_prefect_telemetry_off_unless_the_user_chose(monkeypatch):
-    from rqvae_ids.commands.run import prefect_env
+    from flows.runtime import prefect_env
 
     for key in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED"):
         monkeypatch.delenv(key, raising=False)

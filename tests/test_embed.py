@@ -20,7 +20,7 @@ from rqvae_ids import embed
 from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, resolve_model
 from rqvae_ids.errors import UserError
 from rqvae_ids.io import sha256_text
-from rqvae_ids.tables import read_embeddings
+from rqvae_ids.embedding_table import read_embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 

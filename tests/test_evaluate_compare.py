@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rqvae_ids.evaluate.compare import CompareConfig, ModelIds, evaluate_and_write
+from rqvae_ids.compare.comparison import evaluate_and_write
+from rqvae_ids.compare.config import CompareConfig, ModelIds
 from rqvae_ids.evaluate.random_ids import random_codes
-from rqvae_ids.evaluate.report import ordered_metrics, results_table
+from rqvae_ids.compare.report import ordered_metrics, results_table
 from rqvae_ids.evaluate.sequences import leave_one_out
 from rqvae_ids.io import read_parquet_metadata
 
@@ -89,7 +90,7 @@ def test_report_marks_best_per_column():
 
 
 def _write_inputs(tmp_path, n=240, d=24, users=150, seed=0):
-    from rqvae_ids.tables import write_embeddings
+    from rqvae_ids.embedding_table import write_embeddings
 
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 6, n)
@@ -110,7 +111,7 @@ def test_end_to_end_tiny_catalog(tmp_path):
     pytest.importorskip("rqvae_ids.train")
     from types import SimpleNamespace
 
-    from rqvae_ids.evaluate.compare import run_comparison
+    from rqvae_ids.compare.comparison import run_comparison
 
     ids, cats = _write_inputs(tmp_path)
     catalog = SimpleNamespace(item_ids=ids, texts=["t"] * len(ids), categories=cats)

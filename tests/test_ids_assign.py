@@ -12,7 +12,7 @@ from rqvae_ids.ids import assign as assign_mod
 from rqvae_ids.ids import assign_ids, read_semantic_ids
 from rqvae_ids.ids.encode import encode_codes_chunked
 from rqvae_ids.io import read_parquet_metadata, sha256_file
-from rqvae_ids.tables import read_embeddings, write_embeddings
+from rqvae_ids.embedding_table import read_embeddings, write_embeddings
 
 
 @pytest.fixture(autouse=True)

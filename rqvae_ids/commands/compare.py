@@ -1,4 +1,4 @@
-"""`rqvae-ids compare`: every tokenizer on one catalog, one report (rqvae_ids.evaluate.compare)."""
+"""`rqvae-ids compare`: every tokenizer on one catalog, one report (rqvae_ids.compare)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,8 @@ def command_line(args: argparse.Namespace) -> str:
 def handler(args: argparse.Namespace) -> int:
     from ..config import from_dict
     from ..errors import UserError
-    from ..evaluate.compare import CompareConfig, run_comparison
+    from ..compare.comparison import run_comparison
+    from ..compare.config import CompareConfig
     from ..io import check_out_dir, file_in_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())

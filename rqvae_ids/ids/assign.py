@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
-from ..tables import EmbeddingTable, check_finite, read_embeddings
+from ..embedding_table import EmbeddingTable, check_finite, read_embeddings
 from .collisions import collision_report, collisions_table
 from .encode import DEFAULT_CHUNK_SIZE, LatentOracle, encode_chunked
 from .lookup import MAX_POSITIONS, format_sids

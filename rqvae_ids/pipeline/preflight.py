@@ -23,9 +23,9 @@ def check_run_inputs(
     """Raise a UserError for the first bad input; return warnings worth a line (small catalog)."""
     from ..catalog import load_catalog
     from ..embed import resolve_model
-    from .config import load_config
+    from .config import load_pipeline_config
 
-    cfg = load_config(config, overrides)
+    cfg = load_pipeline_config(config, overrides)
     if model_dir is not None:
         from ..models import load_model
 

@@ -23,7 +23,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..io import require_file, sha256_file, write_parquet_atomic
+from ..catalog.items import read_items
+from ..io import sha256_file, write_parquet_atomic
 from . import progress
 from .config import CatalogOptions, EvaluateOptions, IdsOptions
 
@@ -72,16 +73,6 @@ def _ingest(catalog_path: str | os.PathLike, run_dir: str | os.PathLike, opts: C
         "has_categories": catalog.categories is not None,
         "path": str(path),
     }
-
-
-def read_items(items_path: str | os.PathLike) -> tuple[list[str], list[str], list[str | None]]:
-    """(item_ids, texts, categories) of an items.parquet, in catalog order."""
-    table = pq.read_table(require_file(items_path, "items file"))
-    return (
-        table.column("item_id").to_pylist(),
-        table.column("text").to_pylist(),
-        table.column("category").to_pylist(),
-    )
 
 
 def embed(items_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -> dict[str, Any]:
@@ -182,10 +173,11 @@ def _evaluate(run_dir, opts: EvaluateOptions, interactions, step) -> dict[str, A
     import numpy as np
     import pandas as pd
 
-    from ..evaluate.compare import CompareConfig, ModelIds, evaluate_and_write
+    from ..compare.comparison import evaluate_and_write
+    from ..compare.config import CompareConfig, ModelIds
     from ..ids import read_semantic_ids
     from ..models import load_model
-    from ..tables import read_embeddings
+    from ..embedding_table import read_embeddings
 
     run_dir = Path(run_dir)
     model_dir = run_dir / MODEL
