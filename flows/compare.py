@@ -32,7 +32,7 @@ def build_model(kind: str, embeddings: str, out: str, cfg: CompareConfig) -> Any
 
 @task(name="evaluate and write comparison", cache_policy=NO_CACHE)
 def write_comparison(out: str, items: str, embeddings: str, built: list[Any], cfg: CompareConfig,
-                     interactions: str | None) -> dict[str, Any]:  # fmt: skip
+                     interactions: str | None) -> dict[str, Any]:
     """Same metrics for every model; comparison.parquet, report.md and plots."""
     return compare.write_comparison(out, items, embeddings, built, cfg, interactions)
 

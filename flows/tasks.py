@@ -114,7 +114,7 @@ def assign(model_dir: str, embeddings: str, run_dir: str, opts: IdsOptions, prev
     report = stages.assign(model_dir, embeddings, run_dir, opts, previous)
     coll = report.get("collisions", {})
     get_run_logger().info("assigned %d IDs: raw collision rate %.4f, largest group %s",
-                          report["items"], coll.get("collision_rate", 0), coll.get("largest_group"))  # fmt: skip
+                          report["items"], coll.get("collision_rate", 0), coll.get("largest_group"))
     return report
 
 

@@ -61,7 +61,7 @@ def _cli(env: dict[str, str], code: str) -> subprocess.CompletedProcess:
 def test_user_error_inside_the_flow_is_one_line_without_prefect_logs(tmp_path, cli_env):
     noid = _csv(tmp_path / "noid.csv", "title\nfoo\n")
     proc = _cli(cli_env, "import sys\nfrom rqvae_ids.cli import main\n"
-                f"sys.exit(main(['run', '--catalog', {str(noid)!r}, '--out', {str(tmp_path / 'out')!r}]))")  # fmt: skip
+                f"sys.exit(main(['run', '--catalog', {str(noid)!r}, '--out', {str(tmp_path / 'out')!r}]))")
     assert proc.returncode == 2, proc.stderr
     line = _one_line(proc.stderr)  # no "ERROR | Flow run ...", no traceback
     assert line.startswith("rqvae-ids run: error: ") and "no id column 'item_id'" in line
@@ -145,7 +145,7 @@ def test_catalog_flags_become_catalog_overrides(tmp_path, capsys, monkeypatch):
     base = ["--catalog", "items.csv", "--out", "o"]
     flags = ["--id-col", "asin", "--text-cols", "title, brand", "--format", "jsonl", "--on-duplicate", "first", "--drop-empty"]
     expected = {"catalog.id_col": "asin", "catalog.text_cols": ["title", "brand"], "catalog.fmt": "jsonl",
-                "catalog.on_duplicate": "first", "catalog.drop_empty": True}  # fmt: skip
+                "catalog.on_duplicate": "first", "catalog.drop_empty": True}
     assert parse_overrides(parser.parse_args(["run", *base, *flags])) == expected
     assert catalog_overrides(parser.parse_args(["serve", *base, *flags])) == expected
     # flags left out keep the config's values; --set of the same key wins

@@ -9,7 +9,7 @@ MODELS = "rqvae,vqvae,vae,ae,rqkmeans,random"
 # --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
 GENERATIVE_FIELDS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n_head",
                      "epochs": "max_epochs", "patience": "patience", "batch_size": "batch_size", "lr": "lr",
-                     "beam": "beam", "max_minutes": "max_minutes", "device": "device"}  # fmt: skip
+                     "beam": "beam", "max_minutes": "max_minutes", "device": "device"}
 GENERATIVE_FLAGS = [
     ("arch", {"choices": ("decoder", "encdec"), "help": "decoder-only (default) or encoder-decoder"}),
     ("layers", {"type": int, "help": "layers per stack (default 2)"}),
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--interactions", default=None, help="user_id,item_id[,timestamp|position] file; "
-                   "without it next-item metrics are skipped")  # fmt: skip
+                   "without it next-item metrics are skipped")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--embeddings", default=None,
                    help="reuse this embeddings.parquet of the catalog instead of embedding it")
@@ -97,10 +97,10 @@ def handler(args: argparse.Namespace) -> int:
         {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
          "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users},
         where="compare",
-    )  # fmt: skip
+    )
     generative = None
     given = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
-             if getattr(args, f"generative_{flag}") is not None}  # fmt: skip
+             if getattr(args, f"generative_{flag}") is not None}
     if args.generative_content:
         given["content"] = True
     if given and not args.with_generative:
@@ -113,7 +113,7 @@ def handler(args: argparse.Namespace) -> int:
 
         # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained.
         generative = from_dict(RetrievalConfig, {**given, "seed": args.seed, "valid_users": args.tune_users},
-                               where="compare --generative-*")  # fmt: skip
+                               where="compare --generative-*")
     check_out_dir(args.out)
     from ..catalog import catalog_from_args
 
@@ -126,6 +126,6 @@ def handler(args: argparse.Namespace) -> int:
     summary = run_comparison(
         catalog, args.out, cfg, interactions=args.interactions, embeddings=args.embeddings,
         embed_cfg=embed_cfg, command=command_line(args), generative=generative,
-    )  # fmt: skip
+    )
     print(f"wrote {args.out}/report.md ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
     return 0

@@ -142,13 +142,13 @@ def evaluate_and_write(
     report = build_report(
         comparison, order, command=command, provenance=prov, config=config, notes=notes,
         timings=timings, plots=written, details=details,
-    )  # fmt: skip
+    )
     write_text_atomic(out_dir / "report.md", report)
     summary = {
         "command": command, "config": config, "notes": notes, "timings": timings,
         "tuned": details, "models": order, "plots": written, "provenance": prov,
         "metrics": {m: dict(zip(g["metric"], g["value"])) for m, g in comparison.groupby("model", sort=False)},
-    }  # fmt: skip
+    }
     write_json_atomic(out_dir / "comparison.json", summary)
     return summary
 
@@ -187,7 +187,7 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
     # The same budget for every kind: levels, codebook size, seed and epochs; the rest are
     # TrainConfig/ModelConfig defaults (saved in each model's config.json).
     train_cfg = config_from_args(kind=kind, levels=cfg.levels, codebook_size=cfg.codebook_size,
-                                 seed=cfg.seed, epochs=cfg.epochs)  # fmt: skip
+                                 seed=cfg.seed, epochs=cfg.epochs)
     # Reruns into the same --out reuse a model trained with the same config on the same data.
     key = {"train": to_dict(train_cfg), "embeddings_sha256": sha256_file(embeddings_path)}
     marker = ids_dir / "compare_key.json"
@@ -297,6 +297,6 @@ def run_comparison(
         out_dir, table.vectors, model_ids, cfg, retrievers=extra, categories=categories, split=split,
         command=command, notes=notes, failed=failed, timings=timings, progress=progress, started_at=total,
         extra_config=extra_config,
-    )  # fmt: skip
+    )
     progress(f"done in {summary['timings']['total']:.1f}s: {out_dir / 'report.md'}")
     return summary

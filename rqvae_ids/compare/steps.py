@@ -59,4 +59,4 @@ def write_comparison(
         out_dir, table.vectors, models, cfg, categories=cats if any(cats) else None, split=split,
         command="flows.compare.compare_baselines", notes=notes, failed=failed, progress=lambda msg: None,
         extra_config={"embedding_model": table.model, "n_items": len(table), "embeddings": str(embeddings)},
-    )  # fmt: skip
+    )

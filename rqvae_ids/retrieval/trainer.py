@@ -319,14 +319,4 @@ def _load_checkpoint(path, model, opt, cfg, fingerprint) -> dict:
     return meta["state"]
 
 
-def config_from_checkpoint(path) -> RetrievalConfig:
-    from safetensors import safe_open
-
-    from ..config import from_dict
-
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads((f.metadata() or {}).get("rqvae_ids", "{}"))
-    return from_dict(RetrievalConfig, meta.get("config"), where=str(path))
-
-
 __all__ = ["RetrievalConfig", "train", "save_weights", "load_weights", "model_config", "content_vectors"]

@@ -94,6 +94,6 @@ def pipeline_run(small_shop, flows_tmp, prefect_harness):
     start = time.perf_counter()
     with contextlib.redirect_stdout(stdout):
         code = main(["run", "--catalog", str(small_shop["catalog"]), "--interactions", str(small_shop["interactions"]),
-                     "--out", str(out), "--config", str(small_shop["config"])])  # fmt: skip
+                     "--out", str(out), "--config", str(small_shop["config"])])
     assert code == 0, stdout.getvalue()
     return {"out": out, "stdout": stdout.getvalue(), "seconds": time.perf_counter() - start, **small_shop}

@@ -47,7 +47,7 @@ def test_run_writes_every_table_and_points_latest(pipeline_run):
     assert sorted(sids.item_ids.tolist()) == sorted(ids)
     assert len(set(sids.sids.tolist())) == 300  # collision-free
     for name in ("tokens.txt", "collisions.parquet", "collision_report.json", "assign_report.json",
-                 "embed_report.json", "run_report.json", "evaluation/report.md"):  # fmt: skip
+                 "embed_report.json", "run_report.json", "evaluation/report.md"):
         assert (run / name).is_file(), name
     comparison = pq.read_table(run / "evaluation" / "comparison.parquet").to_pandas()
     assert {"model", "metric", "value"} <= set(comparison.columns)
@@ -81,7 +81,7 @@ def test_failing_stage_leaves_latest_and_marks_the_run(pipeline_run, monkeypatch
     monkeypatch.setattr(stages, "assign", broken_assign)
     with pytest.raises(UserError, match="exploded on purpose"):
         semantic_ids_pipeline(str(pipeline_run["catalog"]), str(out), config=str(pipeline_run["config"]),
-                              model=str(before / "model"))  # fmt: skip
+                              model=str(before / "model"))
     assert runs.latest_run(out) == before
     failed = runs.list_runs(out)[-1]
     assert failed["status"] == "failed" and "exploded on purpose" in failed["error"]
@@ -142,7 +142,7 @@ def test_compare_baselines_one_task_per_model(small_shop, flows_tmp, prefect_har
 
     out = flows_tmp / "compare"
     report = compare_baselines(str(small_shop["catalog"]), str(out), str(small_shop["interactions"]),
-                               models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]))  # fmt: skip
+                               models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]))
     assert os.path.isfile(report)
     comparison = pq.read_table(out / "comparison.parquet").to_pandas()
     assert {"rqkmeans", "random", "popularity"} <= set(comparison["model"])
