@@ -55,7 +55,7 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="pipeline config (YAML or TOML) with every knob of every stage; see configs/default.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override one knob, e.g. --set train.epochs=20 (value read as YAML; repeatable)")
+                   help="override one knob, e.g. --set train.epochs=20 (value typed by the knob; repeatable)")
     p.add_argument("--model", metavar="DIR", help="reuse this trained model folder instead of training")
     p.add_argument("--wait", action="store_true",
                    help="if another run holds the output folder, wait for it instead of failing")
@@ -108,16 +108,11 @@ def parse_overrides(args: argparse.Namespace) -> dict:
 
     A --set of the same key as a catalog flag wins (it comes later).
     """
-    import yaml
-
-    from ..errors import UserError
+    from ..config import parse_set
+    from ..pipeline.config import PipelineConfig
 
     out = catalog_overrides(args)
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+    out.update(parse_set(args.overrides, PipelineConfig))
     if args.dask or args.dask_address:
         out["dask.enabled"] = True
     if args.dask_address:
