@@ -85,20 +85,14 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..config import from_dict
     from ..errors import UserError
-    from ..compare.comparison import run_comparison
-    from ..compare.config import CompareConfig
+    from ..compare.comparison import compare_settings, run_comparison
     from ..io import check_out_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    cfg = from_dict(
-        CompareConfig,
-        {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
-         "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users},
-        where="compare",
-    )
-    generative = None
+    knobs = {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
+             "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users}
+    compare_settings(knobs)  # the compare options are checked first
     given = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
              if getattr(args, f"generative_{flag}") is not None}
     if args.generative_content:
@@ -108,12 +102,9 @@ def handler(args: argparse.Namespace) -> int:
     if args.embed_model is not None and args.embeddings is not None:
         raise UserError("--embed-model has no effect with --embeddings (the given embeddings are used as they "
                         "are): drop one of the two")
-    if args.with_generative:  # run_comparison refuses it without --interactions, before writing anything
-        from ..retrieval.trainer import RetrievalConfig
-
-        # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained.
-        generative = from_dict(RetrievalConfig, {**given, "seed": args.seed, "valid_users": args.tune_users},
-                               where="compare --generative-*")
+    # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained;
+    # run_comparison refuses --with-generative without --interactions, before writing anything.
+    cfg, generative = compare_settings(knobs, given if args.with_generative else None)
     check_out_dir(args.out)
     from ..catalog import catalog_from_args
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -137,12 +138,27 @@ def test_refresh_keeps_unchanged_ids_and_retrain_maps_them(pipeline_run, flows_t
     assert runs.read_status(retrained)["kind"] == "retrain"
 
 
-def test_compare_baselines_one_task_per_model(small_shop, flows_tmp, prefect_harness):
+def test_compare_baselines_is_the_cli_compare(small_shop, flows_tmp, prefect_harness):
+    """The flow and the CLI `compare` take one path (run_comparison): same options, same comparison.parquet."""
     from flows.compare import compare_baselines
+    from rqvae_ids.cli import main
 
-    out = flows_tmp / "compare"
-    report = compare_baselines(str(small_shop["catalog"]), str(out), str(small_shop["interactions"]),
-                               models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]))
+    cli_out, flow_out = flows_tmp / "compare-cli", flows_tmp / "compare-flow"
+    gen = {"n_layer": 1, "d_model": 32, "n_head": 2, "max_epochs": 1}
+    flags = ["--generative-layers", "1", "--generative-d-model", "32", "--generative-heads", "2",
+             "--generative-epochs", "1"]
+    assert main(["compare", "--catalog", str(small_shop["catalog"]), "--out", str(cli_out),
+                 "--interactions", str(small_shop["interactions"]), "--models", "rqkmeans,random",
+                 "--codebook-size", "16", "--neighbour-queries", "100", "--tune-users", "60",
+                 "--with-generative", *flags]) == 0
+    embeddings = cli_out / "embeddings" / "embeddings.parquet"
+    report = compare_baselines(str(small_shop["catalog"]), str(flow_out), str(small_shop["interactions"]),
+                               models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]),
+                               neighbour_queries=100, tune_users=60, embeddings=str(embeddings),
+                               with_generative=True, generative=gen)
     assert os.path.isfile(report)
-    comparison = pq.read_table(out / "comparison.parquet").to_pandas()
-    assert {"rqkmeans", "random", "popularity"} <= set(comparison["model"])
+    cli = pq.read_table(cli_out / "comparison.parquet").to_pandas()
+    flow = pq.read_table(flow_out / "comparison.parquet").to_pandas()
+    assert {"rqkmeans", "random", "popularity", "generative/rqkmeans"} <= set(flow["model"])
+    timing = [c for c in cli.columns if "second" in c or c.endswith("_s") or "per_s" in c]
+    pd.testing.assert_frame_equal(cli.drop(columns=timing), flow.drop(columns=timing))
