@@ -66,17 +66,6 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
                    help="show Prefect's INFO logs, and its own log of a run that failed on bad input")
 
 
-# catalog flag (argparse dest) -> key of the config's catalog section
-CATALOG_FLAGS = {
-    "catalog_format": "fmt",
-    "id_col": "id_col",
-    "text_cols": "text_cols",
-    "template": "template",
-    "on_duplicate": "on_duplicate",
-    "drop_empty": "drop_empty",
-}
-
-
 def add_catalog_flags(p: argparse.ArgumentParser) -> None:
     """--catalog and the catalog flags every other command has (rqvae_ids/catalog/args.py).
 
@@ -84,7 +73,7 @@ def add_catalog_flags(p: argparse.ArgumentParser) -> None:
     `catalog.KEY=VALUE` (see `catalog_overrides`); one left out is None, so the config
     file (or the latest run's config, for `serve`) keeps its value.
     """
-    from ..catalog.args import add_catalog_args  # argparse only: --help stays fast
+    from ..catalog.args import CATALOG_FLAGS, add_catalog_args  # argparse only: --help stays fast
 
     add_catalog_args(p)
     p.set_defaults(**{dest: None for dest in CATALOG_FLAGS})  # parser defaults win over the flags' own
@@ -92,15 +81,9 @@ def add_catalog_flags(p: argparse.ArgumentParser) -> None:
 
 def catalog_overrides(args: argparse.Namespace) -> dict:
     """The catalog flags given on the command line as dotted-key overrides, e.g. {"catalog.id_col": "asin"}."""
-    from ..catalog.args import check_text_source, split_columns
+    from ..catalog.args import catalog_options
 
-    check_text_source(args)
-    out = {}
-    for dest, key in CATALOG_FLAGS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            out[f"catalog.{key}"] = split_columns(value) if dest == "text_cols" else value
-    return out
+    return {f"catalog.{key}": value for key, value in catalog_options(args).items() if value is not None}
 
 
 def parse_overrides(args: argparse.Namespace) -> dict:
