@@ -48,7 +48,7 @@ def main() -> int:
     summary = json.loads((out / "comparison.json").read_text())
     record = {"argv": argv, "wall_seconds": round(wall, 1), "cpus": os.cpu_count(),
               "load_average": os.getloadavg(), "command": summary["command"],
-              "metrics": summary["metrics"], "timings": summary["timings"], "tuned": summary["tuned"]}  # fmt: skip
+              "metrics": summary["metrics"], "timings": summary["timings"], "tuned": summary["tuned"]}
     (REPO / "bench" / "out" / f"compare_{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     report = (out / "report.md").read_text()
     header = (

@@ -78,11 +78,11 @@ def main() -> int:
         sys.exit(f"catalog not found: {args.catalog} (python data/demo/generate.py creates the demo shop)")
 
     env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")  # fmt: skip
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     env.pop("PREFECT_API_URL", None)
     work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     result: dict = {"catalog": str(args.catalog), "config": str(args.config), "cpus": os.cpu_count(),
-                    "load_avg_start": os.getloadavg()}  # fmt: skip
+                    "load_avg_start": os.getloadavg()}
     try:
         env["PREFECT_HOME"] = str(work / "prefect-home")
         cache = str(work / "cache.parquet")
@@ -102,9 +102,9 @@ def main() -> int:
             "direct_s": round(best_d, 2), "flow_s": round(best_f, 2), "overhead_s": round(overhead, 2),
             "overhead_pct": round(100 * overhead / best_d, 1), "rounds": {"direct": direct, "flow": flow},
             "target": "< 10 % or < 10 s", "met": overhead < 10 or overhead < 0.1 * best_d,
-        }  # fmt: skip
+        }
         print(f"flow {best_f:.1f} s vs direct {best_d:.1f} s: overhead {overhead:.1f} s "
-              f"({100 * overhead / best_d:.1f} %)", flush=True)  # fmt: skip
+              f"({100 * overhead / best_d:.1f} %)", flush=True)
         if not args.skip_demo:
             demo_out = work / "demo"
             seconds = timed([str(BIN / "rqvae-ids"), "demo", "--out", str(demo_out)], env)

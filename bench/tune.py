@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from rqvae_ids.config import parse_overrides
+    from rqvae_ids.config import parse_set
     from rqvae_ids.evaluate.neighbours import neighbour_recall
     from rqvae_ids.metrics import colliding_share, duplicate_rate, perplexity, utilisation
     from rqvae_ids.models import load_model
     from rqvae_ids.embedding_table import read_embeddings
-    from rqvae_ids.train import config_from_args, train_model
+    from rqvae_ids.train import TrainConfig, config_from_args, train_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")
@@ -43,7 +43,9 @@ def main() -> None:
     p.add_argument("--reference", default=None, help="ground-truth embeddings (default: --embeddings)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = p.parse_intermixed_args()  # overrides may follow --embeddings, as documented
-    overrides = parse_overrides(args.overrides, flag="key=value")
+    # the `train --set` grammar: a key bare (lr) or dotted (model.recon), typed by its field
+    overrides = parse_set(args.overrides, TrainConfig, flag="key=value", bare=True, strip="train.")
+    overrides = {k.rsplit(".", 1)[-1]: v for k, v in overrides.items()}
     out = ROOT / "bench" / "out" / "tune" / args.name
     t = time.perf_counter()
     report = train_model(args.embeddings, out, config_from_args(**overrides), progress=False)

@@ -1,40 +1,41 @@
 """`compare_baselines`: RQ-VAE against its baselines on one catalog, one task per model.
 
-The model tasks are submitted together, so the task runner runs them in
-parallel (threads by default; `compare_baselines.with_options(task_runner=
-dask_runner(...))` spreads them over a Dask cluster). Every model gets the same
-embeddings, levels, codebook size, seed and epochs. Outputs in `out`:
-comparison.parquet, comparison.json, report.md, plots, models/, ids/.
+A thin wrapper over the library call the CLI `compare` makes
+(`rqvae_ids.compare.comparison.run_comparison`), with the same options
+(`with_generative` and the `generative` RetrievalConfig fields included): the
+flow only adds Prefect's view of it, one task per model. The model tasks are
+submitted together, so the task runner runs them in parallel (threads by
+default; `compare_baselines.with_options(task_runner=dask_runner(...))` spreads
+them over a Dask cluster). Outputs in `out`, as the CLI's: comparison.parquet,
+comparison.json, report.md, plots, models/, ids/, embeddings/.
 
 Model tasks hand back `ModelIds` (codes, and reconstructions for the recon
-metrics) rather than paths: they are consumed once by the evaluation task, and
+metrics) rather than paths: they are consumed once by the evaluation, and
 `NO_CACHE` keeps Prefect from hashing them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import tasks
-from rqvae_ids.config import from_dict
-from rqvae_ids.compare.config import MODEL_KINDS, CompareConfig
-from rqvae_ids.compare import steps as compare
+from rqvae_ids.compare.comparison import compare_settings, run_comparison
+from rqvae_ids.compare.config import MODEL_KINDS
+from rqvae_ids.errors import UserError
 
 
 @task(name="train and assign", task_run_name="train and assign {kind}", cache_policy=NO_CACHE)
-def build_model(kind: str, embeddings: str, out: str, cfg: CompareConfig) -> Any:
-    """Train one tokenizer kind and assign its IDs (a UserError becomes a note)."""
-    return compare.build_one(kind, embeddings, out, cfg)
+def build_model(build: Callable[[str], Any], kind: str) -> Any:
+    """Train one tokenizer kind and assign its IDs (a UserError comes back as the result)."""
+    return build(kind)
 
 
-@task(name="evaluate and write comparison", cache_policy=NO_CACHE)
-def write_comparison(out: str, items: str, embeddings: str, built: list[Any], cfg: CompareConfig,
-                     interactions: str | None) -> dict[str, Any]:  # fmt: skip
-    """Same metrics for every model; comparison.parquet, report.md and plots."""
-    return compare.write_comparison(out, items, embeddings, built, cfg, interactions)
+def one_task_per_model(build: Callable[[str], Any], kinds: list[str]) -> list[Any]:
+    futures = [build_model.submit(build, kind) for kind in kinds]
+    return [f.result() for f in futures]
 
 
 @flow(name="compare-baselines")
@@ -48,18 +49,27 @@ def compare_baselines(
     epochs: int | None = None,
     seed: int = 0,
     config: str | None = None,
+    neighbour_queries: int | None = None,
+    tune_users: int | None = None,
+    embeddings: str | None = None,
+    with_generative: bool = False,
+    generative: dict[str, Any] | None = None,
 ) -> str:
     """Compare tokenizers on `catalog`; returns the path of report.md.
 
     config: pipeline config file whose catalog and embed sections apply (the models
-    share levels, codebook_size, epochs and seed given here).
+    share levels, codebook_size, epochs and seed given here). neighbour_queries,
+    tune_users: None for the CLI's defaults. generative: RetrievalConfig fields of the
+    generative retrievers (with_generative; the CLI's --generative-* options).
     """
+    if generative and not with_generative:
+        raise UserError("generative options need with_generative=True")
     cfg = tasks.load_config(out, config)
-    knobs = {"models": models, "levels": levels, "codebook_size": codebook_size, "epochs": epochs, "seed": seed}
-    cmp_cfg = from_dict(CompareConfig, knobs, where="compare")
-    items = tasks.ingest(catalog, out, cfg.catalog)["path"]
-    embeddings = tasks.embed(items, out, cfg.embed)["path"]
-    futures = [build_model.submit(kind, embeddings, out, cmp_cfg) for kind in cmp_cfg.models]
-    built = [f.result() for f in futures]
-    write_comparison(out, items, embeddings, built, cmp_cfg, interactions)
+    knobs = {"models": tuple(models), "levels": levels, "codebook_size": codebook_size, "epochs": epochs,
+             "seed": seed, "neighbour_queries": neighbour_queries, "tune_users": tune_users}
+    cmp_cfg, gen_cfg = compare_settings(knobs, dict(generative or {}) if with_generative else None)
+    log = get_run_logger()
+    run_comparison(catalog, out, cmp_cfg, interactions=interactions, embeddings=embeddings,
+                   catalog_kwargs=cfg.catalog.kwargs(), embed_cfg=cfg.embed, command="flows.compare.compare_baselines",
+                   progress=log.info, generative=gen_cfg, map_models=one_task_per_model)
     return f"{out}/report.md"

@@ -115,7 +115,7 @@ def assign(model_dir: str, embeddings: str, run_dir: str, opts: IdsOptions, prev
     coll = report.get("collisions", {})
     get_run_logger().info("assigned %d IDs: duplicate_rate %.4f, colliding_share %.4f, largest group %s",
                           report["items"], coll.get("duplicate_rate", 0), coll.get("colliding_share", 0),
-                          coll.get("largest_group"))  # fmt: skip
+                          coll.get("largest_group"))
     return report
 
 

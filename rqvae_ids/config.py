@@ -98,23 +98,90 @@ def check(cond: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def parse_overrides(pairs: list[str], flag: str = "--set") -> dict[str, Any]:
-    """["pca_skip=false", "lr=3e-4", "hidden=[256,128]", "recon=cosine"] -> typed values:
-    true/false (any case), Python literals (numbers, lists), anything else a string.
-    Dashes in keys become underscores; the config dataclasses check types and ranges."""
-    import ast
+def leaf_types(cls: type, prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> type hint of every non-section field of dataclass `cls` (nested dataclasses descended)."""
+    out: dict[str, Any] = {}
+    for name, tp in typing.get_type_hints(cls).items():
+        if name not in {f.name for f in dataclasses.fields(cls)}:
+            continue
+        if dataclasses.is_dataclass(tp):
+            out.update(leaf_types(tp, f"{prefix}{name}."))
+        else:
+            out[f"{prefix}{name}"] = tp
+    return out
 
+
+def parse_set(pairs: list[str], cls: type, *, flag: str = "--set", bare: bool = False, strip: str = "",
+              keys: list[str] | None = None) -> dict[str, Any]:
+    """The one `--set KEY=VALUE` grammar: ["train.lr=1e-3", "train.model.hidden=[256,128]"] ->
+    {"train.lr": 0.001, "train.model.hidden": (256, 128)}, each value typed by its field of `cls`.
+
+    Keys are dotted paths into `cls` (dashes read as underscores); `strip` is a prefix a key may
+    carry (e.g. "train." for the train command, so its keys read as in the pipeline config);
+    `bare` also accepts a field's own name when it is unique (`lr` for `model.lr`...); `keys`
+    limits the accepted paths. Values: numbers, true/false, strings, [a,b] or a,b lists, none
+    for an optional field. Unknown key or wrong type: a one-line UserError.
+    """
+    types_ = leaf_types(cls)
+    valid = [k for k in types_ if keys is None or k in keys]
+    by_name: dict[str, list[str]] = {}
+    for k in valid:
+        by_name.setdefault(k.rsplit(".", 1)[-1], []).append(k)
+    shown = sorted(by_name if bare else valid)
     out: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
             raise UserError(f"{flag} expects KEY=VALUE, got {pair!r}")
-        name, value = key.strip().replace("-", "_"), value.strip()
-        if value.lower() in ("true", "false"):
-            out[name] = value.lower() == "true"
-            continue
-        try:
-            out[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[name] = value
+        path = key[len(strip):] if strip and key.startswith(strip) else key
+        if path not in valid and bare and len(by_name.get(path, [])) == 1:
+            path = by_name[path][0]
+        if path not in valid:
+            raise UserError(f"{flag}: unknown key {key}; valid keys: {', '.join(shown)}")
+        out[path] = parse_value(types_[path], text.strip(), f"{flag} {key}")
     return out
+
+
+def parse_value(tp: Any, text: str, where: str) -> Any:
+    """`text` as a value of type `tp` (the field's hint); UserError naming `where` if it is not one."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() in ("none", "null") and type(None) in args:
+            return None
+        for a in args:
+            if a is not type(None):
+                try:
+                    return parse_value(a, text, where)
+                except UserError:
+                    pass
+        raise UserError(f"{where}: expected {_type_name(tp)}, got {text!r}")
+    if origin is typing.Literal:
+        for a in args:
+            if str(a) == text:
+                return a
+        raise UserError(f"{where}: expected one of {list(args)}, got {text!r}")
+    if origin in (tuple, list):
+        inner = text[1:-1] if text[:1] == "[" and text[-1:] == "]" else text
+        items = [parse_value(args[0] if args else str, t.strip().strip("'\""), where)
+                 for t in inner.split(",") if t.strip()]
+        return tuple(items) if origin is tuple else items
+    try:
+        if tp is bool and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if tp is int:
+            return int(text)
+        if tp is float:
+            return float(text)
+    except ValueError:
+        pass
+    if tp in (bool, int, float):
+        raise UserError(f"{where}: expected {_type_name(tp)}, got {text!r}")
+    return text
+
+
+def _type_name(tp: Any) -> str:
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    return names.get(tp, getattr(tp, "__name__", str(tp)))

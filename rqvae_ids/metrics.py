@@ -36,34 +36,49 @@ def perplexity(codes: np.ndarray, codebook_size: int) -> list[float]:
     return out
 
 
-def tuple_group_ids(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Group items by full code tuple.
+def tuple_keys(codes: np.ndarray, base: int) -> np.ndarray | None:
+    """One int64 per row of `codes` (N, L) in [0, base), ordered like the tuples; None if base**L overflows."""
+    codes = np.asarray(codes)
+    if int(base) ** codes.shape[1] >= 2**63:
+        return None
+    keys = np.zeros(codes.shape[0], dtype=np.int64)
+    for l in range(codes.shape[1]):
+        keys *= int(base)
+        keys += codes[:, l]
+    return keys
 
-    Returns (inverse, sizes): inverse[i] is the group index of item i, sizes[g]
-    the number of items in group g. Groups are numbered in lexicographic tuple order.
+
+def group_tuples(codes: np.ndarray, base: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group rows of `codes` (N, L) with values in [0, base) (base None: max code + 1).
+
+    Returns (inverse (N,) int64, sizes (G,) int64, first (G,) int64): group of each
+    item, items per group, and one representative row per group; groups in tuple order.
+    Tuples are packed into one int64 key when base**L fits in 63 bits (one integer
+    sort, ~10x faster than np.unique(axis=0)); wider tuples take the row-wise path.
     """
     codes = _check_codes(codes)
     if codes.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    keys = _packed_keys(codes)
-    if keys is None:  # tuples too wide for one int64: row-wise unique (slower)
-        _, inverse, sizes = np.unique(codes, axis=0, return_inverse=True, return_counts=True)
-    else:  # same lexicographic order, ~10x faster than np.unique(axis=0)
-        _, inverse, sizes = np.unique(keys, return_inverse=True, return_counts=True)
-    return inverse.reshape(-1), sizes
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z
+    packable = np.issubdtype(codes.dtype, np.integer) and codes.min() >= 0
+    if base is None and packable:
+        base = int(codes.max()) + 1
+    keys = tuple_keys(codes, base) if packable else None
+    if keys is None:
+        _, first, inverse, sizes = np.unique(
+            codes, axis=0, return_index=True, return_inverse=True, return_counts=True
+        )
+    else:
+        _, first, inverse, sizes = np.unique(
+            keys, return_index=True, return_inverse=True, return_counts=True
+        )
+    return inverse.reshape(-1).astype(np.int64), sizes.astype(np.int64), first.astype(np.int64)
 
 
-def _packed_keys(codes: np.ndarray) -> np.ndarray | None:
-    """One int64 per row that orders like the row's tuple (codes >= 0), or None if it cannot."""
-    if codes.size == 0 or not np.issubdtype(codes.dtype, np.integer) or codes.min() < 0:
-        return None
-    base = int(codes.max()) + 1
-    if base ** codes.shape[1] >= 2 ** 62:
-        return None
-    keys = np.zeros(codes.shape[0], dtype=np.int64)
-    for col in codes.T.astype(np.int64):
-        keys = keys * base + col
-    return keys
+def tuple_group_ids(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group items by full code tuple: (inverse, sizes), groups in lexicographic tuple order."""
+    inverse, sizes, _ = group_tuples(codes)
+    return inverse, sizes
 
 
 def duplicate_rate(codes: np.ndarray) -> float:

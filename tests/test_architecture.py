@@ -23,7 +23,7 @@ FLOORS = {
     "pipeline": 5,
     "flows": 6,
     "commands": 7, "cli": 7,
-}  # fmt: skip
+}
 
 
 def _module_name(path: Path) -> str:
@@ -99,7 +99,7 @@ def test_no_upward_import():
 
 def test_flows_only_from_the_commands():
     reach = [f"{m} imports {t}" for m, ts in _graph().items() for t in ts
-             if t.split(".")[0] == "flows" and _floor_key(m) != "commands"]  # fmt: skip
+             if t.split(".")[0] == "flows" and _floor_key(m) != "commands"]
     assert not reach, reach
 
 

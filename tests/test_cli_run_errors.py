@@ -192,7 +192,7 @@ def test_catalog_flags_become_catalog_overrides(tmp_path, capsys, monkeypatch):
     base = ["--catalog", "items.csv", "--out", "o"]
     flags = ["--id-col", "asin", "--text-cols", "title, brand", "--format", "jsonl", "--on-duplicate", "first", "--drop-empty"]
     expected = {"catalog.id_col": "asin", "catalog.text_cols": ["title", "brand"], "catalog.fmt": "jsonl",
-                "catalog.on_duplicate": "first", "catalog.drop_empty": True}  # fmt: skip
+                "catalog.on_duplicate": "first", "catalog.drop_empty": True}
     assert parse_overrides(parser.parse_args(["run", *base, *flags])) == expected
     assert catalog_overrides(parser.parse_args(["serve", *base, *flags])) == expected
     # flags left out keep the config's values; --set of the same key wins
@@ -241,3 +241,25 @@ def test_out_that_is_a_file_is_refused_up_front(tmp_path, capsys, command):
         assert f"{taken} is a file, not a folder" in line
     assert taken.read_text() == "keep me\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items.csv", "taken"]
+
+
+def test_catalog_flags_take_one_route_to_every_command():
+    """embed/compare (load_catalog keywords) and run/serve (catalog.KEY overrides) read the flags
+    through catalog_options, whose keys are load_catalog's options and the config's catalog section."""
+    import dataclasses
+    import inspect
+
+    from rqvae_ids.catalog import load_catalog
+    from rqvae_ids.catalog.args import catalog_options
+    from rqvae_ids.cli import build_parser
+    from rqvae_ids.commands.run import catalog_overrides
+    from rqvae_ids.pipeline.config import CatalogOptions
+
+    flags = ["--catalog", "c.csv", "--out", "o", "--id-col", "asin", "--text-cols", "title, brand", "--drop-empty"]
+    parser = build_parser()
+    embed_opts = catalog_options(parser.parse_args(["embed", *flags]))
+    assert set(embed_opts) == {f.name for f in dataclasses.fields(CatalogOptions)}
+    assert set(embed_opts) == set(inspect.signature(load_catalog).parameters) - {"path"}
+    run_opts = catalog_overrides(parser.parse_args(["run", *flags]))
+    assert run_opts == {f"catalog.{k}": v for k, v in embed_opts.items() if k in ("id_col", "text_cols", "drop_empty")}
+    assert run_opts["catalog.text_cols"] == ["title", "brand"]

@@ -111,7 +111,7 @@ def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(
             "--epochs", "100000", "--set", "checkpoint_every=1", "--set", "patience=0", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)  # fmt: skip
+                            text=True, env=env)
     try:
         deadline = time.monotonic() + 240
         while not (out / "train_state.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
@@ -177,7 +177,7 @@ def test_directory_given_for_a_file(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
     rc = main(["assign", "--model-dir", str(_embeddings(tmp_path / "e.parquet")), "--embeddings", str(tmp_path / "e.parquet"),
-               "--out", str(tmp_path / "i")])  # fmt: skip
+               "--out", str(tmp_path / "i")])
     assert rc == 2 and "model directory is a file, not a directory" in capsys.readouterr().err
 
 
@@ -192,7 +192,7 @@ def test_train_embeddings_folder_means_its_embeddings_parquet(tmp_path, capsys):
     _embeddings(emb_dir / "embeddings.parquet")
     out = tmp_path / "m"
     assert main(["train", "--embeddings", str(emb_dir), "--model", "rqkmeans", "--out", str(out),
-                 "--codebook-size", "16", "--quiet"]) == 0  # fmt: skip
+                 "--codebook-size", "16", "--quiet"]) == 0
     capsys.readouterr()
     from rqvae_ids.io import sha256_file
 
@@ -220,12 +220,12 @@ def test_small_catalog_warning(tmp_path, capsys):
         "try --set train.model.codebook_size=64")
     emb = _embeddings(tmp_path / "e.parquet", n=300)
     assert main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(tmp_path / "m"),
-                 "--codebook-size", "128", "--quiet"]) == 0  # fmt: skip
+                 "--codebook-size", "128", "--quiet"]) == 0
     warnings = [l for l in capsys.readouterr().err.splitlines() if "warning" in l]
     assert warnings == ["rqvae-ids train: warning: 300 items for 128 codes per level (fewer than 4 items per code): "
                         "most codes will stay unused; try --codebook-size 64"]
     assert main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(tmp_path / "m2"),
-                 "--codebook-size", "64", "--quiet"]) == 0  # fmt: skip
+                 "--codebook-size", "64", "--quiet"]) == 0
     assert "warning" not in capsys.readouterr().err
     assert "fewer than 4 items per code" in " ".join(_subparsers()["train"].format_help().split())
 
@@ -241,7 +241,7 @@ def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
     emb = _embeddings(tmp_path / "e.parquet")
     out = tmp_path / "m"
     assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "16", "--latent-dim", "4",
-                 "--epochs", "2", "--quiet"]) == 0  # fmt: skip
+                 "--epochs", "2", "--quiet"]) == 0
     text = capsys.readouterr().out
     report = json.loads((out / "train_report.json").read_text())
     lines = text.splitlines()
@@ -252,7 +252,7 @@ def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
     assert lines[3] == f"wrote {out}/: model.safetensors, config.json, metrics.parquet, train_report.json"
     assert lines[4].startswith(f"next: rqvae-ids assign --model-dir {out} --embeddings {emb}")
     assert main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "j"), "--codebook-size", "16",
-                 "--latent-dim", "4", "--epochs", "2", "--quiet", "--json"]) == 0  # fmt: skip
+                 "--latent-dim", "4", "--epochs", "2", "--quiet", "--json"]) == 0
     machine = json.loads(capsys.readouterr().out)
     assert machine["kind"] == "rqvae" and machine["epochs"] == 2 and "colliding_share" in machine
 
@@ -267,7 +267,7 @@ def test_report_bolds_only_where_there_is_something_to_beat():
          ("rqvae", "next_recall@10", 0.2), ("popularity", "next_recall@10", 0.3),
          ("embedding-knn", "next_recall@10", 0.25)],
         columns=["model", "metric", "value"],
-    )  # fmt: skip
+    )
     table = results_table(frame, ["popularity", "embedding-knn", "rqvae"])
     # one ID model: its ID-quality cells have nothing to beat (no bold, no `*`); next_recall has
     assert "| rqvae | 0.2000 | 0.1000 | 0.0000 |" in table
@@ -308,7 +308,7 @@ def test_report_config_line_shows_the_epochs_run(tmp_path):
     cfg = CompareConfig(models=("rqvae",), codebook_size=8, neighbour_queries=50)
     assert cfg.epochs is None
     evaluate_and_write(tmp_path, x, [ModelIds("rqvae", codes, np.arange(200) % 7, None, losses)], cfg,
-                       command="test", progress=lambda m: None)  # fmt: skip
+                       command="test", progress=lambda m: None)
     report = (tmp_path / "report.md").read_text()
     assert "`epochs=3`" in report and "epochs=None" not in report
 
@@ -385,9 +385,9 @@ def test_ctrl_c_in_run_is_quiet_and_keeps_latest(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_LOGGING_LEVEL")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(Path(__file__).resolve().parents[1]),
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90")  # fmt: skip
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+                            text=True)
     try:
         deadline = time.monotonic() + 200
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:

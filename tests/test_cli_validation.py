@@ -68,13 +68,13 @@ def _help(capsys, *argv) -> str:
     (["--valid-users", "-1"], ["valid_users"]),
     (["--user-buckets", "-2"], ["user_buckets"]),
     (["--max-minutes", "-1"], ["max_minutes"]),
-])  # fmt: skip
+])
 def test_retrieve_train_model_settings_refused_up_front(tmp_path, capsys, sid_file, flags, words):
     inter = tmp_path / "inter.csv"
     inter.write_text("user_id,item_id,position\n" + "".join(f"u{u},i{i},{i}\n" for u in range(3) for i in range(4)))
     out = tmp_path / "ret"
     _refused(capsys, ["retrieve-train", "--ids", str(sid_file), "--interactions", str(inter), "--out", str(out),
-                      "--device", "cpu", *flags], "rqvae-ids retrieve-train: error:", *words)  # fmt: skip
+                      "--device", "cpu", *flags], "rqvae-ids retrieve-train: error:", *words)
     assert not out.exists()
 
 
@@ -106,7 +106,7 @@ def test_compare_generative_settings_refused_before_any_training(tmp_path, capsy
     (["--neighbour-queries", "-5"], "neighbour_queries"),
     (["--tune-users", "-1"], "tune_users"),
     (["--epochs", "-1"], "epochs"),
-])  # fmt: skip
+])
 def test_compare_knobs_refused_at_the_edge(tmp_path, capsys, catalog, flags, word):
     out = tmp_path / "cmp"
     _refused(capsys, ["compare", "--catalog", str(catalog), "--out", str(out), *flags], word)
@@ -124,7 +124,7 @@ def test_neighbour_recall_refuses_zero_queries():
 def test_compare_embed_model_with_embeddings_refused(tmp_path, capsys, catalog):
     out = tmp_path / "cmp"
     _refused(capsys, ["compare", "--catalog", str(catalog), "--out", str(out), "--embeddings", "e.parquet",
-                      "--embed-model", "some/model"], "--embed-model", "--embeddings")  # fmt: skip
+                      "--embed-model", "some/model"], "--embed-model", "--embeddings")
     assert not out.exists()
 
 
@@ -149,7 +149,7 @@ def test_out_that_is_a_file_refused_up_front(tmp_path, capsys, catalog, command,
     blocker.write_text("keep me")
     out = blocker / "sub" if nested else blocker
     line = _refused(capsys, _out_commands(tmp_path, catalog, out)[command], f"rqvae-ids {command}: error:",
-                    "--out", str(blocker), "not a folder")  # fmt: skip
+                    "--out", str(blocker), "not a folder")
     assert "not found" not in line  # refused before the inputs are even read
     assert blocker.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items.csv", "taken"]
@@ -178,7 +178,7 @@ def test_lookup_into_a_closed_pipe_exits_quietly(tmp_path, sid_file):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     # Enough output that the writes outlast the reader: the reader is closed before the child writes.
     proc = subprocess.Popen([sys.executable, "-m", "rqvae_ids.cli", "lookup", "--ids", str(sid_file), "--sid", "<a_1>"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
     proc.stdout.close()
     err = proc.stderr.read().decode()
     code = proc.wait()
@@ -207,7 +207,7 @@ def test_assign_chunk_size_must_be_positive(tmp_path, capsys):
     missing = str(tmp_path / "missing")
     for bad in ("0", "-3"):
         _refused(capsys, ["assign", "--model-dir", missing, "--embeddings", missing, "--out", str(tmp_path / "o"),
-                          "--chunk-size", bad], "--chunk-size", ">= 1")  # fmt: skip
+                          "--chunk-size", bad], "--chunk-size", ">= 1")
     assert not (tmp_path / "o").exists()
 
 
@@ -224,7 +224,7 @@ def test_lookup_limit(capsys, sid_file):
 
 def _listed_keys(capsys, tmp_path) -> list[str]:
     line = _refused(capsys, ["train", "--embeddings", str(tmp_path / "e.parquet"), "--out", str(tmp_path / "m"),
-                             "--set", "nosuch=1"], "nosuch", "valid keys:")  # fmt: skip
+                             "--set", "nosuch=1"], "nosuch", "valid keys:")
     return [k.strip() for k in line.split("valid keys:", 1)[1].split(",")]
 
 
@@ -245,11 +245,11 @@ def test_train_set_lists_exactly_the_accepted_keys(tmp_path, capsys):
     # Every listed key gets past the key checks: an ill-typed value is refused by name, not as unknown.
     for key in listed:
         line = _refused(capsys, ["train", "--embeddings", "e.parquet", "--out", str(tmp_path / "m"),
-                                 "--set", f"{key}={{}}"], key)  # fmt: skip
+                                 "--set", f"{key}={{}}"], key)
         assert "unknown" not in line and "dedicated" not in line and "embeddings file" not in line, line
     for key in sorted(refused):
         line = _refused(capsys, ["train", "--embeddings", "e.parquet", "--out", str(tmp_path / "m"),
-                                 "--set", f"{key}=1"], f"--set {key}")  # fmt: skip
+                                 "--set", f"{key}=1"], f"--set {key}")
         assert "unknown" not in line
     assert not (tmp_path / "m").exists()
 
@@ -297,7 +297,7 @@ def test_embed_quiet_turns_off_the_weight_loading_bar(tmp_path, capsys, monkeypa
     monkeypatch.setattr(embed, "_LOADED", {})
     hf_logging.enable_progress_bar()
     argv = ["embed", "--catalog", str(catalog), "--out", str(tmp_path / "out"), "--model", str(model_dir),
-            "--device", "cpu", *(["--quiet"] if quiet else [])]  # fmt: skip
+            "--device", "cpu", *(["--quiet"] if quiet else [])]
     _refused(capsys, argv, "cannot load model")
     assert seen == [not quiet]
     assert hf_logging.is_progress_bar_enabled()  # restored after loading

@@ -52,7 +52,7 @@ def _args(demo_slice, out, *extra):
             "--out", str(out), "--models", ",".join(KINDS), "--levels", "3", "--codebook-size", "16",
             "--epochs", "2", "--neighbour-queries", "100", "--tune-users", "100", "--with-generative",
             "--generative-epochs", "2", "--generative-layers", "1", "--generative-d-model", "32",
-            "--generative-heads", "2", "--generative-beam", "10", *extra]  # fmt: skip
+            "--generative-heads", "2", "--generative-beam", "10", *extra]
 
 
 def test_with_generative_adds_a_retriever_per_id_model(demo_slice, tmp_path, capsys, one_thread):
@@ -91,7 +91,7 @@ def test_with_generative_adds_a_retriever_per_id_model(demo_slice, tmp_path, cap
         assert all(cells[m].strip("*") != "–" for m in NEXT)
         assert cells["duplicate_rate_resolved"] == "–" and cells["neighbour_recall@10"] == "–"  # next_* only
         assert float(cells["next_recall@10"].strip("*")) == pytest.approx(
-            by_value(table, f"generative/{kind}", "next_recall@10"), abs=5e-5)  # fmt: skip
+            by_value(table, f"generative/{kind}", "next_recall@10"), abs=5e-5)
     assert "--with-generative" in report and "`generative/<model>` rows" in report
     import json
 
@@ -106,7 +106,7 @@ def test_with_generative_adds_a_retriever_per_id_model(demo_slice, tmp_path, cap
     assert "epoch=" not in err and "resuming/reusing the generative retriever on rqvae's IDs" in err
     again = pd.read_parquet(out / "comparison.parquet")
     pd.testing.assert_frame_equal(again[again["model"].str.startswith("generative/")].reset_index(drop=True),
-                                  gen.reset_index(drop=True))  # fmt: skip
+                                  gen.reset_index(drop=True))
 
     # A bigger epoch budget resumes the saved retriever (epoch 3 only); another width starts over.
     assert main(_args(demo_slice, out, "--models", "rqvae", "--generative-epochs", "3")) == 0
@@ -134,7 +134,7 @@ def _results_table(report: str) -> dict[str, dict[str, str]]:
     (["--with-generative"], "--with-generative needs --interactions"),
     (["--generative-epochs", "1"], "--generative-* options need --with-generative"),
     (["--with-generative", "--interactions", "x.csv", "--generative-beam", "5"], "beam must be >= 10"),
-])  # fmt: skip
+])
 def test_generative_option_errors(demo_slice, tmp_path, capsys, argv, message):
     out = tmp_path / "cmp"
     code = main(["compare", "--catalog", str(demo_slice["catalog"]), "--out", str(out), *argv])

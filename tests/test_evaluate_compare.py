@@ -26,7 +26,7 @@ def _fixture(n=300, d=12, users=150, seed=0):
     good = np.stack([label, rng.integers(0, 4, n), rng.integers(0, 8, n)], axis=1)
     models = [
         ModelIds("rqkmeans", good, np.zeros(n, np.int64), x + 0.01,
-                 pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.5]})),  # fmt: skip
+                 pd.DataFrame({"epoch": [0, 1], "loss": [1.0, 0.5]})),
         ModelIds("random", random_codes(n, 3, 8, 0), np.zeros(n, np.int64)),
     ]
     return x, cats, split, models
@@ -34,7 +34,7 @@ def _fixture(n=300, d=12, users=150, seed=0):
 
 FIXED = {"neighbour_recall@10", "neighbour_recall@100", "duplicate_rate_raw", "duplicate_rate_resolved",
          "colliding_share_raw",
-         "utilisation_l0", "perplexity_l2", "recon_mse", "nmi_l0"}  # fmt: skip
+         "utilisation_l0", "perplexity_l2", "recon_mse", "nmi_l0"}
 NEXT = {"next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10"}
 
 
@@ -44,7 +44,7 @@ def test_outputs_names_report_and_plots(tmp_path):
     x, cats, split, models = _fixture()
     cfg = CompareConfig(models=("rqkmeans", "random"), codebook_size=8, neighbour_queries=100)
     evaluate_and_write(tmp_path, x, models, cfg, categories=cats, split=split, command="rqvae-ids compare ...",
-                       progress=lambda m: None)  # fmt: skip
+                       progress=lambda m: None)
     table = pd.read_parquet(tmp_path / "comparison.parquet")
     assert {"model", "metric", "value", "levels", "codebook_size", "seed"} <= set(table.columns)
     by_model = table.groupby("model")["metric"].apply(set)
@@ -80,7 +80,7 @@ def test_report_marks_best_per_column():
          ("b", "next_recall@10", 0.1), ("popularity", "next_recall@10", 0.3), ("a", "utilisation_l1", 1.0),
          ("a", "utilisation_l0", 0.5)],
         columns=["model", "metric", "value"],
-    )  # fmt: skip
+    )
     table = results_table(frame, ["popularity", "a", "b"])
     lines = table.splitlines()
     assert lines[0] == "| model | next_recall@10 | duplicate_rate_raw | utilisation_l0 | utilisation_l1 |"
@@ -108,7 +108,6 @@ def _write_inputs(tmp_path, n=240, d=24, users=150, seed=0):
 
 
 def test_end_to_end_tiny_catalog(tmp_path):
-    pytest.importorskip("rqvae_ids.train")
     from types import SimpleNamespace
 
     from rqvae_ids.compare.comparison import run_comparison
@@ -116,9 +115,9 @@ def test_end_to_end_tiny_catalog(tmp_path):
     ids, cats = _write_inputs(tmp_path)
     catalog = SimpleNamespace(item_ids=ids, texts=["t"] * len(ids), categories=cats)
     cfg = CompareConfig(models=("ae", "rqkmeans", "random"), levels=3, codebook_size=16, epochs=1,
-                        neighbour_queries=100, tune_users=100)  # fmt: skip
+                        neighbour_queries=100, tune_users=100)
     summary = run_comparison(catalog, tmp_path / "out", cfg, interactions=tmp_path / "inter.csv",
-                             embeddings=tmp_path / "emb.parquet", command="test", progress=lambda m: None)  # fmt: skip
+                             embeddings=tmp_path / "emb.parquet", command="test", progress=lambda m: None)
     assert summary["models"] == ["popularity", "embedding-knn", "ae", "rqkmeans", "random"]
     table = pd.read_parquet(tmp_path / "out" / "comparison.parquet")
     assert set(table["model"]) == set(summary["models"])
@@ -135,6 +134,6 @@ def test_end_to_end_tiny_catalog(tmp_path):
     # A rerun into the same folder reuses the trained model instead of training again.
     again = run_comparison(catalog, tmp_path / "out", CompareConfig(models=("rqkmeans",), levels=3, codebook_size=16,
                            epochs=1, neighbour_queries=100, tune_users=100), interactions=tmp_path / "inter.csv",
-                           embeddings=tmp_path / "emb.parquet", progress=lambda m: None)  # fmt: skip
+                           embeddings=tmp_path / "emb.parquet", progress=lambda m: None)
     assert any("Reused" in n for n in again["notes"])
     assert again["metrics"]["rqkmeans"] == pytest.approx(m["rqkmeans"])

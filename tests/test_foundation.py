@@ -152,3 +152,45 @@ def test_interactions_without_rows_or_known_items_are_clear_errors(tmp_path, cap
     mixed.write_text("user_id,item_id\nu1,a\nu1,zz\n")
     load_interactions(mixed, ["a"])  # default log: one line on stderr
     assert "dropped 1 of 2 rows" in capsys.readouterr().err
+
+
+def test_one_set_grammar_types_values_by_field():
+    from rqvae_ids.config import parse_set
+    from rqvae_ids.pipeline.config import PipelineConfig, load_pipeline_config
+    from rqvae_ids.train import TrainConfig
+
+    got = parse_set(["train.lr=1e-3", "train.model.hidden=[256,128]", "catalog.text_cols=title,brand",
+                     "run.lock_timeout_s=none", "embed.progress=TRUE", "train.model.recon=cosine",
+                     "catalog.template=1e-3"], PipelineConfig)
+    assert got == {"train.lr": 0.001, "train.model.hidden": (256, 128), "catalog.text_cols": ("title", "brand"),
+                   "run.lock_timeout_s": None, "embed.progress": True, "train.model.recon": "cosine",
+                   "catalog.template": "1e-3"}  # a str field keeps the text: 1e-3 is a number only where one is due
+    assert type(got["train.lr"]) is float
+    cfg = load_pipeline_config(None, got)
+    assert cfg.train.lr == 0.001 and cfg.train.model.hidden == (256, 128)
+    # the train command's keys: bare, dotted inside TrainConfig, or dotted as in the pipeline config
+    for key in ("lr", "train.lr"):
+        assert parse_set([f"{key}=1e-3"], TrainConfig, bare=True, strip="train.") == {"lr": 0.001}
+    for key in ("recon", "model.recon", "train.model.recon"):
+        assert parse_set([f"{key}=cosine"], TrainConfig, bare=True, strip="train.") == {"model.recon": "cosine"}
+
+
+@pytest.mark.parametrize("pair, words", [
+    ("train.nosuch=1", ["unknown key train.nosuch", "valid keys:", "train.lr", "catalog.id_col"]),
+    ("lr=1e-3", ["unknown key lr", "valid keys:"]),  # the pipeline config takes dotted keys only
+    ("train.lr=fast", ["--set train.lr", "expected a number", "'fast'"]),
+    ("train.epochs=2.5", ["--set train.epochs", "expected an integer"]),
+    ("evaluate.enabled=1", ["--set evaluate.enabled", "expected true/false"]),
+    ("train.model.recon=l1", ["--set train.model.recon", "expected one of ['mse', 'cosine']"]),
+    ("train.model=1", ["unknown key train.model"]),  # a section, not a knob
+    ("train.lr", ["expects KEY=VALUE"]),
+])
+def test_set_grammar_errors_are_one_line(pair, words):
+    from rqvae_ids.config import parse_set
+    from rqvae_ids.pipeline.config import PipelineConfig
+
+    with pytest.raises(UserError) as e:
+        parse_set([pair], PipelineConfig)
+    assert "\n" not in str(e.value)
+    for w in words:
+        assert w in str(e.value)

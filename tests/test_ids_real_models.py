@@ -5,10 +5,9 @@ import pytest
 import torch
 from test_ids_fakes import make_embeddings
 
+from rqvae_ids import models
 from rqvae_ids.ids import assign_ids, read_semantic_ids
 from rqvae_ids.ids.encode import LatentOracle
-
-models = pytest.importorskip("rqvae_ids.models")
 
 
 def save_with_meta(model, out):

@@ -122,3 +122,34 @@ def test_cli_trains_and_help_does_not_import_torch(tmp_path):
                  "--beam", "5"]) == 2  # bad config: one-line error, exit 2
     probe = "import sys; from rqvae_ids.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+# sha256 of the trained weights and per-epoch losses of `_golden_run`, captured with the training
+# loop as it was before it became named steps (commit eb0cdb6): the refactor must not change a bit.
+GOLDEN = {"decoder": "fe88e03ed670c31e384812b369e250ef8aee0234863d59660343eb72ebab7a83", "encdec": "fc8e8b011ef6d17cae77b24ee6e16f7dd3245bba708bd2507ede0614172ba367"}
+
+
+def _golden_run(data, arch, tmp_path):
+    import hashlib
+
+    codes, split = data
+    users = list(split.users)
+    cfg = replace(TINY, arch=arch, max_epochs=3, user_buckets=8, valid_users=30, dropout=0.1, patience=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same float sums on any machine
+    try:
+        model, rep = train(codes, split.train, (split.valid_histories, split.valid_targets), tmp_path, cfg,
+                           users=users, log=lambda *_: None)
+    finally:
+        torch.set_num_threads(threads)
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode() + v.detach().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps([[r["loss"], r.get("valid_next_ndcg@10")] for r in rep["history"]]).encode())
+    h.update(json.dumps([rep["epochs"], rep["best_epoch"]]).encode())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("arch", ["decoder", "encdec"])
+def test_training_loop_bit_identical_to_its_golden_digest(data, arch, tmp_path):
+    assert _golden_run(data, arch, tmp_path) == GOLDEN[arch]

@@ -61,3 +61,12 @@ def test_lookup_rejects_non_ids(codes, probe):
 def test_duplicate_ids_are_refused():
     with pytest.raises(UserError, match="unique"):
         SidTrie(np.array([[0, 1], [0, 1], [1, 0]]))
+
+
+def test_join_suffix_only_when_the_ids_carry_a_suffix_token():
+    from rqvae_ids.retrieval.generative import join_suffix
+
+    codes, suffix = np.array([[1, 2], [1, 2]]), np.array([0, 1])
+    assert join_suffix(codes, suffix).tolist() == [[1, 2, 0], [1, 2, 1]]
+    assert join_suffix(codes, suffix, suffix_token=False).tolist() == [[1, 2], [1, 2]]
+    assert join_suffix(codes, None).tolist() == [[1, 2], [1, 2]]

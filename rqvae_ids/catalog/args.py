@@ -44,20 +44,31 @@ def check_text_source(args: argparse.Namespace) -> None:
         raise UserError("use either --text-cols or --template, not both")
 
 
+# catalog flag (argparse dest) -> load_catalog keyword = key of the pipeline config's catalog section
+CATALOG_FLAGS = {
+    "catalog_format": "fmt",
+    "id_col": "id_col",
+    "text_cols": "text_cols",
+    "template": "template",
+    "on_duplicate": "on_duplicate",
+    "drop_empty": "drop_empty",
+}
+
+
+def catalog_options(args: argparse.Namespace) -> dict:
+    """The one route from the catalog flags to catalog options: load_catalog keywords (`embed`,
+    `compare`) and, with the None of a flag left out dropped, `catalog.KEY` overrides (`run`, `serve`)."""
+    check_text_source(args)
+    out = {key: getattr(args, dest, None) for dest, key in CATALOG_FLAGS.items()}
+    out["text_cols"] = split_columns(out["text_cols"])
+    return out
+
+
 def catalog_from_args(args: argparse.Namespace) -> Catalog:
     """Load the catalog the shared flags describe; notes dropped rows on stderr."""
     from .load import load_catalog  # pandas: only when a command actually runs
 
-    check_text_source(args)
-    catalog = load_catalog(
-        args.catalog,
-        fmt=args.catalog_format,
-        id_col=args.id_col,
-        text_cols=split_columns(args.text_cols),
-        template=args.template,
-        on_duplicate=args.on_duplicate,
-        drop_empty=args.drop_empty,
-    )
+    catalog = load_catalog(args.catalog, **catalog_options(args))
     if catalog.dropped_duplicates:
         print(f"catalog: kept the first row of repeated ids, dropped {catalog.dropped_duplicates} row(s)", file=sys.stderr)
     if catalog.dropped_empty:

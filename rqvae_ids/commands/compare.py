@@ -12,7 +12,7 @@ MODELS = "rqvae,vqvae,vae,ae,rqkmeans,random"
 # --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
 GENERATIVE_FIELDS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n_head",
                      "epochs": "max_epochs", "patience": "patience", "batch_size": "batch_size", "lr": "lr",
-                     "beam": "beam", "max_minutes": "max_minutes", "device": "device"}  # fmt: skip
+                     "beam": "beam", "max_minutes": "max_minutes", "device": "device"}
 GENERATIVE_FLAGS = [
     ("arch", {"choices": ("decoder", "encdec"), "help": "decoder-only (default) or encoder-decoder"}),
     ("layers", {"type": int, "help": "layers per stack (default 2)"}),
@@ -89,22 +89,16 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..config import from_dict
     from ..errors import UserError
-    from ..compare.comparison import run_comparison
-    from ..compare.config import CompareConfig
+    from ..compare.comparison import compare_settings, run_comparison
     from ..io import check_out_dir, file_in_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    cfg = from_dict(
-        CompareConfig,
-        {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
-         "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users},
-        where="compare",
-    )  # fmt: skip
-    generative = None
+    knobs = {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
+             "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users}
+    compare_settings(knobs)  # the compare options are checked first
     given = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
-             if getattr(args, f"generative_{flag}") is not None}  # fmt: skip
+             if getattr(args, f"generative_{flag}") is not None}
     if args.generative_content:
         given["content"] = True
     if given and not args.with_generative:
@@ -112,12 +106,9 @@ def handler(args: argparse.Namespace) -> int:
     if args.embed_model is not None and args.embeddings is not None:
         raise UserError("--embed-model has no effect with --embeddings (the given embeddings are used as they "
                         "are): drop one of the two")
-    if args.with_generative:  # run_comparison refuses it without --interactions, before writing anything
-        from ..retrieval.trainer import RetrievalConfig
-
-        # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained.
-        generative = from_dict(RetrievalConfig, {**given, "seed": args.seed, "valid_users": args.tune_users},
-                               where="compare --generative-*")  # fmt: skip
+    # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained;
+    # run_comparison refuses --with-generative without --interactions, before writing anything.
+    cfg, generative = compare_settings(knobs, given if args.with_generative else None)
     args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     check_out_dir(args.out)
     from ..catalog import catalog_from_args
@@ -136,6 +127,6 @@ def handler(args: argparse.Namespace) -> int:
     summary = run_comparison(
         catalog, args.out, cfg, interactions=args.interactions, embeddings=args.embeddings,
         embed_cfg=embed_cfg, command=command_line(args), generative=generative,
-    )  # fmt: skip
+    )
     print(f"wrote {args.out}/report.md ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
     return 0

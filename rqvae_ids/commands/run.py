@@ -57,7 +57,7 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     p.add_argument("--config", metavar="FILE",
                    help="pipeline config (YAML or TOML) with every knob of every stage; see configs/default.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override one knob, e.g. --set train.epochs=20 (value read as YAML; repeatable)")
+                   help="override one knob, e.g. --set train.epochs=20 (value typed by the knob; repeatable)")
     p.add_argument("--model-dir", metavar="DIR", help="reuse this trained model folder instead of training")
     p.add_argument("--model", dest="model_dir", help=argparse.SUPPRESS)  # old spelling, hidden
     p.add_argument("--embed-model", metavar="DIR",
@@ -72,17 +72,6 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
                    help="show Prefect's INFO logs, and its own log of a run that failed on bad input")
 
 
-# catalog flag (argparse dest) -> key of the config's catalog section
-CATALOG_FLAGS = {
-    "catalog_format": "fmt",
-    "id_col": "id_col",
-    "text_cols": "text_cols",
-    "template": "template",
-    "on_duplicate": "on_duplicate",
-    "drop_empty": "drop_empty",
-}
-
-
 def add_catalog_flags(p: argparse.ArgumentParser) -> None:
     """--catalog and the catalog flags every other command has (rqvae_ids/catalog/args.py).
 
@@ -90,7 +79,7 @@ def add_catalog_flags(p: argparse.ArgumentParser) -> None:
     `catalog.KEY=VALUE` (see `catalog_overrides`); one left out is None, so the config
     file (or the latest run's config, for `serve`) keeps its value.
     """
-    from ..catalog.args import add_catalog_args  # argparse only: --help stays fast
+    from ..catalog.args import CATALOG_FLAGS, add_catalog_args  # argparse only: --help stays fast
 
     add_catalog_args(p)
     p.set_defaults(**{dest: None for dest in CATALOG_FLAGS})  # parser defaults win over the flags' own
@@ -98,15 +87,9 @@ def add_catalog_flags(p: argparse.ArgumentParser) -> None:
 
 def catalog_overrides(args: argparse.Namespace) -> dict:
     """The catalog flags given on the command line as dotted-key overrides, e.g. {"catalog.id_col": "asin"}."""
-    from ..catalog.args import check_text_source, split_columns
+    from ..catalog.args import catalog_options
 
-    check_text_source(args)
-    out = {}
-    for dest, key in CATALOG_FLAGS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            out[f"catalog.{key}"] = split_columns(value) if dest == "text_cols" else value
-    return out
+    return {f"catalog.{key}": value for key, value in catalog_options(args).items() if value is not None}
 
 
 def parse_overrides(args: argparse.Namespace) -> dict:
@@ -114,16 +97,11 @@ def parse_overrides(args: argparse.Namespace) -> dict:
 
     A --set of the same key as a catalog flag wins (it comes later).
     """
-    import yaml
-
-    from ..errors import UserError
+    from ..config import parse_set
+    from ..pipeline.config import PipelineConfig
 
     out = catalog_overrides(args)
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+    out.update(parse_set(args.overrides, PipelineConfig))
     if getattr(args, "embed_model", None):
         out["embed.model"] = args.embed_model
     if args.dask or args.dask_address:

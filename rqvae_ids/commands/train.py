@@ -101,21 +101,24 @@ def warn_small_catalog(embeddings: str, codebook_size: int) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..config import parse_overrides
+    from ..config import leaf_types, parse_set
     from ..errors import UserError
     from ..io import check_out_dir, file_in_dir
-    from ..train import config_from_args, train_model  # torch is imported lazily, inside train_model
+    from ..train import TrainConfig, config_from_args, train_model  # torch is imported lazily, inside train_model
 
     flags = dict(kind=args.model, levels=args.levels, codebook_size=args.codebook_size,
                  latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, device=args.device)
-    overrides = parse_overrides(args.overrides)
-    taken = sorted(set(overrides) & set(DEDICATED))
-    if taken:  # one way to set each value: its own option (input_dim comes from the file)
+    # one way to set each value: its own option (input_dim comes from the file)
+    taken = sorted({k for k in (p.partition("=")[0].strip().replace("-", "_").rsplit(".", 1)[-1]
+                                for p in args.overrides) if k in DEDICATED})
+    if taken:
         raise UserError("; ".join(f"--set {k}: comes from the embeddings file" if k == "input_dim"
                                   else f"--set {k}: use the dedicated option {DEDICATED[k]} instead" for k in taken))
-    unknown = sorted(set(overrides) - set(settable_keys()))
-    if unknown:
-        raise UserError(f"--set: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(settable_keys())}")
+    # a key bare (lr), or dotted as in the pipeline config (model.recon, train.model.recon)
+    settable = set(settable_keys())
+    overrides = parse_set(args.overrides, TrainConfig, bare=True, strip="train.",
+                          keys=[k for k in leaf_types(TrainConfig) if k.rsplit(".", 1)[-1] in settable])
+    overrides = {k.rsplit(".", 1)[-1]: v for k, v in overrides.items()}  # config_from_args takes the flat names
     cfg = config_from_args(**overrides, **{k: v for k, v in flags.items() if v is not None})
     args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     check_out_dir(args.out)

@@ -2,7 +2,7 @@
 
 `config` (CompareConfig, ModelIds) -> `comparison` (build each model's IDs, run the
 retrievers, `evaluate_and_write`, `run_comparison`), `generative` (the generative
-retriever's rows), `report` and `plots` (report.md, PNGs), `steps` (the same, one
-model per call, for the compare-baselines flow). The measuring itself lives below, in
+retriever's rows), `report` and `plots` (report.md, PNGs). The CLI `compare` and the
+compare-baselines flow both call `run_comparison`. The measuring itself lives below, in
 `rqvae_ids.evaluate`.
 """

@@ -143,14 +143,14 @@ def evaluate_and_write(
     report = build_report(
         comparison, order, command=command, provenance=prov, config=shown, notes=notes,
         timings=timings, plots=written, details=details,
-    )  # fmt: skip
+    )
     write_text_atomic(out_dir / "report.md", report)
     summary = {
         "command": command, "config": config, "notes": notes, "timings": timings,
         "tuned": details, "models": order, "plots": written, "provenance": prov,
         "metrics": {m: dict(zip(g["metric"], g["value"]))
                     for m, g in with_aliases(comparison).groupby("model", sort=False)},
-    }  # fmt: skip
+    }
     write_json_atomic(out_dir / "comparison.json", summary)
     return summary
 
@@ -196,6 +196,42 @@ def _write_parquet(comparison: pd.DataFrame, path: Path, config: dict, command: 
 # ---------------------------------------------------------------- building IDs
 
 
+def compare_settings(knobs: dict[str, Any], generative: dict[str, Any] | None = None) -> tuple[CompareConfig, Any]:
+    """The validated CompareConfig of the compare options and, when `generative` is given (the
+    --generative-* RetrievalConfig fields; {} for the defaults), its RetrievalConfig: one check
+    for the CLI `compare` and the compare-baselines flow, before any tokenizer is trained."""
+    from ..config import from_dict
+
+    cfg = from_dict(CompareConfig, {k: v for k, v in knobs.items() if v is not None}, where="compare")
+    if generative is None:
+        return cfg, None
+    from ..retrieval.trainer import RetrievalConfig
+
+    return cfg, from_dict(RetrievalConfig, {**generative, "seed": cfg.seed, "valid_users": cfg.tune_users},
+                          where="compare --generative-*")
+
+
+def build_models(cfg: CompareConfig, embeddings: Path, out_dir: Path, n_items: int,
+                 progress: Callable[[str], None], map_models=None) -> tuple[list[ModelIds], list[str], list[str]]:
+    """(built ModelIds, notes, failed kinds) of every kind in cfg.models; one failing model (e.g. too
+    many collisions) becomes a note rather than hiding the others."""
+    def build(kind: str) -> ModelIds | UserError:
+        progress(f"{kind} ({cfg.models.index(kind) + 1}/{len(cfg.models)}): train + assign IDs")
+        try:
+            return build_model_ids(kind, embeddings, out_dir, cfg, n_items)
+        except UserError as e:
+            progress(f"{kind}: FAILED: {e}")
+            return e
+
+    built = (map_models or (lambda fn, kinds: [fn(k) for k in kinds]))(build, list(cfg.models))
+    model_ids = [b for b in built if isinstance(b, ModelIds)]
+    failed = [k for k, b in zip(cfg.models, built) if not isinstance(b, ModelIds)]
+    notes = [f"{k} left out: {b}" for k, b in zip(cfg.models, built) if not isinstance(b, ModelIds)]
+    if not model_ids:
+        raise UserError("every model failed: " + "; ".join(notes))
+    return model_ids, notes, failed
+
+
 def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: CompareConfig, n_items: int) -> ModelIds:
     """Train `kind` (or draw random IDs), assign resolved IDs; codes in embeddings row order."""
     start = time.perf_counter()
@@ -211,7 +247,7 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
     # The same budget for every kind: levels, codebook size, seed and epochs; the rest are
     # TrainConfig/ModelConfig defaults (saved in each model's config.json).
     train_cfg = config_from_args(kind=kind, levels=cfg.levels, codebook_size=cfg.codebook_size,
-                                 seed=cfg.seed, epochs=cfg.epochs)  # fmt: skip
+                                 seed=cfg.seed, epochs=cfg.epochs)
     # Reruns into the same --out reuse a model trained with the same config on the same data.
     key = {"train": to_dict(train_cfg), "embeddings_sha256": sha256_file(embeddings_path)}
     marker = ids_dir / "compare_key.json"
@@ -243,6 +279,7 @@ def run_comparison(
     progress: Callable[[str], None] = progress_to_stderr,
     retriever_factory: Callable[[list[ModelIds], Path], Sequence[Any]] | None = None,
     generative: Any = None,
+    map_models: Callable[[Callable[[str], Any], Sequence[str]], list[Any]] | None = None,
 ) -> dict[str, Any]:
     """The whole comparison: catalog -> embeddings (cached) -> every model -> evaluation -> outputs.
 
@@ -254,7 +291,8 @@ def run_comparison(
     returns extra `Retriever`s evaluated as rows of their own. generative: a
     `rqvae_ids.retrieval.RetrievalConfig` (--with-generative): adds a generative retriever
     per ID model (`generative_retrievers`, rows `generative/<kind>`); needs interactions.
-    Returns the summary dict.
+    map_models(build, kinds): runs build(kind) for every kind (default: one after the other;
+    the compare-baselines flow: one Prefect task per kind). Returns the summary dict.
     """
     from ..embedding_table import read_embeddings
 
@@ -291,17 +329,7 @@ def run_comparison(
         progress(f"interactions: loading {interactions}")
         users, seqs, order = load_interactions(interactions, table.item_ids)
         split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
-    model_ids, notes, failed = [], [], []
-    for i, kind in enumerate(cfg.models, 1):
-        progress(f"{kind} ({i}/{len(cfg.models)}): train + assign IDs")
-        try:
-            model_ids.append(build_model_ids(kind, Path(embeddings), out_dir, cfg, len(table)))
-        except UserError as e:  # one model failing (e.g. too many collisions) must not hide the others
-            progress(f"{kind}: FAILED: {e}")
-            notes.append(f"{kind} left out: {e}")
-            failed.append(kind)
-    if not model_ids:
-        raise UserError("every model failed: " + "; ".join(notes))
+    model_ids, notes, failed = build_models(cfg, Path(embeddings), out_dir, len(table), progress, map_models)
     reused = [m.name for m in model_ids if m.info.get("reused")]
     if reused:
         notes.append(f"Reused from an earlier run into this --out (same train config and embeddings): {', '.join(reused)}.")
@@ -321,6 +349,6 @@ def run_comparison(
         out_dir, table.vectors, model_ids, cfg, retrievers=extra, categories=categories, split=split,
         command=command, notes=notes, failed=failed, timings=timings, progress=progress, started_at=total,
         extra_config=extra_config,
-    )  # fmt: skip
+    )
     progress(f"done in {summary['timings']['total']:.1f}s: {out_dir / 'report.md'}")
     return summary

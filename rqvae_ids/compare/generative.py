@@ -58,12 +58,12 @@ class CompareGenerative:
             (self.out_dir / CHECKPOINT).unlink(missing_ok=True)
         how = "resuming/reusing" if self.inner.resume else "training"
         self.progress(f"{self.name}{self.position}: {how} the generative retriever on {self.kind}'s IDs "
-                      f"({codes.shape[1]} tokens per item) -> {self.out_dir}")  # fmt: skip
+                      f"({codes.shape[1]} tokens per item) -> {self.out_dir}")
         write_json_atomic(marker, key)
         self.inner.fit(train_sequences, valid)
         rep = self.inner.report
         self.tuned = {"epochs": rep["epochs"], "best_epoch": rep["best_epoch"],
-                      "best_valid_ndcg@10": rep["best_valid_ndcg@10"]}  # fmt: skip
+                      "best_valid_ndcg@10": rep["best_valid_ndcg@10"]}
         return self
 
     def recommend(self, histories, k: int) -> np.ndarray:
@@ -77,7 +77,7 @@ def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cf
     item_vectors: (N, d) embeddings in the models' codes order (read when cfg.content)."""
     n = len(model_ids)
     return [CompareGenerative(m, cfg, Path(out_dir) / "retrievers" / m.name, progress, f" ({i}/{n})", item_vectors)
-            for i, m in enumerate(model_ids, 1)]  # fmt: skip
+            for i, m in enumerate(model_ids, 1)]
 
 
 def generative_note(cfg: Any) -> str:

@@ -23,7 +23,7 @@ METRIC_ORDER = (
     "utilisation_l{i}", "perplexity_l{i}",
     "recon_mse", "recon_cosine",
     "nmi_l0", "purity_l0", "nmi_l01", "purity_l01",
-)  # fmt: skip
+)
 
 
 def ordered_metrics(metrics: Sequence[str]) -> list[str]:

@@ -1,9 +1,4 @@
-"""Collision check: group items by their full code tuple.
-
-Tuples are packed into one int64 key per item (lexicographic order preserved) when
-K**L fits in 63 bits, so grouping 1M items is one integer sort rather than a
-row-wise `np.unique(axis=0)`; wider tuples fall back to the row-wise path.
-"""
+"""Collision check: group items by their full code tuple (metrics.group_tuples)."""
 
 from __future__ import annotations
 
@@ -13,40 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from .. import metrics
-
-
-def tuple_keys(codes: np.ndarray, base: int) -> np.ndarray | None:
-    """One int64 per row of `codes` (N, L), ordered like the tuples; None if base**L overflows."""
-    codes = np.asarray(codes)
-    if base ** codes.shape[1] >= 2**63:
-        return None
-    keys = np.zeros(codes.shape[0], dtype=np.int64)
-    for l in range(codes.shape[1]):
-        keys *= base
-        keys += codes[:, l]
-    return keys
-
-
-def group_tuples(codes: np.ndarray, base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group rows of `codes` (N, L) with values in [0, base).
-
-    Returns (inverse (N,) int64, sizes (G,) int64, first (G,) int64): group of each
-    item, items per group, and one representative row per group; groups in tuple order.
-    """
-    codes = np.asarray(codes)
-    if codes.shape[0] == 0:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z, z
-    keys = tuple_keys(codes, base)
-    if keys is None:
-        _, first, inverse, sizes = np.unique(
-            codes, axis=0, return_index=True, return_inverse=True, return_counts=True
-        )
-    else:
-        _, first, inverse, sizes = np.unique(
-            keys, return_index=True, return_inverse=True, return_counts=True
-        )
-    return inverse.reshape(-1).astype(np.int64), sizes.astype(np.int64), first.astype(np.int64)
+from ..metrics import group_tuples
 
 
 def duplicate_count(codes: np.ndarray, base: int) -> int:

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from .collisions import duplicate_count, group_tuples, tuple_keys
+from ..metrics import group_tuples, tuple_keys
+from .collisions import duplicate_count
 from .lookup import format_sid
 
 

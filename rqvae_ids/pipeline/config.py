@@ -151,11 +151,6 @@ def load_pipeline_config(
     return from_dict(PipelineConfig, data, where=where)
 
 
-def config_from_dict(data: dict[str, Any] | None) -> PipelineConfig:
-    """Validate a resolved config dict (as saved in a run folder's config.json)."""
-    return from_dict(PipelineConfig, data or {}, where="config")
-
-
 def with_embed_cache(cfg: PipelineConfig, cache_path: str | os.PathLike) -> PipelineConfig:
     """cfg with embed.cache set to `cache_path` unless the file already names one."""
     if cfg.embed.cache is not None:

@@ -100,4 +100,4 @@ def merge_shards(
         shard_dir.rmdir()
     # embed_items found everything cached; report what the shards encoded.
     return {**report, "encoded": len(keys), "cached": report["items"] - len(keys), "shards": len(vector_paths),
-            "path": str(Path(out_dir) / EMBEDDINGS)}  # fmt: skip
+            "path": str(Path(out_dir) / EMBEDDINGS)}

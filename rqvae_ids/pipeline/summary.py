@@ -36,7 +36,7 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("embedded (encoded / from cache)", f"{embed.get('encoded')} / {embed.get('cached')}"))
     if train:
         rows.append(("model", f"{train.get('kind')} {train.get('levels')}x{train.get('codebook_size')}, "
-                              f"{train.get('epochs')} epochs, {train.get('seconds')} s"))  # fmt: skip
+                              f"{train.get('epochs')} epochs, {train.get('seconds')} s"))
         if train.get("final_val_loss") is not None:
             rows.append(("final val loss", train["final_val_loss"]))
     elif model:
@@ -52,11 +52,11 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
         stability = assign.get("stability")
         if stability:
             rows.append(("stability", ", ".join(f"{k} {_fmt(v)}" for k, v in stability.items()
-                                                if not isinstance(v, (dict, list)))))  # fmt: skip
+                                                if not isinstance(v, (dict, list)))))
     mapping = stages.get("id_mapping")
     if mapping:
         rows.append(("IDs changed vs previous run", f"{mapping.get('changed')} of {mapping.get('items_common')} "
-                                                     f"({mapping.get('changed_share', 0):.1%})"))  # fmt: skip
+                                                     f"({mapping.get('changed_share', 0):.1%})"))
     evaluation = stages.get("evaluate") or {}
     for name, value in (evaluation.get("metrics") or {}).items():
         if "recall" in name or "ndcg" in name or name.startswith(("nmi", "purity", "recon")):

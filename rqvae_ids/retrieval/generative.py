@@ -21,21 +21,25 @@ from ..io import atomic_path, provenance, write_json_atomic
 from .trainer import BEST, RetrievalConfig
 
 
-def sid_codes(ids) -> np.ndarray:
-    """SemanticIds -> (N, T) int64 tuples: level codes plus the suffix token when the IDs carry one."""
-    codes = np.asarray(ids.codes, dtype=np.int64)
-    if getattr(ids, "suffix_token", True):
-        codes = np.concatenate([codes, np.asarray(ids.suffix, dtype=np.int64)[:, None]], axis=1)
+def join_suffix(codes, suffix=None, suffix_token: bool = True) -> np.ndarray:
+    """(N, L) level codes -> (N, T) int64 ID tuples: the collision suffix becomes the last
+    token only when the IDs carry one (`suffix_token`, the `suffix` resolution)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if suffix_token and suffix is not None:
+        codes = np.concatenate([codes, np.asarray(suffix, dtype=np.int64)[:, None]], axis=1)
     return codes
 
 
-def retriever_for(name: str, codes, suffix=None, cfg: RetrievalConfig | None = None, out_dir=None, **kw):
+def sid_codes(ids) -> np.ndarray:
+    """SemanticIds -> (N, T) int64 tuples: level codes plus the suffix token when the IDs carry one."""
+    return join_suffix(ids.codes, ids.suffix, getattr(ids, "suffix_token", True))
+
+
+def retriever_for(name: str, codes, suffix=None, cfg: RetrievalConfig | None = None, out_dir=None,
+                  suffix_token: bool = True, **kw):
     """Hook for `rqvae-ids compare --with-generative`: a retriever named `generative/<name>`
     over one model's IDs. codes (N, L) level codes in catalog order; suffix (N,) or None."""
-    codes = np.asarray(codes, dtype=np.int64)
-    if suffix is not None:
-        codes = np.concatenate([codes, np.asarray(suffix, dtype=np.int64)[:, None]], axis=1)
-    return GenerativeRetriever(codes, cfg, out_dir, name=f"generative/{name}", **kw)
+    return GenerativeRetriever(join_suffix(codes, suffix, suffix_token), cfg, out_dir, name=f"generative/{name}", **kw)
 
 
 class GenerativeRetriever:

@@ -1,4 +1,5 @@
-"""Training loop of the generative retriever: one function, read top to bottom.
+"""Training loop of the generative retriever: `train` reads top to bottom as named steps
+(setup, validation_set, train_epoch, evaluate_epoch, keep_best, restore_best), state in `LoopState`.
 
 Per epoch: shuffle (seeded by epoch), AdamW steps with warmup + cosine LR,
 then Recall/NDCG@10 on (a seeded subsample of) the validation targets by
@@ -14,9 +15,9 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -121,6 +122,42 @@ def defaults_filled(config: dict) -> dict:
     return {**{f.name: f.default for f in fields(RetrievalConfig)}, **config}
 
 
+@dataclass
+class LoopState:
+    """What a resumed run needs besides weights and optimizer (saved in the checkpoint's metadata)."""
+
+    epoch: int = 0
+    step: int = 0
+    best: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list = field(default_factory=list)
+    train_seconds: float = 0.0
+
+
+@dataclass
+class Run:
+    """The fixed parts of one training run: model, optimizer, data, schedule, validation set."""
+
+    cfg: RetrievalConfig
+    device: str
+    trie: Any
+    mcfg: Any
+    tokens: Any
+    seqs: list
+    users: Any
+    examples: Any
+    vectors: Any  # content item vectors or None
+    model: Any
+    opt: Any
+    steps_per_epoch: int
+    total_steps: int
+    warmup: int
+    table: Any = None
+    valid: tuple | None = None  # (histories, targets, users, popular), subsampled
+    best_weights: dict | None = None  # the best epoch's state_dict, in memory
+
+
 def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=None, resume=True, log=print,
           item_vectors=None):
     """Train a SeqModel on `train_sequences` over the IDs `codes`.
@@ -133,28 +170,51 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
     item_vectors: (N, d) item text embeddings in catalog order, read when cfg.content.
     Returns (model with the best weights, report dict).
     """
+    t0 = time.perf_counter()
+    run = setup(codes, train_sequences, cfg, users, item_vectors)
+    if valid is not None:
+        run.valid = validation_set(valid, users, run.seqs, cfg, len(run.trie))
+    fingerprint = data_fingerprint(codes, run.seqs, run.vectors)
+    out = Path(out_dir) if out_dir is not None else None
+    state = LoopState()
+    if out is not None and resume and (out / CHECKPOINT).is_file():
+        state = LoopState(**_load_checkpoint(out / CHECKPOINT, run.model, run.opt, cfg, fingerprint))
+        log(f"resumed from {out / CHECKPOINT} at epoch {state.epoch}")
+    log(f"{cfg.arch}: {run.model.n_params():,} parameters, {len(run.examples):,} examples, "
+        f"{run.steps_per_epoch} steps/epoch on {run.device}")
+    while state.epoch < cfg.max_epochs and state.bad_epochs < cfg.patience:
+        te = time.perf_counter()
+        row = train_epoch(run, state, log, te)
+        score = evaluate_epoch(run, row)
+        keep_best(run, state, row, score, out, te)
+        if out is not None:
+            _save_checkpoint(out / CHECKPOINT, run.model, run.opt, cfg, asdict(state), fingerprint)
+        log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if cfg.max_minutes and state.train_seconds > 60 * cfg.max_minutes:
+            log(f"stopping: time budget of {cfg.max_minutes} min spent")
+            break
+    restore_best(run, out)
+    return run.model, train_report(run, state, fingerprint, t0)
+
+
+def setup(codes, train_sequences, cfg: RetrievalConfig, users, item_vectors) -> Run:
+    """Seed, trie, examples, model and AdamW (weight decay on matrices only) on the device."""
     import torch
 
-    from ..evaluate.ranking import next_item_metrics
     from ..runtime import resolve_device, seed_everything
-    from .beam import beam_recommend, filter_history
-    from .data import build_examples, decoder_batch, encdec_batch, item_tokens
+    from .data import build_examples, item_tokens
     from .model import SeqModel
     from .trie import SidTrie
 
-    # ---- setup ---------------------------------------------------------------------------------
-    t0 = time.perf_counter()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     trie = SidTrie(codes)
     vectors = content_vectors(cfg, item_vectors, len(trie))
     mcfg = model_config(cfg, trie.depth, trie.width)
-    tokens = item_tokens(trie.codes, mcfg)
     seqs = [np.asarray(s, dtype=np.int64) for s in train_sequences]
-    ex = build_examples(seqs, cfg.arch, cfg.max_history)
-    if len(ex) == 0:
+    examples = build_examples(seqs, cfg.arch, cfg.max_history)
+    if len(examples) == 0:
         raise UserError("no training example: every training sequence has fewer than 2 items")
-    make_batch = decoder_batch if cfg.arch == "decoder" else encdec_batch
     model = SeqModel(mcfg, vectors).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -162,92 +222,111 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.98),
     )
-    steps_per_epoch = math.ceil(len(ex) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.max_epochs
-    warmup = max(1, min(cfg.warmup_steps, total_steps // 10))
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else _null()
-    table = torch.as_tensor(trie.next_node, device=device)
-    if valid is not None:
-        vh, vt = valid
-        pick = np.arange(len(vt))
-        if cfg.valid_users and len(vt) > cfg.valid_users:
-            pick = np.sort(np.random.default_rng(cfg.seed).choice(len(vt), cfg.valid_users, replace=False))
-        vh, vt = [vh[i] for i in pick], np.asarray(vt)[pick]
-        vu = [users[i] for i in pick] if users is not None else None
-        popular = np.argsort(-np.bincount(np.concatenate(seqs), minlength=len(trie)), kind="stable")
-    fingerprint = data_fingerprint(codes, seqs, vectors)
-    state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "train_seconds": 0.0}
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None and resume and (out / CHECKPOINT).is_file():
-        state = _load_checkpoint(out / CHECKPOINT, model, opt, cfg, fingerprint)
-        log(f"resumed from {out / CHECKPOINT} at epoch {state['epoch']}")
+    return Run(cfg, device, trie, mcfg, item_tokens(trie.codes, mcfg), seqs, users, examples, vectors, model, opt,
+               steps_per_epoch, total_steps, warmup=max(1, min(cfg.warmup_steps, total_steps // 10)),
+               table=torch.as_tensor(trie.next_node, device=device))
 
-    def get_lr(step: int) -> float:
-        if step < warmup:
-            return cfg.lr * (step + 1) / warmup
-        ratio = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
 
-    log(f"{cfg.arch}: {model.n_params():,} parameters, {len(ex):,} examples, {steps_per_epoch} steps/epoch on {device}")
-    # ---- loop: train an epoch, evaluate, checkpoint, stop ---------------------------------------
-    while state["epoch"] < cfg.max_epochs and state["bad_epochs"] < cfg.patience:
-        epoch, te = state["epoch"], time.perf_counter()
-        model.train()
-        perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(ex))
-        losses = []
-        for s in range(0, len(perm), cfg.batch_size):
-            batch = make_batch(seqs, users, ex, perm[s : s + cfg.batch_size], tokens, mcfg)
-            x, *dec_in, tgt, content = (t.to(device) for t in batch)  # dec_in: encdec only
-            for g in opt.param_groups:
-                g["lr"] = get_lr(state["step"])
-            with amp:
-                _, loss = model(x, *dec_in, targets=tgt, content=content)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
-            state["step"] += 1
-            if len(losses) % 50 == 0:
-                log(f"  step {state['step']} loss {np.mean(losses[-50:]):.4f} ({time.perf_counter() - te:.0f}s into epoch)")
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_s": time.perf_counter() - te}
-        if valid is not None:
-            rec = beam_recommend(model, trie, tokens, vh, cfg.beam, cfg.beam, vu, max_history=cfg.max_history, table=table)
-            m = next_item_metrics(filter_history(rec, vh, 10, popular), vt)  # the harness's history policy
-            row.update({f"valid_{k}": v for k, v in m.items()})
-            score = m["next_ndcg@10"]
-        else:
-            score = -row["loss"]
-        row["seconds"] = time.perf_counter() - te
-        state["train_seconds"] += row["seconds"]
-        state["epoch"] += 1
-        state["history"].append(row)
-        if score > state["best"]:
-            state.update(best=score, best_epoch=epoch + 1, bad_epochs=0)
-            if out is not None:
-                save_weights(model, out / BEST, {"config": to_dict(cfg), "epoch": epoch + 1})
-            best_sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
+def validation_set(valid, users, seqs, cfg: RetrievalConfig, n_items: int) -> tuple:
+    """(histories, targets, users, popular): a seeded subsample of cfg.valid_users validation users,
+    and the items by training popularity (the harness fills short rankings with them)."""
+    vh, vt = valid
+    pick = np.arange(len(vt))
+    if cfg.valid_users and len(vt) > cfg.valid_users:
+        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(vt), cfg.valid_users, replace=False))
+    vu = [users[i] for i in pick] if users is not None else None
+    popular = np.argsort(-np.bincount(np.concatenate(seqs), minlength=n_items), kind="stable")
+    return [vh[i] for i in pick], np.asarray(vt)[pick], vu, popular
+
+
+def lr_at(run: Run, step: int) -> float:
+    """Linear warmup, then cosine decay from cfg.lr to cfg.min_lr over the remaining steps."""
+    cfg = run.cfg
+    if step < run.warmup:
+        return cfg.lr * (step + 1) / run.warmup
+    ratio = min(1.0, (step - run.warmup) / max(1, run.total_steps - run.warmup))
+    return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+
+
+def train_epoch(run: Run, state: LoopState, log, te: float) -> dict:
+    """One pass over the examples in a seeded (seed, epoch) order; the epoch's row of the history."""
+    import torch
+
+    from .data import decoder_batch, encdec_batch
+
+    cfg, model = run.cfg, run.model
+    make_batch = decoder_batch if cfg.arch == "decoder" else encdec_batch
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if run.device.startswith("cuda") else _null()
+    model.train()
+    perm = np.random.default_rng([cfg.seed, state.epoch]).permutation(len(run.examples))
+    losses = []
+    for s in range(0, len(perm), cfg.batch_size):
+        batch = make_batch(run.seqs, run.users, run.examples, perm[s : s + cfg.batch_size], run.tokens, run.mcfg)
+        x, *dec_in, tgt, content = (t.to(run.device) for t in batch)  # dec_in: encdec only
+        for g in run.opt.param_groups:
+            g["lr"] = lr_at(run, state.step)
+        with amp:
+            _, loss = model(x, *dec_in, targets=tgt, content=content)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        run.opt.step()
+        losses.append(loss.item())
+        state.step += 1
+        if len(losses) % 50 == 0:
+            log(f"  step {state.step} loss {np.mean(losses[-50:]):.4f} ({time.perf_counter() - te:.0f}s into epoch)")
+    return {"epoch": state.epoch + 1, "loss": float(np.mean(losses)), "train_s": time.perf_counter() - te}
+
+
+def evaluate_epoch(run: Run, row: dict) -> float:
+    """Validation NDCG@10 by constrained beam search (added to `row`); -loss without a validation set."""
+    from ..evaluate.ranking import next_item_metrics
+    from .beam import beam_recommend, filter_history
+
+    if run.valid is None:
+        return -row["loss"]
+    vh, vt, vu, popular = run.valid
+    cfg = run.cfg
+    rec = beam_recommend(run.model, run.trie, run.tokens, vh, cfg.beam, cfg.beam, vu, max_history=cfg.max_history,
+                         table=run.table)
+    m = next_item_metrics(filter_history(rec, vh, 10, popular), vt)  # the harness's history policy
+    row.update({f"valid_{k}": v for k, v in m.items()})
+    return m["next_ndcg@10"]
+
+
+def keep_best(run: Run, state: LoopState, row: dict, score: float, out: Path | None, te: float) -> None:
+    """Count the epoch; a better score saves the weights (disk and memory), else one more bad epoch."""
+    row["seconds"] = time.perf_counter() - te
+    state.train_seconds += row["seconds"]
+    state.epoch += 1
+    state.history.append(row)
+    if score > state.best:
+        state.best, state.best_epoch, state.bad_epochs = score, state.epoch, 0
         if out is not None:
-            _save_checkpoint(out / CHECKPOINT, model, opt, cfg, state, fingerprint)
-        log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if cfg.max_minutes and state["train_seconds"] > 60 * cfg.max_minutes:
-            log(f"stopping: time budget of {cfg.max_minutes} min spent")
-            break
-    # ---- best weights back -----------------------------------------------------------------------
-    if "best_sd" in locals():
-        model.load_state_dict(best_sd)
+            save_weights(run.model, out / BEST, {"config": to_dict(run.cfg), "epoch": state.epoch})
+        run.best_weights = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    else:
+        state.bad_epochs += 1
+
+
+def restore_best(run: Run, out: Path | None) -> None:
+    """The best weights back into the model: this run's, else those a resumed run saved."""
+    if run.best_weights is not None:
+        run.model.load_state_dict(run.best_weights)
     elif out is not None and (out / BEST).is_file():
-        load_weights(model, out / BEST)
-    model.eval()
-    report = {
-        "config": to_dict(cfg), "n_params": model.n_params(), "examples": len(ex), "device": device,
-        "epochs": state["epoch"], "best_epoch": state["best_epoch"], "best_valid_ndcg@10": state["best"],
-        "train_seconds": state["train_seconds"], "wall_seconds": time.perf_counter() - t0,
-        "history": state["history"], "data_sha256": fingerprint,
+        load_weights(run.model, out / BEST)
+    run.model.eval()
+
+
+def train_report(run: Run, state: LoopState, fingerprint: str, t0: float) -> dict:
+    return {
+        "config": to_dict(run.cfg), "n_params": run.model.n_params(), "examples": len(run.examples),
+        "device": run.device, "epochs": state.epoch, "best_epoch": state.best_epoch,
+        "best_valid_ndcg@10": state.best, "train_seconds": state.train_seconds,
+        "wall_seconds": time.perf_counter() - t0, "history": state.history, "data_sha256": fingerprint,
     }
-    return model, report
 
 
 def _null():
@@ -317,16 +396,6 @@ def _load_checkpoint(path, model, opt, cfg, fingerprint) -> dict:
     opt.load_state_dict({"state": st, "param_groups": sd["param_groups"]})
     torch.set_rng_state(tensors["rng.torch"])
     return meta["state"]
-
-
-def config_from_checkpoint(path) -> RetrievalConfig:
-    from safetensors import safe_open
-
-    from ..config import from_dict
-
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads((f.metadata() or {}).get("rqvae_ids", "{}"))
-    return from_dict(RetrievalConfig, meta.get("config"), where=str(path))
 
 
 __all__ = ["RetrievalConfig", "train", "save_weights", "load_weights", "model_config", "content_vectors"]

@@ -94,7 +94,7 @@ def pipeline_run(small_shop, flows_tmp, prefect_harness):
     start = time.perf_counter()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(["run", "--catalog", str(small_shop["catalog"]), "--interactions", str(small_shop["interactions"]),
-                     "--out", str(out), "--config", str(small_shop["config"])])  # fmt: skip
+                     "--out", str(out), "--config", str(small_shop["config"])])
     assert code == 0, stdout.getvalue() + stderr.getvalue()
     return {"out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(),
             "seconds": time.perf_counter() - start, **small_shop}

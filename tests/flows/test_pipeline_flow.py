@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -57,7 +58,7 @@ def test_run_writes_every_table_and_points_latest(pipeline_run):
     assert sorted(sids.item_ids.tolist()) == sorted(ids)
     assert len(set(sids.sids.tolist())) == 300  # collision-free
     for name in ("tokens.txt", "collisions.parquet", "collision_report.json", "assign_report.json",
-                 "embed_report.json", "run_report.json", "evaluation/report.md"):  # fmt: skip
+                 "embed_report.json", "run_report.json", "evaluation/report.md"):
         assert (run / name).is_file(), name
     comparison = pq.read_table(run / "evaluation" / "comparison.parquet").to_pandas()
     assert {"model", "metric", "value"} <= set(comparison.columns)
@@ -91,7 +92,7 @@ def test_failing_stage_leaves_latest_and_marks_the_run(pipeline_run, monkeypatch
     monkeypatch.setattr(stages, "assign", broken_assign)
     with pytest.raises(UserError, match="exploded on purpose"):
         semantic_ids_pipeline(str(pipeline_run["catalog"]), str(out), config=str(pipeline_run["config"]),
-                              model=str(before / "model"))  # fmt: skip
+                              model=str(before / "model"))
     assert runs.latest_run(out) == before
     failed = runs.list_runs(out)[-1]
     assert failed["status"] == "failed" and "exploded on purpose" in failed["error"]
@@ -147,12 +148,27 @@ def test_refresh_keeps_unchanged_ids_and_retrain_maps_them(pipeline_run, flows_t
     assert runs.read_status(retrained)["kind"] == "retrain"
 
 
-def test_compare_baselines_one_task_per_model(small_shop, flows_tmp, prefect_harness):
+def test_compare_baselines_is_the_cli_compare(small_shop, flows_tmp, prefect_harness):
+    """The flow and the CLI `compare` take one path (run_comparison): same options, same comparison.parquet."""
     from flows.compare import compare_baselines
+    from rqvae_ids.cli import main
 
-    out = flows_tmp / "compare"
-    report = compare_baselines(str(small_shop["catalog"]), str(out), str(small_shop["interactions"]),
-                               models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]))  # fmt: skip
+    cli_out, flow_out = flows_tmp / "compare-cli", flows_tmp / "compare-flow"
+    gen = {"n_layer": 1, "d_model": 32, "n_head": 2, "max_epochs": 1}
+    flags = ["--generative-layers", "1", "--generative-d-model", "32", "--generative-heads", "2",
+             "--generative-epochs", "1"]
+    assert main(["compare", "--catalog", str(small_shop["catalog"]), "--out", str(cli_out),
+                 "--interactions", str(small_shop["interactions"]), "--models", "rqkmeans,random",
+                 "--codebook-size", "16", "--neighbour-queries", "100", "--tune-users", "60",
+                 "--with-generative", *flags]) == 0
+    embeddings = cli_out / "embeddings" / "embeddings.parquet"
+    report = compare_baselines(str(small_shop["catalog"]), str(flow_out), str(small_shop["interactions"]),
+                               models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]),
+                               neighbour_queries=100, tune_users=60, embeddings=str(embeddings),
+                               with_generative=True, generative=gen)
     assert os.path.isfile(report)
-    comparison = pq.read_table(out / "comparison.parquet").to_pandas()
-    assert {"rqkmeans", "random", "popularity"} <= set(comparison["model"])
+    cli = pq.read_table(cli_out / "comparison.parquet").to_pandas()
+    flow = pq.read_table(flow_out / "comparison.parquet").to_pandas()
+    assert {"rqkmeans", "random", "popularity", "generative/rqkmeans"} <= set(flow["model"])
+    timing = [c for c in cli.columns if "second" in c or c.endswith("_s") or "per_s" in c]
+    pd.testing.assert_frame_equal(cli.drop(columns=timing), flow.drop(columns=timing))

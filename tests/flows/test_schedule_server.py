@@ -82,7 +82,7 @@ def test_served_refresh_runs_on_its_schedule(pipeline_run, tmp_path):
             procs.append(subprocess.Popen(
                 [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
-            ))  # fmt: skip
+            ))
         deadline = time.monotonic() + 120
         while True:
             with contextlib.suppress(OSError, ValueError):
@@ -97,7 +97,7 @@ def test_served_refresh_runs_on_its_schedule(pipeline_run, tmp_path):
                 [str(BIN / "rqvae-ids"), "serve", "--catalog", str(pipeline_run["catalog"]), "--out", str(out),
                  "--refresh-every", "5", "--retrain-cron", ""],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
-            ))  # fmt: skip
+            ))
         deadline = time.monotonic() + 240
         completed = None
         while completed is None:
