@@ -129,6 +129,11 @@ def speed(args) -> dict:
 
 
 def main() -> None:
+    import torch
+
+    # One thread: on this shared 2-core machine (load 8-10 from other work) a 2-thread torch step
+    # measured 3.0 s against 0.33 s with one thread (OpenMP threads wait on each other).
+    torch.set_num_threads(int(__import__("os").environ.get("BENCH_THREADS", "1")))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=("run", "knn", "speed"))
     p.add_argument("--head", default="parallel", choices=("sasrec", "parallel"))

@@ -3,6 +3,7 @@ reproducibility, and the harness protocol, on tiny catalogs."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def test_loss_goes_down_on_demo_catalog():
 
     items = pd.read_csv(REPO / "data" / "demo" / "items.csv", dtype=str)["item_id"].tolist()
     users, seqs, order = load_interactions(REPO / "data" / "demo" / "interactions.csv", items, log=lambda m: None)
-    split = leave_one_out(users, seqs)
+    split = leave_one_out(users[:300], seqs[:300])  # a slice keeps the test fast
     codes = np.random.default_rng(0).integers(0, 16, (len(items), 4))
     _, rep = train(len(items), split.train, None, None, replace(TINY, head="parallel", max_epochs=4), codes=codes,
                    log=lambda m: None)
@@ -145,3 +146,59 @@ def test_bad_inputs_are_user_errors():
         ItemRetrieverConfig(d_model=30, n_head=4)
     with pytest.raises(UserError):
         ItemRetrieverConfig(head="sasrec", content=True)
+
+
+def _write_cli_inputs(tmp_path, drop_item=None):
+    split_seqs = [(np.random.default_rng(u).integers(N) + np.arange(6)) % N for u in range(60)]
+    inter = tmp_path / "inter.csv"
+    inter.write_text("user_id,item_id,position\n" + "".join(
+        f"u{u},i{i},{p}\n" for u, s in enumerate(split_seqs) for p, i in enumerate(s)))
+    from rqvae_ids.ids.table import write_semantic_ids
+
+    keep = [i for i in range(N) if i != drop_item]
+    codes = np.stack([np.arange(N) // 8, np.arange(N) % 8 // 2, np.arange(N) % 2], 1)[keep]
+    ids = tmp_path / "semantic_ids.parquet"
+    write_semantic_ids(ids, [f"i{i}" for i in keep], codes[:, :2], codes[:, 2],
+                       [f"<a_{a}><b_{b}><c_{c}>" for a, b, c in codes], ["x"] * len(keep),
+                       {"kind": "test", "levels": 2, "codebook_size": 8, "suffix_token": True})
+    return inter, ids
+
+
+def test_cli_sasrec_trains_and_bad_input_writes_nothing(tmp_path, capsys):
+    from rqvae_ids.cli import main
+
+    inter, ids = _write_cli_inputs(tmp_path)
+    out = tmp_path / "sas"
+    base = ["retrieve-train", "--interactions", str(inter), "--layers", "1", "--d-model", "16", "--heads", "2",
+            "--epochs", "1", "--device", "cpu"]
+    assert main([*base, "--retriever", "sasrec", "--out", str(out)]) == 0
+    report = json.loads((out / "train_report.json").read_text())
+    assert set(report["test"]) == {"next_recall@5", "next_ndcg@5", "next_recall@10", "next_ndcg@10"}
+    assert {"model.safetensors", "config.json"} <= {p.name for p in out.iterdir()}
+    for flags, words in ((["--retriever", "parallel"], "needs --ids"),
+                         (["--retriever", "sasrec", "--beam", "20"], "--beam do(es) not apply"),
+                         (["--retriever", "sasrec", "--temperature", "0.1"], "--temperature do(es) not apply")):
+        capsys.readouterr()
+        bad = tmp_path / "bad"
+        assert main([*base, *flags, "--out", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("rqvae-ids retrieve-train: error:") and words in err and "\n" not in err
+        assert not bad.exists()
+
+
+def test_cli_parallel_on_semantic_ids_and_coverage_error(tmp_path, capsys):
+    from rqvae_ids.cli import main
+
+    inter, ids = _write_cli_inputs(tmp_path)
+    base = ["retrieve-train", "--interactions", str(inter), "--layers", "1", "--d-model", "16", "--heads", "2",
+            "--epochs", "1", "--device", "cpu"]
+    out = tmp_path / "par"
+    assert main([*base, "--retriever", "parallel", "--ids", str(ids), "--out", str(out)]) == 0
+    assert json.loads((out / "train_report.json").read_text())["retriever"] == "parallel"
+    (tmp_path / "short").mkdir()
+    _, short = _write_cli_inputs(tmp_path / "short", drop_item=5)
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert main([*base, "--ids", str(short), "--out", str(bad)]) == 2
+    assert "do(es) not cover 1 item(s) of the interactions (e.g. 'i5')" in capsys.readouterr().err
+    assert not bad.exists()

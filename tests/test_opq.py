@@ -54,3 +54,25 @@ def test_seeded_fit_repeats_and_bad_shapes_fail():
         build_model(ModelConfig(kind="opq", input_dim=32, levels=4, codebook_size=100))
     with pytest.raises(UserError, match="at least codebook_size"):
         fit_opq(x[:10], ModelConfig(kind="opq", levels=4, codebook_size=16))
+
+
+def test_cli_train_opq_with_subspaces(tmp_path, capsys):
+    import json
+
+    from rqvae_ids.cli import main
+    from rqvae_ids.tables import write_embeddings
+
+    x = data()
+    emb = tmp_path / "embeddings.parquet"
+    write_embeddings(emb, [f"i{i}" for i in range(len(x))], ["0" * 64] * len(x), x, model="test")
+    out = tmp_path / "opq"
+    assert main(["train", "--embeddings", str(emb), "--model", "opq", "--subspaces", "8", "--codebook-size", "16",
+                 "--out", str(out), "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["kind"] == "opq" and cfg["levels"] == 8
+    assert load_model(out).encode_codes(x).shape == (600, 8)
+    capsys.readouterr()
+    assert main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--subspaces", "8",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--subspaces applies to --model opq only" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

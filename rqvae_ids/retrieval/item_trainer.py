@@ -46,7 +46,7 @@ class ItemRetrieverConfig:
     valid_users: int = 0  # validation subsample for early stopping; 0 = all
     # sasrec: 0 = full softmax over the catalog; R > 0 = sampled softmax with R uniform negatives
     # shared by the batch (RECIPES: 256 negatives ~ full CE on 12k items, at a fraction of the cost)
-    negatives: int = 256
+    negatives: int = 0
     temperature: float = 0.05  # parallel: cosine-logit temperature (RPG grid 0.03-0.07)
     combine: Literal["mean", "sum"] = "mean"  # parallel: item = mean or sum of its digit embeddings
     content: bool = False  # add a projection of each item's text embedding (needs item vectors)
@@ -100,6 +100,19 @@ def windows(sequences: Sequence[np.ndarray], n_items: int, max_history: int) -> 
         y[i, : len(w) - 1] = w[1:]
         y[i, : ex.loss_from[i] - 1] = -100
     return x, y
+
+
+def batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 50):
+    """Seeded batches of window indices of similar length: shuffle, sort each pool of
+    `pool` batches by length, cut into batches, shuffle the batches. Most windows are far
+    shorter than max_history, so trimmed batches cost a fraction of full-width ones."""
+    perm = rng.permutation(len(lengths))
+    out = []
+    for s in range(0, len(perm), batch_size * pool):
+        chunk = perm[s : s + batch_size * pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [out[i] for i in rng.permutation(len(out))]
 
 
 def pad_histories(histories: Sequence[np.ndarray], n_items: int, max_history: int):
@@ -183,6 +196,7 @@ def train(n_items, train_sequences, valid, out_dir, cfg: ItemRetrieverConfig, co
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    lengths = (x_all != n_items).sum(1)
     steps_per_epoch = math.ceil(len(x_all) / cfg.batch_size)
     warmup = max(1, min(cfg.warmup_steps, steps_per_epoch * cfg.max_epochs // 10))
     if valid is not None:
@@ -197,17 +211,17 @@ def train(n_items, train_sequences, valid, out_dir, cfg: ItemRetrieverConfig, co
     for epoch in range(cfg.max_epochs):
         te = time.perf_counter()
         model.train()
-        perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(x_all))
         neg_rng = np.random.default_rng([cfg.seed, epoch, 1])
         losses = []
-        for s in range(0, len(perm), cfg.batch_size):
-            idx = perm[s : s + cfg.batch_size]
+        for idx in batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])):
+            width = int(lengths[idx].max())  # trimmed: no compute on columns that are padding everywhere
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * min(1.0, (state["step"] + 1) / warmup)
             neg = None
             if cfg.head == "sasrec" and cfg.negatives:
                 neg = torch.from_numpy(neg_rng.integers(0, n_items, cfg.negatives)).to(device)
-            loss = model.loss(torch.from_numpy(x_all[idx]).to(device), torch.from_numpy(y_all[idx]).to(device), neg)
+            loss = model.loss(torch.from_numpy(x_all[idx, :width]).to(device),
+                              torch.from_numpy(y_all[idx, :width]).to(device), neg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
