@@ -86,6 +86,9 @@ class ItemSeqModel(nn.Module):
         self.cfg = cfg
         n, d = cfg.n_items, cfg.d_model
         self.pos = nn.Embedding(cfg.max_len, d)
+        # same scale as the item tables (nanoGPT): nn.Embedding's default N(0, 1) positions would
+        # drown the 0.02-scale item signal and the model would learn little beyond popularity
+        nn.init.normal_(self.pos.weight, std=0.02)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(d, cfg.n_head, cfg.ff_mult * d, cfg.dropout) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(d)
