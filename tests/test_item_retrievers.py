@@ -142,10 +142,12 @@ def test_bad_inputs_are_user_errors():
         ItemRetriever(N, replace(TINY, head="parallel"), None)
     with pytest.raises(UserError):
         ItemRetriever(N, replace(TINY, head="parallel"), np.zeros((N - 1, 3), np.int64))
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError, match="multiple of n_head"):  # from_dict turns it into a UserError
         ItemRetrieverConfig(d_model=30, n_head=4)
-    with pytest.raises(UserError):
+    with pytest.raises(ValueError, match="parallel head only"):
         ItemRetrieverConfig(head="sasrec", content=True)
+    with pytest.raises(UserError, match="too small"):
+        ItemRetriever(5, replace(TINY, head="sasrec"))
 
 
 def _write_cli_inputs(tmp_path, drop_item=None):
