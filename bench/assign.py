@@ -102,7 +102,7 @@ def main() -> int:
     from rqvae_ids.ids.assign import assign_table, checkpoint_sha256, write_assignment
     from rqvae_ids.ids.encode import DEFAULT_CHUNK_SIZE, encode_chunked
     from rqvae_ids.models import load_model
-    from rqvae_ids.tables import EmbeddingTable
+    from rqvae_ids.embedding_table import EmbeddingTable
 
     chunk = args.chunk_size or DEFAULT_CHUNK_SIZE
     load_start = os.getloadavg()[0]  # the machine may be shared: record how busy it was
@@ -110,7 +110,7 @@ def main() -> int:
     d = int(model.cfg.input_dim)
     like = None
     if args.like is not None:
-        from rqvae_ids.tables import read_embeddings
+        from rqvae_ids.embedding_table import read_embeddings
 
         like = read_embeddings(args.like).vectors
     x = synthetic(args.items, d, args.seed, like)
@@ -166,7 +166,8 @@ def main() -> int:
                 res["full_s"] = time.perf_counter() - t
                 res["full_timings"] = a.report["timings"]
                 res["full_collisions"] = {k: a.report["collisions"][k] for k in
-                                          ("collision_rate", "items_in_colliding_groups", "largest_group")}
+                                          ("duplicate_rate", "colliding_share", "items_in_colliding_groups",
+                                           "largest_group")}
                 res["full_resolution"] = a.report["resolution"]
                 del a
             except UserError as e:  # e.g. a checkpoint trained on other data collapses these vectors

@@ -47,9 +47,9 @@ def main() -> int:
     import torch
 
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed import EmbedConfig, embed_items, load_model, resolve_model
+    from rqvae_ids.embed import EmbedConfig, embed_items, load_encoder, resolve_model
     from rqvae_ids.runtime import resolve_device
-    from rqvae_ids.tables import read_embeddings
+    from rqvae_ids.embedding_table import read_embeddings
 
     catalog = load_catalog(args.catalog)
     ids, texts = catalog.item_ids[: args.limit], catalog.texts[: args.limit]
@@ -57,7 +57,7 @@ def main() -> int:
     cfg = EmbedConfig(batch_size=args.batch_size, device=device, progress=False)
 
     t = time.perf_counter()
-    model = load_model(resolve_model(None), device)  # the object embed_items will reuse
+    model = load_encoder(resolve_model(None), device)  # the object embed_items will reuse
     load_s = time.perf_counter() - t
     model.encode(texts[: args.batch_size], batch_size=args.batch_size, show_progress_bar=False)  # warm-up
 

@@ -1,13 +1,13 @@
 """What limits ID quality on a catalog: the numbers behind bench/RESULTS.md's tuning analysis.
 
-    .venv/bin/python bench/id_ceiling.py --embeddings FILE [--model NAME=DIR ...]
+    .venv/bin/python bench/id_ceiling.py --embeddings FILE [--model-dir NAME=DIR ...]
 
 Prints (and writes bench/out/id_ceiling.json):
 1. near-duplicates: share of items whose vector equals another item's, and whose nearest
    neighbour has cosine >= 0.999 / 0.99 / 0.98 / 0.95 / 0.9 (faiss, exact);
 2. the linear ceiling: residual k-means (L x K) on the top-d PCA components, for d in
    32 / 64 / 128 / all: neighbour recall@10 of level 0 alone and of the full tuple, collisions;
-3. per --model (a trained model directory): neighbour recall@10 of its codes cut to 1..L
+3. per --model-dir (a trained model directory): neighbour recall@10 of its codes cut to 1..L
    levels, the number of distinct prefixes, and the same with a balanced last level
    (`encode_codes(distinct_last=True)`): collisions and recall.
 Neighbour recall: 2,000 seeded queries, exact-cosine top-10 ground truth.
@@ -45,7 +45,7 @@ def linear_ceiling(x: np.ndarray, levels: int, k: int) -> list[dict]:
     import torch
 
     from rqvae_ids.evaluate.neighbours import neighbour_recall
-    from rqvae_ids.metrics import colliding_share, collision_rate
+    from rqvae_ids.metrics import colliding_share, duplicate_rate
     from rqvae_ids.quantizers import ResidualQuantizer
 
     mean = x.mean(0)
@@ -59,7 +59,7 @@ def linear_ceiling(x: np.ndarray, levels: int, k: int) -> list[dict]:
         rows.append({"d": d, "variance_kept": float((s[:d] ** 2).sum() / (s ** 2).sum()),
                      "recall@10_level0": neighbour_recall(x, codes[:, :1])["neighbour_recall@10"],
                      "recall@10": neighbour_recall(x, codes)["neighbour_recall@10"],
-                     "colliding_share": colliding_share(codes), "collision_rate": collision_rate(codes)})
+                     "colliding_share": colliding_share(codes), "duplicate_rate": duplicate_rate(codes)})
     return rows
 
 
@@ -81,11 +81,11 @@ def model_depth(x: np.ndarray, model_dir: str) -> dict:
 
 def main() -> None:
     from rqvae_ids.io import provenance
-    from rqvae_ids.tables import read_embeddings
+    from rqvae_ids.embedding_table import read_embeddings
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--embeddings", required=True)
-    p.add_argument("--model", action="append", default=[], metavar="NAME=DIR")
+    p.add_argument("--model-dir", "--model", dest="model", action="append", default=[], metavar="NAME=DIR")
     p.add_argument("--levels", type=int, default=3)
     p.add_argument("--codebook-size", type=int, default=256)
     args = p.parse_args()

@@ -29,7 +29,7 @@ def edited_copy(emb: Path, out: Path, share: float, seed: int = 0) -> set[str]:
     import numpy as np
 
     from rqvae_ids.io import sha256_text
-    from rqvae_ids.tables import read_embeddings, write_embeddings
+    from rqvae_ids.embedding_table import read_embeddings, write_embeddings
 
     t = read_embeddings(emb)
     rng = np.random.default_rng(seed)
@@ -121,7 +121,7 @@ def render(res: dict, args) -> str:
     pct = lambda v: f"{100 * v:.2f}%"
     lines = ["## Semantic IDs on Amazon Toys (L=3, K=256)", "",
              f"`{' '.join(sys.argv)}`", "",
-             "| model | items | raw collision rate (1 - distinct/items) | items in colliding groups | largest group | level-0 used | "
+             "| model | items | raw duplicate_rate (1 - distinct/items) | items in colliding groups | largest group | level-0 used | "
              "suffix: items with suffix > 0 | largest suffix | dups after | reassign: items moved | "
              "latent distortion before -> after (moved) | added per item (all) | dups after |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -132,7 +132,7 @@ def render(res: dict, args) -> str:
         rea = (f"{r['items_moved']} ({pct(r['moved_share'])}) | {r['distortion_before_mean_moved']:.4f} -> "
                f"{r['distortion_after_mean_moved']:.4f} | {r['distortion_added_mean_all_items']:.5f} | {r['duplicates_after']}"
                if "items_moved" in r else f"error: {r.get('error')} | | | ")
-        lines.append(f"| {kind} | {c.get('items')} | {pct(c.get('collision_rate', 0))} | "
+        lines.append(f"| {kind} | {c.get('items')} | {pct(c.get('duplicate_rate', c.get('collision_rate', 0)))} | "
                      f"{c.get('items_in_colliding_groups')} ({pct(c.get('colliding_share', 0))}) | {c.get('largest_group')} | "
                      f"{round(256 * c['utilisation'][0]) if c else ''}/256 | {suf} | {rea} |")
     lines += ["", "Distortion: L2 distance in the model's latent space between z and the sum of its tuple's "

@@ -32,7 +32,7 @@ OUT = ROOT / "bench" / "out"
 
 def load(args):
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
-    from rqvae_ids.tables import read_embeddings
+    from rqvae_ids.embedding_table import read_embeddings
 
     emb = read_embeddings(args.embeddings)
     users, seqs, order = load_interactions(args.interactions, list(emb.item_ids))

@@ -36,9 +36,9 @@ DIRECT = """
 import sys
 from rqvae_ids.config import to_dict
 from rqvae_ids.pipeline import runs, stages
-from rqvae_ids.pipeline.config import load_config, with_embed_cache
+from rqvae_ids.pipeline.config import load_pipeline_config, with_embed_cache
 catalog, interactions, out, config, cache = sys.argv[1:6]
-cfg = with_embed_cache(load_config(config), cache)
+cfg = with_embed_cache(load_pipeline_config(config), cache)
 with runs.open_run(out, "pipeline", to_dict(cfg)) as run:
     d = str(run.dir)
     items = run.record("ingest", stages.ingest(catalog, d, cfg.catalog))["path"]

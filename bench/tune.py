@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     from rqvae_ids.config import parse_overrides
     from rqvae_ids.evaluate.neighbours import neighbour_recall
-    from rqvae_ids.metrics import colliding_share, collision_rate, perplexity, utilisation
+    from rqvae_ids.metrics import colliding_share, duplicate_rate, perplexity, utilisation
     from rqvae_ids.models import load_model
-    from rqvae_ids.tables import read_embeddings
+    from rqvae_ids.embedding_table import read_embeddings
     from rqvae_ids.train import config_from_args, train_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,7 +57,7 @@ def main() -> None:
            "utilisation": [round(u, 3) for u in utilisation(codes, model.codebook_size)],
            "perplexity": [round(v, 1) for v in perplexity(codes, model.codebook_size)],
            "colliding_share": round(colliding_share(codes), 4),
-           "collision_rate": round(collision_rate(codes), 4),
+           "duplicate_rate": round(duplicate_rate(codes), 4),
            "neighbour_recall@10": round(nr["neighbour_recall@10"], 4),
            "neighbour_recall@100": round(nr["neighbour_recall@100"], 4)}
     # The LETTER-style balanced last level (batch-level, see encode_codes) on the same model.

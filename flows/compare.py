@@ -20,8 +20,8 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import tasks
 from rqvae_ids.config import from_dict
-from rqvae_ids.evaluate.compare import MODEL_KINDS, CompareConfig
-from rqvae_ids.pipeline import compare
+from rqvae_ids.compare.config import MODEL_KINDS, CompareConfig
+from rqvae_ids.compare import steps as compare
 
 
 @task(name="train and assign", task_run_name="train and assign {kind}", cache_policy=NO_CACHE)

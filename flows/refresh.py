@@ -12,13 +12,13 @@ from typing import Any
 
 from prefect import flow
 
-from flows import tasks
+from flows import served, tasks
 from rqvae_ids.config import to_dict
 from rqvae_ids.pipeline import runs
 from rqvae_ids.pipeline.stages import MODEL, SEMANTIC_IDS
 
 
-@flow(name="refresh-ids", log_prints=False)
+@flow(name="refresh-ids", log_prints=False, **served.HOOKS)
 def refresh_ids(
     catalog: str,
     out: str,

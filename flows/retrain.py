@@ -10,13 +10,13 @@ from typing import Any
 
 from prefect import flow
 
-from flows import tasks
+from flows import served, tasks
 from rqvae_ids.config import to_dict
 from rqvae_ids.pipeline import runs
 from rqvae_ids.pipeline.stages import SEMANTIC_IDS
 
 
-@flow(name="retrain", log_prints=False)
+@flow(name="retrain", log_prints=False, **served.HOOKS)
 def retrain(
     catalog: str,
     out: str,

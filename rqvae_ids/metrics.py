@@ -66,8 +66,12 @@ def _packed_keys(codes: np.ndarray) -> np.ndarray | None:
     return keys
 
 
-def collision_rate(codes: np.ndarray) -> float:
-    """1 - distinct tuples / items (0 when every item has its own tuple)."""
+def duplicate_rate(codes: np.ndarray) -> float:
+    """duplicate_rate = 1 - distinct tuples / items (0 when every item has its own tuple).
+
+    The share of items that would have to move for every tuple to be unique: a group of
+    3 identical tuples counts 2. Compare `colliding_share`, which counts all 3.
+    """
     codes = _check_codes(codes)
     n = codes.shape[0]
     if n == 0:
@@ -76,8 +80,12 @@ def collision_rate(codes: np.ndarray) -> float:
     return float(1.0 - sizes.size / n)
 
 
+# Old name of duplicate_rate (kept one release for existing callers).
+collision_rate = duplicate_rate
+
+
 def colliding_share(codes: np.ndarray) -> float:
-    """Share of items that share their full tuple with at least one other item."""
+    """colliding_share = share of items that share their full tuple with at least one other item."""
     codes = _check_codes(codes)
     n = codes.shape[0]
     if n == 0:

@@ -78,14 +78,16 @@ def get_lr(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 def code_stats(codes: np.ndarray, k: int) -> dict[str, Any]:
-    """Utilisation / perplexity per level, and collisions of full tuples two ways:
-    `collision_rate` = share of items sharing their tuple with another item (the
-    train_report.json contract), `distinct_collision_rate` = 1 - distinct/items (what the
-    IDs stage and `compare` call the raw collision rate)."""
-    from .metrics import colliding_share, collision_rate, perplexity, utilisation
+    """Utilisation / perplexity per level, and collisions of full tuples under their two names:
+    `colliding_share` (share of items sharing their tuple with another item) and `duplicate_rate`
+    (1 - distinct/items). The old keys stay one release as aliases: `collision_rate` (=
+    colliding_share) and `distinct_collision_rate` (= duplicate_rate)."""
+    from .metrics import colliding_share, duplicate_rate, perplexity, utilisation
 
+    share, dup = colliding_share(codes), duplicate_rate(codes)
     return {"utilisation": utilisation(codes, k), "perplexity": perplexity(codes, k),
-            "collision_rate": colliding_share(codes), "distinct_collision_rate": collision_rate(codes)}
+            "colliding_share": share, "duplicate_rate": dup,
+            "collision_rate": share, "distinct_collision_rate": dup}
 
 
 def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume: bool = False,
@@ -96,7 +98,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     from .models import build_model, load_model
     from .models.base import read_config, saved_model_config
     from .runtime import resolve_device, seed_everything
-    from .tables import check_finite, read_embeddings
+    from .embedding_table import check_finite, read_embeddings
 
     cfg = cfg or TrainConfig()
     t0 = time.perf_counter()
@@ -204,7 +206,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     sample = torch.from_numpy(rng.permutation(n)[: cfg.init_sample]).to(device)
     nbrs = None
     if cfg.model.nbr_weight > 0:  # exact top-k cosine neighbours of every item (faiss, once)
-        from .evaluate.neighbours import exact_neighbours
+        from .knn import exact_neighbours
 
         k_nbr = min(cfg.model.nbr_k, n - 1)
         nbrs = torch.from_numpy(exact_neighbours(x_all, np.arange(n), k_nbr)).to(device)
@@ -306,6 +308,22 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     return finish(state["history"], epoch, step, state.get("kmeans_seconds", 0.0), loop_s)
 
 
+def unfinished_checkpoint(out_dir) -> dict[str, Any] | None:
+    """train_state.json of a training in out_dir that did not finish (interrupted, or still running),
+    else None: a checkpoint that no train_report.json of the same epoch and step closes."""
+    out = Path(out_dir)
+    try:
+        state = json.loads((out / STATE).read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        report = json.loads((out / REPORT).read_text())
+    except (OSError, ValueError):
+        return state
+    done = report.get("epochs") == state.get("epoch") and report.get("steps") == state.get("step")
+    return None if done else state
+
+
 def write_metrics(path: Path, history: list[dict], meta: dict) -> None:
     """metrics.parquet: one row per epoch; columns absent in some rows are null."""
     import pyarrow as pa
@@ -323,6 +341,23 @@ def flat_keys() -> list[str]:
     """Every key `config_from_args` accepts: the TrainConfig fields (but the nested `model`)
     and the ModelConfig fields, sorted."""
     return sorted((set(TrainConfig.__dataclass_fields__) - {"model"}) | set(ModelConfig.__dataclass_fields__))
+
+
+# Fewer items than this many per code and most codes of a level stay unused (301 items with
+# K = 256 used 2.7 % of one level's codes): worth a warning.
+ITEMS_PER_CODE = 4
+
+
+def small_catalog_warning(items: int, codebook_size: int, flag: str = "--codebook-size") -> str | None:
+    """One line when `items` is small for K codes per level (items < ITEMS_PER_CODE * K), else None;
+    suggests the largest power-of-two K that leaves ITEMS_PER_CODE items per code."""
+    if items >= ITEMS_PER_CODE * codebook_size:
+        return None
+    k = 2 ** max(1, int(math.log2(max(items // ITEMS_PER_CODE, 2))))
+    if k >= codebook_size:  # already as small as it gets
+        return None
+    return (f"warning: {items} items for {codebook_size} codes per level (fewer than {ITEMS_PER_CODE} items per "
+            f"code): most codes will stay unused; try {flag}{'' if flag.endswith('=') else ' '}{k}")
 
 
 def config_from_args(**overrides) -> TrainConfig:

@@ -59,12 +59,59 @@ def _cli(env: dict[str, str], code: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_user_error_inside_the_flow_is_one_line_without_prefect_logs(tmp_path, cli_env):
-    noid = _csv(tmp_path / "noid.csv", "title\nfoo\n")
-    proc = _cli(cli_env, "import sys\nfrom rqvae_ids.cli import main\n"
-                f"sys.exit(main(['run', '--catalog', {str(noid)!r}, '--out', {str(tmp_path / 'out')!r}]))")  # fmt: skip
+    # Bad input a user can give fails before the flow (test_bad_catalog_fails_before_prefect_starts);
+    # here the flow's first task raises one, as a catalog edited during the run would.
+    catalog = _csv(tmp_path / "items.csv", "item_id,title\n" + "".join(f"i{i},mug {i}\n" for i in range(8)))
+    code = (
+        "import sys\n"
+        "import rqvae_ids.pipeline.config as c\n"
+        "from rqvae_ids.errors import UserError\n"
+        "def bad(*a, **k): raise UserError('no id column item_id in the catalog')\n"
+        "c.with_embed_cache = bad  # called by the flow's first task only\n"
+        "from rqvae_ids.cli import main\n"
+        f"sys.exit(main(['run', '--catalog', {str(catalog)!r}, '--out', {str(tmp_path / 'out')!r}, "
+        "'--set', 'train.model.codebook_size=2']))"  # 8 items for K=2: no small-catalog warning
+    )
+    proc = _cli(cli_env, code)
     assert proc.returncode == 2, proc.stderr
     line = _one_line(proc.stderr)  # no "ERROR | Flow run ...", no traceback
-    assert line.startswith("rqvae-ids run: error: ") and "no id column 'item_id'" in line
+    assert line == "rqvae-ids run: error: no id column item_id in the catalog"
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: ["--catalog", str(_csv(d / "noid.csv", "title\nfoo\n"))], "no id column 'item_id'"),
+        (lambda d: ["--catalog", str(_csv(d / "ok.csv", "item_id,title\na,x\nb,y\n")),
+                    "--interactions", str(_csv(d / "bad.csv", "who,what\n1,a\n"))], "missing column(s)"),
+        (lambda d: ["--catalog", str(_csv(d / "ok.csv", "item_id,title\na,x\nb,y\n")),
+                    "--set", "train.epochs=-1"], "epochs"),
+        (lambda d: ["--catalog", str(_csv(d / "ok.csv", "item_id,title\na,x\nb,y\n")),
+                    "--embed-model", str(d / "nope")], "model directory not found"),
+    ],
+    ids=["catalog", "interactions", "config", "embed-model"],
+)
+def test_bad_input_fails_before_prefect_starts_and_writes_nothing(tmp_path, cli_env, make, message):
+    """Checked by what happened, not by the clock: Prefect was never imported, nothing written."""
+    argv = ["run", *make(tmp_path), "--out", str(tmp_path / "out")]
+    code = ("import sys\nfrom rqvae_ids.cli import main\n"
+            f"rc = main({argv!r})\nprint('prefect imported:', 'prefect' in sys.modules)\nsys.exit(rc)")
+    proc = _cli(cli_env, code)
+    assert proc.returncode == 2, proc.stderr
+    line = _one_line(proc.stderr)
+    assert line.startswith("rqvae-ids run: error: ") and message in line, line
+    assert proc.stdout.strip() == "prefect imported: False"
+    assert not (tmp_path / "out").exists()
+
+
+def test_small_catalog_warns_before_the_run(tmp_path):
+    from rqvae_ids.pipeline.preflight import check_run_inputs
+
+    catalog = _csv(tmp_path / "items.csv", "item_id,title\n" + "".join(f"i{i},thing {i}\n" for i in range(300)))
+    assert check_run_inputs(catalog, None, None, {}) == [
+        "warning: 300 items for 256 codes per level (fewer than 4 items per code): most codes will stay unused; "
+        "try --set train.model.codebook_size=64"]
+    assert check_run_inputs(catalog, None, None, {"train.model.codebook_size": 64}) == []
 
 
 @pytest.mark.slow
@@ -86,7 +133,7 @@ def test_unexpected_error_inside_the_flow_keeps_prefect_log_and_traceback(tmp_pa
     assert proc.stderr.count("RuntimeError: a real bug") >= 2  # Prefect's log and the final traceback
 
 
-# --------------------------------------------------------------------------- 2. --model checked first
+# --------------------------------------------------------------------------- 2. --model-dir checked first
 
 
 def test_broken_model_fails_before_the_catalog_is_read_and_names_the_given_path(tmp_path, capsys):
@@ -100,7 +147,7 @@ def test_broken_model_fails_before_the_catalog_is_read_and_names_the_given_path(
     noid = _csv(tmp_path / "noid.csv", "title\nfoo\n")  # would fail too, but only once read
     out = tmp_path / "out"
 
-    assert main(["run", "--catalog", str(noid), "--out", str(out), "--model", str(model)]) == 2
+    assert main(["run", "--catalog", str(noid), "--out", str(out), "--model-dir", str(model)]) == 2
     line = _one_line(capsys.readouterr().err)
     assert f"corrupt checkpoint {weights}" in line and "item_id" not in line
     assert not out.exists()  # nothing written, Prefect never started
@@ -139,7 +186,7 @@ def test_serve_with_unreachable_server_is_one_line(tmp_path, capsys):
 
 def test_catalog_flags_become_catalog_overrides(tmp_path, capsys, monkeypatch):
     from rqvae_ids.commands.run import catalog_overrides, parse_overrides
-    from rqvae_ids.pipeline.config import load_config
+    from rqvae_ids.pipeline.config import load_pipeline_config
 
     parser = build_parser()
     base = ["--catalog", "items.csv", "--out", "o"]
@@ -152,7 +199,7 @@ def test_catalog_flags_become_catalog_overrides(tmp_path, capsys, monkeypatch):
     assert parse_overrides(parser.parse_args(["run", *base])) == {}
     args = parser.parse_args(["run", *base, "--id-col", "asin", "--set", "catalog.id_col=sku"])
     assert parse_overrides(args) == {"catalog.id_col": "sku"}
-    cfg = load_config(None, expected).catalog
+    cfg = load_pipeline_config(None, expected).catalog
     assert (cfg.id_col, cfg.text_cols, cfg.fmt, cfg.on_duplicate, cfg.drop_empty) == ("asin", ("title", "brand"), "jsonl", "first", True)
 
     # the flags reach the flow as its overrides

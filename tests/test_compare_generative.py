@@ -70,7 +70,7 @@ def test_with_generative_adds_a_retriever_per_id_model(demo_slice, tmp_path, cap
         assert ((rows >= 0) & (rows <= 1)).all() and rows["next_recall@10"] >= rows["next_recall@5"]
         assert rows["next_ndcg@10"] <= rows["next_recall@10"] + 1e-12
         # The ID model keeps its own row (sid-prefix retriever + ID quality), untouched.
-        assert NEXT | {"collision_rate_resolved"} <= by_model[kind]
+        assert NEXT | {"duplicate_rate_resolved"} <= by_model[kind]
         # Its checkpoints under --out, trained on that model's IDs (3 levels + suffix token).
         ckpt = out / "retrievers" / kind
         assert (ckpt / "model.safetensors").is_file() and (ckpt / "checkpoint.safetensors").is_file()
@@ -89,7 +89,7 @@ def test_with_generative_adds_a_retriever_per_id_model(demo_slice, tmp_path, cap
     for kind in KINDS:
         cells = results[f"generative/{kind}"]
         assert all(cells[m].strip("*") != "–" for m in NEXT)
-        assert cells["collision_rate_resolved"] == "–" and cells["neighbour_recall@10"] == "–"  # next_* only
+        assert cells["duplicate_rate_resolved"] == "–" and cells["neighbour_recall@10"] == "–"  # next_* only
         assert float(cells["next_recall@10"].strip("*")) == pytest.approx(
             by_value(table, f"generative/{kind}", "next_recall@10"), abs=5e-5)  # fmt: skip
     assert "--with-generative" in report and "`generative/<model>` rows" in report

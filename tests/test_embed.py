@@ -20,7 +20,7 @@ from rqvae_ids import embed
 from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, resolve_model
 from rqvae_ids.errors import UserError
 from rqvae_ids.io import sha256_text
-from rqvae_ids.tables import read_embeddings
+from rqvae_ids.embedding_table import read_embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -255,11 +255,12 @@ def test_cli_embeds_then_reuses_the_cache(tmp_path, capsys):
     [
         (lambda c, d: ["--catalog", str(d / "missing.csv")], "not found"),
         (lambda c, d: ["--catalog", str(c), "--id-col", "sku"], "sku"),
-        (lambda c, d: ["--catalog", str(c), "--model", str(d / "no-model")], "model directory not found"),
+        (lambda c, d: ["--catalog", str(c), "--embed-model", str(d / "no-model")], "model directory not found"),
+        (lambda c, d: ["--catalog", str(c), "--model", str(d / "no-model")], "model directory not found"),  # old
         (lambda c, d: ["--catalog", str(c), "--batch-size", "0"], "batch_size"),
         (lambda c, d: ["--catalog", str(c), "--device", "tpu"], "unknown device"),
     ],
-    ids=["missing-catalog", "missing-id-column", "bad-model", "bad-batch-size", "bad-device"],
+    ids=["missing-catalog", "missing-id-column", "bad-model", "bad-model-old-flag", "bad-batch-size", "bad-device"],
 )
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, make_args, message):
     catalog, out = write_catalog(tmp_path / "items.csv"), tmp_path / "out"

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rqvae_ids.evaluate.compare import CompareConfig, ModelIds, evaluate_and_write
+from rqvae_ids.compare.comparison import evaluate_and_write
+from rqvae_ids.compare.config import CompareConfig, ModelIds
 from rqvae_ids.evaluate.random_ids import random_codes
-from rqvae_ids.evaluate.report import ordered_metrics, results_table
+from rqvae_ids.compare.report import ordered_metrics, results_table
 from rqvae_ids.evaluate.sequences import leave_one_out
 from rqvae_ids.io import read_parquet_metadata
 
@@ -31,7 +32,8 @@ def _fixture(n=300, d=12, users=150, seed=0):
     return x, cats, split, models
 
 
-FIXED = {"neighbour_recall@10", "neighbour_recall@100", "collision_rate_raw", "collision_rate_resolved",
+FIXED = {"neighbour_recall@10", "neighbour_recall@100", "duplicate_rate_raw", "duplicate_rate_resolved",
+         "colliding_share_raw",
          "utilisation_l0", "perplexity_l2", "recon_mse", "nmi_l0"}  # fmt: skip
 NEXT = {"next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10"}
 
@@ -74,21 +76,21 @@ def test_no_categories_no_interactions_skip_with_notes(tmp_path):
 
 def test_report_marks_best_per_column():
     frame = pd.DataFrame(
-        [("a", "collision_rate_raw", 0.1), ("b", "collision_rate_raw", 0.0), ("a", "next_recall@10", 0.2),
+        [("a", "duplicate_rate_raw", 0.1), ("b", "duplicate_rate_raw", 0.0), ("a", "next_recall@10", 0.2),
          ("b", "next_recall@10", 0.1), ("popularity", "next_recall@10", 0.3), ("a", "utilisation_l1", 1.0),
          ("a", "utilisation_l0", 0.5)],
         columns=["model", "metric", "value"],
     )  # fmt: skip
     table = results_table(frame, ["popularity", "a", "b"])
     lines = table.splitlines()
-    assert lines[0] == "| model | next_recall@10 | collision_rate_raw | utilisation_l0 | utilisation_l1 |"
+    assert lines[0] == "| model | next_recall@10 | duplicate_rate_raw | utilisation_l0 | utilisation_l1 |"
     assert "| popularity | **0.3000** | – |" in table
     assert "| a | 0.2000* | 0.1000 |" in table and "| b | 0.1000 | **0.0000** |" in table
     assert ordered_metrics(["perplexity_l10", "perplexity_l2", "zzz"]) == ["perplexity_l2", "perplexity_l10", "zzz"]
 
 
 def _write_inputs(tmp_path, n=240, d=24, users=150, seed=0):
-    from rqvae_ids.tables import write_embeddings
+    from rqvae_ids.embedding_table import write_embeddings
 
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 6, n)
@@ -109,7 +111,7 @@ def test_end_to_end_tiny_catalog(tmp_path):
     pytest.importorskip("rqvae_ids.train")
     from types import SimpleNamespace
 
-    from rqvae_ids.evaluate.compare import run_comparison
+    from rqvae_ids.compare.comparison import run_comparison
 
     ids, cats = _write_inputs(tmp_path)
     catalog = SimpleNamespace(item_ids=ids, texts=["t"] * len(ids), categories=cats)
@@ -121,7 +123,12 @@ def test_end_to_end_tiny_catalog(tmp_path):
     table = pd.read_parquet(tmp_path / "out" / "comparison.parquet")
     assert set(table["model"]) == set(summary["models"])
     assert (FIXED | NEXT) <= set(table.loc[table["model"] == "rqkmeans", "metric"])
-    assert table.loc[table["metric"] == "collision_rate_resolved", "value"].max() == 0.0
+    assert table.loc[table["metric"] == "duplicate_rate_resolved", "value"].max() == 0.0
+    # The old metric names stay one release as aliases with the same values (not in report.md).
+    for old, new in {"collision_rate_raw": "duplicate_rate_raw", "collision_rate_resolved": "duplicate_rate_resolved"}.items():
+        assert list(table.loc[table["metric"] == old, "value"]) == list(table.loc[table["metric"] == new, "value"])
+        assert summary["metrics"]["ae"][old] == summary["metrics"]["ae"][new]
+    assert "collision_rate" not in (tmp_path / "out" / "report.md").read_text()
     m = summary["metrics"]
     assert m["rqkmeans"]["neighbour_recall@10"] > 3 * m["random"]["neighbour_recall@10"]
     assert (tmp_path / "out" / "loss_curves.png").read_bytes().startswith(PNG_SIGNATURE)

@@ -63,8 +63,9 @@ def test_code_usage_and_collisions():
     m = code_usage_metrics(codes, 4, suffix=np.array([0, 1, 0]))
     assert m["utilisation_l0"] == 0.5 and m["utilisation_l1"] == 0.5
     assert m["perplexity_l0"] == pytest.approx(math.exp(-(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))))
-    assert m["collision_rate_raw"] == pytest.approx(1 / 3)
-    assert m["collision_rate_resolved"] == 0.0
+    assert m["duplicate_rate_raw"] == pytest.approx(1 / 3)  # 1 - 2 distinct / 3 items
+    assert m["colliding_share_raw"] == pytest.approx(2 / 3)  # two of three items share (0, 0)
+    assert m["duplicate_rate_resolved"] == 0.0
 
 
 def test_reconstruction_metrics():

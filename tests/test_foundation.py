@@ -10,7 +10,7 @@ from rqvae_ids.errors import UserError
 from rqvae_ids.evaluate.ranking import ndcg_at, next_item_metrics, recall_at
 from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
 from rqvae_ids.io import atomic_path, write_json_atomic
-from rqvae_ids.tables import read_embeddings, write_embeddings
+from rqvae_ids.embedding_table import read_embeddings, write_embeddings
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

@@ -12,7 +12,7 @@ from rqvae_ids.ids import assign as assign_mod
 from rqvae_ids.ids import assign_ids, read_semantic_ids
 from rqvae_ids.ids.encode import encode_codes_chunked
 from rqvae_ids.io import read_parquet_metadata, sha256_file
-from rqvae_ids.tables import read_embeddings, write_embeddings
+from rqvae_ids.embedding_table import read_embeddings, write_embeddings
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +72,8 @@ def test_suffix_outputs_schema_and_metadata(setup, tmp_path):
     assert ids.sids[0] == "<a_{}><b_{}><c_{}><d_{}>".format(*ids.codes[0], ids.suffix[0])
     # the raw collision stats describe the L-level tuples, consistent with the table
     col = json.loads((out / "collision_report.json").read_text())
-    assert col == rep["collisions"] and col["collision_rate"] > 0
+    assert col == rep["collisions"] and col["duplicate_rate"] > 0
+    assert col["collision_rate"] == col["duplicate_rate"]  # old key kept one release
     assert col["distinct_tuples"] == len(np.unique(ids.codes, axis=0))
     assert rep["resolution"]["max_suffix"] == int(ids.suffix.max()) > 0
     coll = pq.read_table(out / "collisions.parquet")
@@ -151,7 +152,7 @@ def test_cli_assign_and_lookup_exit_codes(setup, tmp_path, capsys, only_id_comma
     model_dir, emb = setup
     out = tmp_path / "cli"
     assert main(["assign", "--model-dir", str(model_dir), "--embeddings", str(emb), "--out", str(out)]) == 0
-    assert "raw collision rate" in capsys.readouterr().out
+    assert "before resolution: duplicate_rate " in capsys.readouterr().out
     ids = str(out / "semantic_ids.parquet")
     assert main(["lookup", "--ids", ids, "--item", "item0003"]) == 0
     sid = capsys.readouterr().out.strip()
@@ -159,7 +160,14 @@ def test_cli_assign_and_lookup_exit_codes(setup, tmp_path, capsys, only_id_comma
     assert capsys.readouterr().out.split() == ["item0003"]
     prefix = sid[: sid.index(">") + 1]
     assert main(["lookup", "--ids", ids, "--sid", prefix]) == 0
-    assert "item0003" in capsys.readouterr().out.split()
+    matched = capsys.readouterr().out.split()
+    assert "item0003" in matched and len(matched) > 1
+    # --limit prints the first N and says (stderr) how many matched in total
+    assert main(["lookup", "--ids", ids, "--sid", prefix, "--limit", "1"]) == 0
+    limited = capsys.readouterr()
+    assert limited.out.split() == matched[:1]
+    assert limited.err.strip() == (f"rqvae-ids lookup: showed 1 of {len(matched)} items with SID prefix {prefix} "
+                                   "(--limit 0 for all)")
     assert main(["lookup", "--ids", ids, "--item", "missing"]) == 1
     assert main(["lookup", "--ids", ids, "--sid", "<a_99>"]) == 1
     assert main(["lookup", "--ids", ids, "--sid", "a_1"]) == 2

@@ -8,7 +8,7 @@ from rqvae_ids.errors import UserError
 from rqvae_ids.ids import assign as assign_mod
 from rqvae_ids.ids import assign_ids, read_semantic_ids, write_id_mapping
 from rqvae_ids.io import read_parquet_metadata
-from rqvae_ids.tables import read_embeddings, write_embeddings
+from rqvae_ids.embedding_table import read_embeddings, write_embeddings
 
 
 @pytest.fixture(autouse=True)

@@ -60,7 +60,7 @@ def test_cli_train_opq_with_subspaces(tmp_path, capsys):
     import json
 
     from rqvae_ids.cli import main
-    from rqvae_ids.tables import write_embeddings
+    from rqvae_ids.embedding_table import write_embeddings
 
     x = data()
     emb = tmp_path / "embeddings.parquet"

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from rqvae_ids.retrieval.beam import constrained_beam_search
-from rqvae_ids.retrieval.model import BOS, ModelConfig, SeqModel
+from rqvae_ids.retrieval.model import BOS, SeqModelConfig, SeqModel
 from rqvae_ids.retrieval.trie import SidTrie
 
 
@@ -71,7 +71,7 @@ def test_beam_larger_than_catalog_pads_with_minus_one():
 @pytest.mark.parametrize("arch", ["decoder", "encdec"])
 def test_incremental_scoring_matches_full_forward(arch):
     torch.manual_seed(0)
-    cfg = ModelConfig(depth=3, width=5, arch=arch, dropout=0.0, n_layer=2, d_model=32)
+    cfg = SeqModelConfig(depth=3, width=5, arch=arch, dropout=0.0, n_layer=2, d_model=32)
     m = SeqModel(cfg).eval()
     hist = torch.tensor([[0, 0, 0, 2, 8, 12, 3, 9, 15], [2, 7, 13, 4, 8, 14, 3, 9, 15]])  # left-padded
     st, _ = m.start(hist)

@@ -20,7 +20,7 @@ from rqvae_ids.evaluate.sequences import leave_one_out
 from rqvae_ids.retrieval.data import (build_examples, content_index, decoder_batch, encdec_batch, history_tokens,
                                       item_tokens)
 from rqvae_ids.retrieval.generative import GenerativeRetriever
-from rqvae_ids.retrieval.model import BOS, ModelConfig, SeqModel
+from rqvae_ids.retrieval.model import BOS, SeqModelConfig, SeqModel
 from rqvae_ids.retrieval.trainer import CHECKPOINT, RetrievalConfig, train
 
 N_ITEMS, DIM = 48, 24
@@ -48,13 +48,13 @@ def data():
 
 def model(arch, seed=0, user_buckets=0):
     torch.manual_seed(seed)
-    cfg = ModelConfig(depth=3, width=4, arch=arch, dropout=0.0, n_layer=2, d_model=32, user_buckets=user_buckets)
+    cfg = SeqModelConfig(depth=3, width=4, arch=arch, dropout=0.0, n_layer=2, d_model=32, user_buckets=user_buckets)
     vectors = torch.randn(N_ITEMS, DIM, generator=torch.Generator().manual_seed(seed))
     return SeqModel(cfg, vectors).eval()
 
 
 def test_content_index_marks_the_last_token_for_the_decoder_every_token_for_the_encoder():
-    dec = ModelConfig(depth=3, width=4)
+    dec = SeqModelConfig(depth=3, width=4)
     assert content_index([5, 7], dec).tolist() == [0, 0, 6, 0, 0, 8]
     assert content_index([5, 7], replace(dec, arch="encdec")).tolist() == [6, 6, 6, 8, 8, 8]
     codes = catalog()[0]
@@ -200,7 +200,7 @@ def test_content_needs_aligned_vectors(data):
 def _write_inputs(tmp_path, codes, vectors, users, seqs, drop_item=None):
     from test_retrieval_train import write_ids_and_interactions
 
-    from rqvae_ids.tables import write_embeddings
+    from rqvae_ids.embedding_table import write_embeddings
 
     items = [f"i{i}" for i in range(N_ITEMS)]
     ids, inter = write_ids_and_interactions(tmp_path, codes, users, seqs)
@@ -236,7 +236,7 @@ DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 def test_compare_generative_content_passes_the_embeddings_and_keys_the_reuse(tmp_path, capsys):
     """--models random on 300 demo items with random 16-d embeddings (no embedding model)."""
     from rqvae_ids.cli import main
-    from rqvae_ids.tables import write_embeddings
+    from rqvae_ids.embedding_table import write_embeddings
 
     items = pd.read_csv(DEMO / "items.csv", dtype=str, keep_default_na=False).head(300)
     inter = pd.read_csv(DEMO / "interactions.csv", dtype={"user_id": str, "item_id": str})

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from rqvae_ids.cli import main
 from rqvae_ids.errors import UserError
 from rqvae_ids.models import ModelConfig, load_model
-from rqvae_ids.tables import write_embeddings
+from rqvae_ids.embedding_table import write_embeddings
 from rqvae_ids.train import TrainConfig, train_model
 
 TINY = ModelConfig(levels=3, codebook_size=8, latent_dim=4, hidden=(32,))
@@ -44,9 +44,12 @@ def test_train_writes_model_and_report(kind, emb, tmp_path):
     for name in ("model.safetensors", "config.json", "metrics.parquet", "train_report.json"):
         assert (out / name).is_file(), name
     assert len(report["utilisation"]) == 3 and len(report["perplexity"]) == 3
-    assert 0.0 <= report["collision_rate"] <= 1.0 and report["seconds"] > 0
+    assert 0.0 <= report["colliding_share"] <= 1.0 and report["seconds"] > 0
     # 1 - distinct/N never exceeds the share of items in colliding tuples
-    assert 0.0 <= report["distinct_collision_rate"] <= report["collision_rate"]
+    assert 0.0 <= report["duplicate_rate"] <= report["colliding_share"]
+    # the old keys stay one release, with their old meanings
+    assert report["collision_rate"] == report["colliding_share"]
+    assert report["distinct_collision_rate"] == report["duplicate_rate"]
     assert 0.0 <= report["loop_seconds"] <= report["seconds"]
     conf = json.loads((out / "config.json").read_text())
     assert conf["kind"] == kind and conf["embedding_model"] == "test-model" and conf["embedding_dim"] == 16
@@ -157,7 +160,7 @@ def test_resume_refuses_other_data_or_corrupt_optimizer(emb, tmp_path):
 def test_cli_train_and_bad_input(emb, tmp_path, capsys):
     out = tmp_path / "cli"
     rc = main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(out),
-               "--codebook-size", "8", "--quiet"])
+               "--codebook-size", "8", "--quiet", "--json"])
     assert rc == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "rqkmeans"
     rc = main(["train", "--embeddings", str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "x")])

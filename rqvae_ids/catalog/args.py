@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def add_catalog_args(parser: argparse.ArgumentParser) -> None:
     """Add --catalog, --format, --id-col, --text-cols, --template, --on-duplicate, --drop-empty."""
     group = parser.add_argument_group("catalog")
-    group.add_argument("--catalog", required=True, metavar="PATH",
+    group.add_argument("--catalog", required=True, metavar="FILE",
                        help="item catalog: CSV, TSV, Parquet, JSON Lines (optionally .gz), "
                             "Amazon review metadata (2014/2018/2023) or MovieLens movies.csv / u.item")
     group.add_argument("--format", dest="catalog_format", choices=FORMATS, default=None,

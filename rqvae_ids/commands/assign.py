@@ -19,34 +19,51 @@ def register(sub: argparse._SubParsersAction) -> None:
             "tokens.txt in --out."
         ),
     )
-    p.add_argument("--model-dir", required=True, help="trained model directory (config.json + weights)")
-    p.add_argument("--embeddings", required=True, help="embeddings.parquet from `rqvae-ids embed`")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--model-dir", required=True, metavar="DIR", help="trained model directory (config.json + weights)")
+    p.add_argument("--embeddings", required=True, metavar="FILE", help="embeddings.parquet from `rqvae-ids embed`")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--resolve", choices=["suffix", "reassign"], default="suffix",
                    help="collision resolution: extra suffix token (default) or move to a free last-level code")
-    p.add_argument("--previous", default=None,
+    p.add_argument("--previous", default=None, metavar="FILE",
                    help="semantic_ids.parquet of an earlier run with the same model: unchanged items keep their IDs")
     p.add_argument("--chunk-size", type=int, default=None, metavar="N",
                    help=f"items encoded per chunk, >= 1 (bounds memory; default {DEFAULT_CHUNK_SIZE})")
     p.set_defaults(func=handler)
 
 
+def warn_unfinished(model_dir: str) -> None:
+    """One line on stderr when the model is a checkpoint of a training that did not finish."""
+    import sys
+
+    from ..train import unfinished_checkpoint
+
+    state = unfinished_checkpoint(model_dir)
+    if state is not None:
+        print(f"rqvae-ids assign: warning: the training in {model_dir} did not finish (checkpoint at epoch "
+              f"{state.get('epoch')}); finish it with `rqvae-ids train ... --out {model_dir} --resume`",
+              file=sys.stderr)
+
+
 def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..ids import assign_ids
     from ..ids.encode import DEFAULT_CHUNK_SIZE
-    from ..io import check_out_dir
+    from ..io import check_out_dir, file_in_dir
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {args.chunk_size}")
+    args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
+    args.previous = file_in_dir(args.previous, "semantic_ids.parquet", "--previous")
     check_out_dir(args.out)
+    warn_unfinished(args.model_dir)
     chunk_size = DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size
     report = assign_ids(args.model_dir, args.embeddings, args.out, resolve=args.resolve,
                         previous=args.previous, chunk_size=chunk_size)
     col, res = report["collisions"], report["resolution"]
     print(f"items: {report['items']}  model: {report['kind']} L={report['levels']} K={report['codebook_size']}")
-    print(f"raw collision rate: {col['collision_rate']:.4%}  items in colliding groups: "
-          f"{col['items_in_colliding_groups']}  largest group: {col['largest_group']}")
+    print(f"before resolution: duplicate_rate {col['duplicate_rate']:.4%}, colliding_share "
+          f"{col['colliding_share']:.4%} ({col['items_in_colliding_groups']} items), "
+          f"largest group {col['largest_group']}")
     if res["strategy"] == "suffix":
         print(f"suffix > 0: {res['items_with_suffix_gt0']} items ({res['share_suffix_gt0']:.4%}), "
               f"largest suffix {res['max_suffix']}")

@@ -1,9 +1,12 @@
-"""`rqvae-ids compare`: every tokenizer on one catalog, one report (rqvae_ids.evaluate.compare)."""
+"""`rqvae-ids compare`: every tokenizer on one catalog, one report (rqvae_ids.compare)."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
+
+from ._help import INTERACTIONS
 
 MODELS = "rqvae,vqvae,vae,ae,rqkmeans,random"
 # --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
@@ -38,17 +41,18 @@ def register(sub: argparse._SubParsersAction) -> None:
             "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/."
         ),
     )
-    p.add_argument("--interactions", default=None, help="user_id,item_id[,timestamp|position] file; "
-                   "without it next-item metrics are skipped")  # fmt: skip
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--embeddings", default=None,
+    p.add_argument("--interactions", default=None, metavar="FILE",
+                   help=f"{INTERACTIONS}; without it next-item metrics are skipped")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--embeddings", default=None, metavar="FILE",
                    help="reuse this embeddings.parquet of the catalog instead of embedding it")
-    p.add_argument("--embed-model", default=None,
+    p.add_argument("--embed-model", default=None, metavar="DIR",
                    help="sentence-transformers model dir to embed the catalog with (default: bundled MiniLM); "
                         "not with --embeddings, which are used as they are")
-    p.add_argument("--models", default=MODELS, help=f"comma-separated (default {MODELS})")
+    p.add_argument("--models", default=MODELS, metavar="KIND,...", help=f"comma-separated (default {MODELS})")
     p.add_argument("--levels", type=int, default=3, help="code levels L (default 3)")
-    p.add_argument("--codebook-size", type=int, default=256, help="codes per level K (default 256)")
+    p.add_argument("--codebook-size", type=int, default=256,
+                   help="codes per level K (default 256); warns when the catalog has fewer than 4 items per code")
     p.add_argument("--seed", type=int, default=0, help="seed of every model and sample (default 0)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs of every model (default: train's)")
     p.add_argument("--neighbour-queries", type=int, default=2000, metavar="N",
@@ -87,8 +91,9 @@ def command_line(args: argparse.Namespace) -> str:
 def handler(args: argparse.Namespace) -> int:
     from ..config import from_dict
     from ..errors import UserError
-    from ..evaluate.compare import CompareConfig, run_comparison
-    from ..io import check_out_dir
+    from ..compare.comparison import run_comparison
+    from ..compare.config import CompareConfig
+    from ..io import check_out_dir, file_in_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     cfg = from_dict(
@@ -113,10 +118,16 @@ def handler(args: argparse.Namespace) -> int:
         # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained.
         generative = from_dict(RetrievalConfig, {**given, "seed": args.seed, "valid_users": args.tune_users},
                                where="compare --generative-*")  # fmt: skip
+    args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     check_out_dir(args.out)
     from ..catalog import catalog_from_args
 
     catalog = catalog_from_args(args)
+    from ..train import small_catalog_warning
+
+    message = small_catalog_warning(len(catalog.item_ids), cfg.codebook_size)
+    if message:
+        print(f"rqvae-ids compare: {message}", file=sys.stderr)
     embed_cfg = None
     if args.embed_model:
         from ..embed import EmbedConfig

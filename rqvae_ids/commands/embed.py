@@ -17,8 +17,10 @@ def register(subparsers) -> None:
     )
     add_catalog_args(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--model", default=None, metavar="PATH",
+    p.add_argument("--embed-model", default=None, metavar="DIR",
                    help="local sentence-transformers model folder (default: bundled all-MiniLM-L6-v2)")
+    # The old spelling, hidden: `--model` names the tokenizer kind in every other command.
+    p.add_argument("--model", dest="embed_model", default=None, help=argparse.SUPPRESS)
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="texts per forward pass (default 64)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu or cuda[:N]")
     p.add_argument("--cache", default=None, metavar="FILE",
@@ -38,7 +40,7 @@ def handler(args: argparse.Namespace) -> int:
     # Validate the options and read the catalog before anything is written.
     cfg = from_dict(
         EmbedConfig,
-        {"model": args.model, "batch_size": args.batch_size, "device": args.device,
+        {"model": args.embed_model, "batch_size": args.batch_size, "device": args.device,
          "cache": args.cache, "progress": False if args.quiet else None},
         where="embed",
     )

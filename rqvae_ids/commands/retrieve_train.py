@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._help import INTERACTIONS
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--ids", default=None, metavar="FILE",
                    help="semantic_ids.parquet from `rqvae-ids assign` (parallel, tiger: required; any tokenizer "
                         "and depth, the suffix digit included when present)")
-    p.add_argument("--interactions", required=True, metavar="FILE", help="user_id,item_id[,timestamp|position] table")
+    p.add_argument("--interactions", required=True, metavar="FILE", help=INTERACTIONS)
     p.add_argument("--out", required=True, metavar="DIR", help="retriever directory to write")
     p.add_argument("--arch", choices=("decoder", "encdec"), default=None,
                    help="tiger: decoder-only (default) or encoder-decoder")
@@ -85,7 +87,7 @@ def handler(args: argparse.Namespace) -> int:
 
 def _item(args: argparse.Namespace) -> int:
     from ..config import from_dict
-    from ..io import check_out_dir
+    from ..io import check_out_dir, file_in_dir
     from ..retrieval.item_retriever import train_item_retriever  # torch is imported lazily, inside
     from ..retrieval.item_trainer import ItemRetrieverConfig
 
@@ -94,9 +96,11 @@ def _item(args: argparse.Namespace) -> int:
     if args.content_embeddings is not None:
         given["content"] = True
     cfg = from_dict(ItemRetrieverConfig, given, where="retrieve-train")
+    ids = file_in_dir(args.ids, "semantic_ids.parquet", "--ids")
+    content = file_in_dir(args.content_embeddings, "embeddings.parquet", "--content-embeddings")
     check_out_dir(args.out)
-    report = train_item_retriever(args.interactions, args.out, cfg, ids_path=args.ids,
-                                  content_embeddings=args.content_embeddings, reuse=not args.no_resume)
+    report = train_item_retriever(args.interactions, args.out, cfg, ids_path=ids,
+                                  content_embeddings=content, reuse=not args.no_resume)
     print(json.dumps({"retriever": args.retriever, "test": report["test"], "epochs": report["epochs"],
                       "best_epoch": report["best_epoch"], "train_seconds": round(report["train_seconds"], 1),
                       "infer_users_per_s": round(report["infer_users_per_s"], 1)}))
@@ -105,7 +109,7 @@ def _item(args: argparse.Namespace) -> int:
 
 def _tiger(args: argparse.Namespace) -> int:
     from ..config import from_dict
-    from ..io import check_out_dir
+    from ..io import check_out_dir, file_in_dir
     from ..retrieval.generative import train_retriever  # torch is imported lazily, inside
     from ..retrieval.trainer import RetrievalConfig
 
@@ -113,9 +117,11 @@ def _tiger(args: argparse.Namespace) -> int:
     if args.content_embeddings is not None:
         given["content"] = True
     cfg = from_dict(RetrievalConfig, given, where="retrieve-train")  # every model setting checked here
+    ids = file_in_dir(args.ids, "semantic_ids.parquet", "--ids")
+    content = file_in_dir(args.content_embeddings, "embeddings.parquet", "--content-embeddings")
     check_out_dir(args.out)
-    report = train_retriever(args.ids, args.interactions, args.out, cfg, resume=not args.no_resume,
-                             content_embeddings=args.content_embeddings)
+    report = train_retriever(ids, args.interactions, args.out, cfg, resume=not args.no_resume,
+                             content_embeddings=content)
     print(json.dumps({"test": report["test"], "epochs": report["epochs"], "best_epoch": report["best_epoch"],
                       "train_seconds": round(report["train_seconds"], 1),
                       "infer_users_per_s": round(report["infer_users_per_s"], 1)}))

@@ -12,6 +12,8 @@ import contextlib
 import os
 import sys
 
+from ._help import INTERACTIONS
+
 EPILOG = """\
 output folder:
   OUT/runs/<run-id>/   items, embeddings, model/, semantic_ids.parquet, evaluation/,
@@ -36,7 +38,7 @@ def register(subparsers) -> None:
         "run",
         help="run the whole pipeline once (embed, train, assign IDs, evaluate) as a Prefect flow",
         description="Run the semantic-ID pipeline on a catalog: ingest -> embed (cached) -> train "
-        "(or reuse --model) -> assign collision-free IDs -> evaluate. Runs as the Prefect flow "
+        "(or reuse --model-dir) -> assign collision-free IDs -> evaluate. Runs as the Prefect flow "
         "'semantic-ids-pipeline' on a temporary local Prefect API (no server needed); prints the "
         "run folder and a summary table.",
         epilog=EPILOG,
@@ -50,14 +52,17 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     """Options shared by `run` and `demo`."""
     if catalog_required:
         add_catalog_flags(p)
-        p.add_argument("--interactions", metavar="PATH",
-                       help="user,item[,timestamp] log: enables next-item retrieval metrics")
+        p.add_argument("--interactions", metavar="FILE", help=f"{INTERACTIONS}: enables next-item metrics")
         p.add_argument("--out", required=True, metavar="DIR", help="output folder (runs/, latest, cache/)")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline config (YAML or TOML) with every knob of every stage; see configs/default.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one knob, e.g. --set train.epochs=20 (value read as YAML; repeatable)")
-    p.add_argument("--model", metavar="DIR", help="reuse this trained model folder instead of training")
+    p.add_argument("--model-dir", metavar="DIR", help="reuse this trained model folder instead of training")
+    p.add_argument("--model", dest="model_dir", help=argparse.SUPPRESS)  # old spelling, hidden
+    p.add_argument("--embed-model", metavar="DIR",
+                   help="sentence-transformers model folder to embed with (default: the config's, the bundled "
+                        "all-MiniLM-L6-v2); same as --set embed.model=DIR")
     p.add_argument("--wait", action="store_true",
                    help="if another run holds the output folder, wait for it instead of failing")
     p.add_argument("--dask", action="store_true", help="shard embedding over a local Dask cluster")
@@ -119,107 +124,13 @@ def parse_overrides(args: argparse.Namespace) -> dict:
         if not sep or not key:
             raise UserError(f"--set expects KEY=VALUE, got {item!r}")
         out[key.strip()] = yaml.safe_load(value)
+    if getattr(args, "embed_model", None):
+        out["embed.model"] = args.embed_model
     if args.dask or args.dask_address:
         out["dask.enabled"] = True
     if args.dask_address:
         out["dask.address"] = args.dask_address
     return out
-
-
-def prefect_env(verbose: bool = False) -> None:
-    """Quiet, offline Prefect defaults for a CLI run (the user's own settings win)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def require_prefect_server(hint: str) -> None:
-    """When PREFECT_API_URL is set (environment or Prefect profile), the server must answer.
-
-    Otherwise Prefect fails deep inside with a long httpx.ConnectError traceback.
-    """
-    from prefect.settings import PREFECT_API_URL
-
-    from ..errors import UserError
-
-    url = PREFECT_API_URL.value()
-    if not url:
-        return
-    from prefect.client.orchestration import get_client
-
-    try:
-        with get_client(sync_client=True) as client:
-            error = client.api_healthcheck()
-    except Exception as e:  # noqa: BLE001 - e.g. a malformed URL: the same advice applies
-        error = e
-    if error is not None:
-        reason = (str(error).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"cannot reach the Prefect server at {url} ({type(error).__name__}: {reason}); {hint}")
-
-
-RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
-
-
-@contextlib.contextmanager
-def user_errors_without_prefect_logs(enabled: bool = True):
-    """Keep Prefect's own failure report off the console when the flow fails with a UserError.
-
-    Prefect's run engines log every failure at ERROR through the `prefect.flow_runs` /
-    `prefect.task_runs` loggers ("Encountered exception during execution" with a
-    traceback, "Finished in state Failed(...)") before the exception reaches the CLI,
-    which prints a UserError as one line. While the flow runs, the console handlers
-    those records reach hold them back; when the flow ends in a UserError they are
-    dropped, otherwise (success, a real bug, Ctrl-C) they are emitted in order, so an
-    unexpected exception keeps its full log and traceback. Prefect's API handler is left
-    alone: the UI still records the failure. enabled=False (--verbose) changes nothing.
-    """
-    if not enabled:
-        yield
-        return
-    import logging
-
-    from prefect.logging.handlers import APILogHandler
-
-    from ..errors import UserError
-
-    held: list[tuple[logging.Handler, logging.LogRecord]] = []
-
-    class Hold(logging.Filter):
-        def __init__(self, handler: logging.Handler):
-            super().__init__()
-            self.handler = handler
-
-        def filter(self, record: logging.LogRecord) -> bool:
-            if record.levelno >= logging.ERROR and record.name.startswith(RUN_LOGGERS):
-                held.append((self.handler, record))
-                return False
-            return True
-
-    handlers: list[logging.Handler] = []
-    for name in RUN_LOGGERS:
-        logger: logging.Logger | None = logging.getLogger(name)
-        while logger is not None:
-            handlers += [h for h in logger.handlers if not isinstance(h, APILogHandler) and h not in handlers]
-            logger = logger.parent if logger.propagate else None
-    filters = [(h, Hold(h)) for h in handlers]
-    for h, f in filters:
-        h.addFilter(f)
-    user_error = False
-    try:
-        yield
-    except UserError:
-        user_error = True
-        raise
-    finally:
-        for h, f in filters:
-            h.removeFilter(f)
-        if not user_error:
-            for h, record in held:
-                h.handle(record)
 
 
 def print_run(run_dir: str, seconds: float) -> None:
@@ -236,23 +147,28 @@ def print_run(run_dir: str, seconds: float) -> None:
         print(f"full report: {report}")
 
 
+def interrupted_message(out: str) -> str:
+    """Ctrl-C: the run folder is marked failed and `latest` stays where it was; say where."""
+    from ..pipeline.runs import latest_run
+
+    previous = latest_run(out)
+    where = f"still runs/{previous.name}" if previous is not None else "no run has succeeded here yet"
+    return f"interrupted: {out.rstrip('/')}/latest unchanged ({where})"
+
+
 def run_pipeline(catalog: str, out: str, interactions: str | None, args: argparse.Namespace) -> int:
     import time
 
-    from ..io import check_out_dir, require_file
-    from ..pipeline.config import load_config
+    from ..io import check_out_dir
+    from ..pipeline.preflight import check_run_inputs
 
     # Every check a user can fail comes before Prefect starts and before anything is written.
     check_out_dir(out)
     overrides = parse_overrides(args)
-    load_config(args.config, overrides)  # bad config: one clear line before Prefect starts
-    require_file(catalog, "catalog")
-    if interactions is not None:
-        require_file(interactions, "interactions file")
-    if args.model is not None:
-        from ..models import load_model
+    for warning in check_run_inputs(catalog, interactions, args.config, overrides, args.model_dir):
+        print(f"rqvae-ids {args.command}: {warning}", file=sys.stderr)
+    from flows.runtime import prefect_env, require_prefect_server, user_errors_without_prefect_logs
 
-        load_model(args.model)  # a broken --model fails now, named as given, not after embedding
     prefect_env(args.verbose)
     require_prefect_server(
         "start it (`prefect server start --host 127.0.0.1`), or unset PREFECT_API_URL "
@@ -261,16 +177,25 @@ def run_pipeline(catalog: str, out: str, interactions: str | None, args: argpars
     start = time.perf_counter()
     from flows.pipeline import semantic_ids_pipeline
 
-    with user_errors_without_prefect_logs(enabled=not args.verbose):
-        run_dir = semantic_ids_pipeline(
-            catalog=os.path.abspath(catalog),
-            out=os.path.abspath(out),
-            interactions=os.path.abspath(interactions) if interactions else None,
-            config=os.path.abspath(args.config) if args.config else None,
-            model=os.path.abspath(args.model) if args.model else None,
-            wait=args.wait or None,
-            overrides=overrides or None,
-        )
+    from ..pipeline import progress
+
+    progress.enable("run")  # a line per stage on stderr (bars on a terminal)
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(progress.disable)
+            stack.enter_context(user_errors_without_prefect_logs(enabled=not args.verbose))
+            run_dir = semantic_ids_pipeline(
+                catalog=os.path.abspath(catalog),
+                out=os.path.abspath(out),
+                interactions=os.path.abspath(interactions) if interactions else None,
+                config=os.path.abspath(args.config) if args.config else None,
+                model=os.path.abspath(args.model_dir) if args.model_dir else None,
+                wait=args.wait or None,
+                overrides=overrides or None,
+            )
+    except KeyboardInterrupt:
+        print(interrupted_message(out), file=sys.stderr)
+        return 130
     print_run(run_dir, time.perf_counter() - start)
     sys.stdout.flush()
     return 0

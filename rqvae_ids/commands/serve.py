@@ -28,6 +28,7 @@ START_SERVER = (
 
 
 def register(subparsers) -> None:
+    from ._help import INTERACTIONS
     from .run import add_catalog_flags
 
     p = subparsers.add_parser(
@@ -42,7 +43,7 @@ def register(subparsers) -> None:
     )
     add_catalog_flags(p)  # --catalog (re-read by every run) and its format/column options
     p.add_argument("--out", required=True, metavar="DIR", help="output folder with at least one successful run")
-    p.add_argument("--interactions", metavar="PATH", help="interaction log for next-item metrics")
+    p.add_argument("--interactions", metavar="FILE", help=f"{INTERACTIONS}: enables next-item metrics")
     p.add_argument("--config", metavar="FILE", help="config file (default: the config of the latest run)")
     p.add_argument("--refresh-cron", default="0 3 * * *", metavar="CRON",
                    help='refresh schedule (default "0 3 * * *": daily 03:00); "" for on demand only')
@@ -58,21 +59,22 @@ def register(subparsers) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..io import require_file
-    from ..pipeline.config import load_config, run_config
+    from ..pipeline.config import load_pipeline_config, run_config
     from ..pipeline.runs import require_latest
-    from .run import catalog_overrides, prefect_env, require_prefect_server
+    from .run import catalog_overrides
 
     require_file(args.catalog, "catalog")
     latest = require_latest(args.out)
     overrides = catalog_overrides(args)
     if args.config is not None:  # the config the runs will use, checked now: one line, not a failed run
-        load_config(args.config, overrides)
+        load_pipeline_config(args.config, overrides)
     else:
         run_config(latest, overrides)
-    prefect_env()
-    from prefect.settings import PREFECT_API_URL
+    from flows.runtime import configured_api_url, prefect_env, require_prefect_server
 
-    if not PREFECT_API_URL.value():
+    prefect_env()
+    api_url = configured_api_url()
+    if not api_url:
         raise UserError(
             "no Prefect server configured: schedules only fire against a running server. Start one with "
             f"{START_SERVER}"
@@ -94,11 +96,14 @@ def handler(args: argparse.Namespace) -> int:
         retrain_every=args.retrain_every,
         timezone=args.timezone,
     )
-    print(f"serving {', '.join(d.name for d in deployments)} against {PREFECT_API_URL.value()} (Ctrl-C to stop)", flush=True)
+    from flows.served import SERVE_LINES
+
+    os.environ[SERVE_LINES] = "1"  # inherited by the flow-run processes: a line per run on this console
+    print(f"serving {', '.join(d.name for d in deployments)} against {api_url} (Ctrl-C to stop)", flush=True)
     try:
         serve_deployments(deployments)
     except httpx.ConnectError as e:  # the server went away (or was never there) once serving began
         raise UserError(
-            f"cannot reach the Prefect server at {PREFECT_API_URL.value()} ({e}); start one with {START_SERVER}"
+            f"cannot reach the Prefect server at {api_url} ({e}); start one with {START_SERVER}"
         ) from None
     return 0

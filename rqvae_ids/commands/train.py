@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 
 KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "opq")
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
 DEFAULT_EPOCHS = 100
+ITEMS_PER_CODE = 4  # rqvae_ids.train.ITEMS_PER_CODE (kept equal by tests/test_cli_ux.py)
 # Config keys with an option of their own (input_dim: read from the embeddings file): --set refuses them.
 DEDICATED = {"kind": "--model", "model": "--model", "levels": "--levels", "codebook_size": "--codebook-size",
              "latent_dim": "--latent-dim", "epochs": "--epochs", "seed": "--seed", "device": "--device",
@@ -28,7 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--subspaces", type=int, default=None, metavar="M",
                    help="opq: sub-spaces M, one code digit each (RPG: 16 for Toys, 32 for Beauty); "
                         "the same as --levels for --model opq, must divide the embedding size")
-    p.add_argument("--codebook-size", type=int, default=None, help="codes per level K (default 256)")
+    p.add_argument("--codebook-size", type=int, default=None,
+                   help=f"codes per level K (default 256); warns when the catalog has fewer than {ITEMS_PER_CODE} "
+                        "items per code")
     p.add_argument("--latent-dim", type=int, default=None, help="latent size (default 32; ignored by rqkmeans)")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"training epochs (default {DEFAULT_EPOCHS}; fewer with early stopping, see --set patience)")
@@ -37,8 +42,11 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="any other TrainConfig/ModelConfig field, repeatable, e.g. --set pca_skip=false "
                         "--set recon=cosine --set patience=0 (see configs/default.yaml for every key)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted training in --out from its checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over even if --out holds an unfinished training (without it, train refuses)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON line instead of the summary")
     p.set_defaults(func=handler)
 
 
@@ -49,10 +57,56 @@ def settable_keys() -> list[str]:
     return [k for k in flat_keys() if k not in DEDICATED]
 
 
+def resume_command(args: argparse.Namespace) -> str:
+    """The command the user ran, with --resume (and without --overwrite): what continues it."""
+    argv = [a for a in getattr(args, "_argv", []) if a != "--overwrite"]
+    return shlex.join(["rqvae-ids", *argv, *([] if "--resume" in argv else ["--resume"])])
+
+
+def check_unfinished(args: argparse.Namespace) -> None:
+    """A plain re-run into a folder with an interrupted training would silently start over: refuse."""
+    from ..errors import UserError
+    from ..train import unfinished_checkpoint
+
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the training in --out, --overwrite starts over: give one of the two")
+    state = unfinished_checkpoint(args.out)
+    if state is not None and not (args.resume or args.overwrite):
+        raise UserError(f"{args.out} holds an unfinished training (checkpoint at epoch {state.get('epoch')}): "
+                        "add --resume to continue it, or --overwrite to start over")
+
+
+def interrupted_message(args: argparse.Namespace, checkpoint_every: int) -> str:
+    """Where the checkpoint is and the exact command that continues it."""
+    from ..train import unfinished_checkpoint
+
+    state = unfinished_checkpoint(args.out)
+    if state is None:
+        return (f"interrupted before the first checkpoint (one every {checkpoint_every} epochs): "
+                f"nothing to resume in {args.out}")
+    return (f"interrupted: checkpoint at epoch {state.get('epoch')} kept in {args.out}; continue with\n"
+            f"  {resume_command(args)}")
+
+
+def warn_small_catalog(embeddings: str, codebook_size: int) -> None:
+    """One line on stderr when the embeddings file has few items for K (read from its footer)."""
+    import pyarrow.parquet as pq
+
+    from ..train import small_catalog_warning
+
+    try:
+        items = pq.read_metadata(embeddings).num_rows
+    except (OSError, ValueError):  # missing or unreadable: train_model says what is wrong
+        return
+    message = small_catalog_warning(items, codebook_size)
+    if message:
+        print(f"rqvae-ids train: {message}", file=sys.stderr)
+
+
 def handler(args: argparse.Namespace) -> int:
     from ..config import parse_overrides
     from ..errors import UserError
-    from ..io import check_out_dir
+    from ..io import check_out_dir, file_in_dir
     from ..train import config_from_args, train_model  # torch is imported lazily, inside train_model
 
     if args.subspaces is not None:
@@ -72,8 +126,39 @@ def handler(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"--set: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(settable_keys())}")
     cfg = config_from_args(**overrides, **{k: v for k, v in flags.items() if v is not None})
+    args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     check_out_dir(args.out)
-    report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
-    keys = ("kind", "utilisation", "perplexity", "collision_rate", "distinct_collision_rate", "seconds", "epochs")
-    print(json.dumps({k: report[k] for k in keys}))
+    check_unfinished(args)
+    warn_small_catalog(args.embeddings, cfg.model.codebook_size)
+    try:
+        report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(interrupted_message(args, cfg.checkpoint_every), file=sys.stderr)
+        return 130
+    if args.json:
+        keys = ("kind", "utilisation", "perplexity", "colliding_share", "duplicate_rate", "collision_rate",
+                "distinct_collision_rate", "seconds", "epochs")
+        print(json.dumps({k: report[k] for k in keys}))
+    else:
+        print(summary(report, args))
     return 0
+
+
+def summary(report: dict, args: argparse.Namespace) -> str:
+    """A few lines a person reads: what was trained, how the codes look, where the files are."""
+    from pathlib import Path
+
+    out = Path(args.out)
+    pct = " / ".join(f"{u:.0%}" for u in report["utilisation"])
+    perp = " / ".join(f"{p:.0f}" for p in report["perplexity"])
+    epochs = "k-means, no epochs" if report["kind"] == "rqkmeans" else f"{report['epochs']} epochs"
+    return "\n".join([
+        f"trained {report['kind']} (L={report['levels']}, K={report['codebook_size']}) on {report['items']} items: "
+        f"{epochs}, {report['seconds']:.1f} s",
+        f"codes used per level {pct}, perplexity {perp}",
+        f"before resolution: colliding_share {report['colliding_share']:.2%}, "
+        f"duplicate_rate {report['duplicate_rate']:.2%}",
+        f"wrote {out}/: model.safetensors, config.json, metrics.parquet, train_report.json",
+        f"next: rqvae-ids assign --model-dir {shlex.quote(str(out))} --embeddings {shlex.quote(args.embeddings)} "
+        "--out IDS_DIR",
+    ])

@@ -11,27 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..knn import exact_neighbours
+
 
 def shared_prefix_length(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     """(N,) number of leading levels where codes[i] equals `query` (L,)."""
     equal = codes == query[None, :]
     return np.cumprod(equal, axis=1).sum(axis=1)
-
-
-def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """(Q, k) indices of each query's top-k cosine neighbours, the query itself excluded."""
-    import faiss
-
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    index = faiss.IndexFlatIP(x.shape[1])
-    index.add(x)
-    _, found = index.search(x[queries], k + 1)
-    out = np.empty((len(queries), k), dtype=np.int64)
-    for row, (q, cand) in enumerate(zip(queries, found)):
-        cand = cand[cand != q]
-        out[row] = cand[:k]
-    return out
 
 
 def neighbour_recall(

@@ -2,9 +2,10 @@
 
 All functions take plain arrays so they work for every tokenizer (and for random
 IDs, which have no decoder). Metric names returned here are the fixed names of
-`comparison.parquet`: `utilisation_l{i}`, `perplexity_l{i}`, `collision_rate_raw`,
-`collision_rate_resolved`, `recon_mse`, `recon_cosine`, `nmi_l0`, `purity_l0`,
-`nmi_l01`, `purity_l01`.
+`comparison.parquet`: `utilisation_l{i}`, `perplexity_l{i}`, `duplicate_rate_raw`,
+`duplicate_rate_resolved`, `colliding_share_raw`, `recon_mse`, `recon_cosine`, `nmi_l0`,
+`purity_l0`, `nmi_l01`, `purity_l01` (see rqvae_ids.metrics for duplicate_rate and
+colliding_share). METRIC_ALIASES: old names written beside the new ones for one release.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from typing import Sequence
 
 import numpy as np
 
-from ..metrics import collision_rate, perplexity, utilisation
+from ..metrics import colliding_share, duplicate_rate, perplexity, utilisation
 
 CATEGORY_SEP = " > "
+# old metric name -> new name; comparison.parquet/comparison.json carry both for one release.
+METRIC_ALIASES = {"collision_rate_raw": "duplicate_rate_raw", "collision_rate_resolved": "duplicate_rate_resolved"}
 
 
 def code_usage_metrics(codes: np.ndarray, codebook_size: int, suffix: np.ndarray | None = None) -> dict[str, float]:
-    """Per-level utilisation/perplexity and raw/resolved collision rates.
+    """Per-level utilisation/perplexity, raw/resolved duplicate_rate and raw colliding_share.
 
     codes: (N, L) int raw code tuples; suffix: (N,) int collision suffix or None
     (then the resolved rate is the raw rate of codes that are already unique, e.g. random IDs).
@@ -30,9 +33,10 @@ def code_usage_metrics(codes: np.ndarray, codebook_size: int, suffix: np.ndarray
     for i, (u, p) in enumerate(zip(utilisation(codes, codebook_size), perplexity(codes, codebook_size))):
         out[f"utilisation_l{i}"] = u
         out[f"perplexity_l{i}"] = p
-    out["collision_rate_raw"] = collision_rate(codes)
+    out["duplicate_rate_raw"] = duplicate_rate(codes)
+    out["colliding_share_raw"] = colliding_share(codes)
     full = codes if suffix is None else np.concatenate([codes, np.asarray(suffix, np.int64)[:, None]], axis=1)
-    out["collision_rate_resolved"] = collision_rate(full)
+    out["duplicate_rate_resolved"] = duplicate_rate(full)
     return out
 
 

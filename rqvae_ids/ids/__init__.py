@@ -5,7 +5,8 @@ Public API: `assign_ids`, `read_semantic_ids` / `SemanticIds`, `SidIndex`,
 """
 
 from .assign import assign_ids, assign_table, write_assignment
-from .lookup import SidIndex, format_sid, parse_sid
+from .index import SidIndex
+from .lookup import format_sid, parse_sid
 from .stability import write_id_mapping
 from .table import SemanticIds, read_semantic_ids, token_vocabulary
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
-from ..tables import EmbeddingTable, check_finite, read_embeddings
+from ..embedding_table import EmbeddingTable, check_finite, read_embeddings
 from .collisions import collision_report, collisions_table
 from .encode import DEFAULT_CHUNK_SIZE, LatentOracle, encode_chunked
 from .lookup import MAX_POSITIONS, format_sids
@@ -194,7 +194,8 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise UserError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     if not Path(model_dir).is_dir():
-        raise UserError(f"model directory not found: {model_dir}")
+        kind = "is a file, not a directory" if Path(model_dir).exists() else "not found"
+        raise UserError(f"model directory {kind}: {model_dir}")
     cfg = read_model_config(model_dir)
     require_file(embeddings_path, "embeddings file")
     prev = read_semantic_ids(previous) if previous is not None else None

@@ -58,8 +58,10 @@ def duplicate_count(codes: np.ndarray, base: int) -> int:
 def collision_report(codes: np.ndarray, codebook_size: int) -> dict[str, Any]:
     """Collision statistics of raw codes (N, L) int in [0, K).
 
-    collision_rate = 1 - distinct/items; items_in_colliding_groups counts every item
-    that shares its tuple; group_size_histogram maps group size -> number of groups.
+    duplicate_rate = 1 - distinct/items; colliding_share = items_in_colliding_groups / items,
+    where items_in_colliding_groups counts every item that shares its tuple;
+    group_size_histogram maps group size -> number of groups. `collision_rate` is the old
+    name of duplicate_rate, kept one release for existing readers.
     """
     n, levels = codes.shape
     _, sizes, _ = group_tuples(codes, codebook_size)
@@ -70,7 +72,8 @@ def collision_report(codes: np.ndarray, codebook_size: int) -> dict[str, Any]:
         "levels": int(levels),
         "codebook_size": int(codebook_size),
         "distinct_tuples": int(sizes.size),
-        "collision_rate": float(1.0 - sizes.size / n) if n else 0.0,
+        "duplicate_rate": float(1.0 - sizes.size / n) if n else 0.0,
+        "collision_rate": float(1.0 - sizes.size / n) if n else 0.0,  # alias of duplicate_rate
         "colliding_tuples": int((sizes > 1).sum()),
         "items_in_colliding_groups": in_colliding,
         "colliding_share": float(in_colliding / n) if n else 0.0,

@@ -127,7 +127,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-def load_config(
+def load_pipeline_config(
     path: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
@@ -168,4 +168,4 @@ def run_config(run_dir: str | os.PathLike, overrides: dict[str, Any] | None = No
     p = Path(run_dir) / "config.json"
     if not p.is_file():
         raise UserError(f"{run_dir} has no config.json: not a pipeline run folder")
-    return load_config(None, overrides, base=json.loads(p.read_text()).get("config"))
+    return load_pipeline_config(None, overrides, base=json.loads(p.read_text()).get("config"))

@@ -23,7 +23,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..io import require_file, sha256_file, write_parquet_atomic
+from ..catalog.items import read_items
+from ..io import sha256_file, write_parquet_atomic
+from . import progress
 from .config import CatalogOptions, EvaluateOptions, IdsOptions
 
 ITEMS = "items.parquet"
@@ -46,6 +48,12 @@ def _items_schema() -> pa.Schema:
 
 def ingest(catalog_path: str | os.PathLike, run_dir: str | os.PathLike, opts: CatalogOptions) -> dict[str, Any]:
     """Read and validate the catalog; write `run_dir/items.parquet` (the text each item is embedded by)."""
+    with progress.stage("ingest", f"reading {Path(catalog_path).name}") as box:
+        box["report"] = report = _ingest(catalog_path, run_dir, opts)
+    return report
+
+
+def _ingest(catalog_path: str | os.PathLike, run_dir: str | os.PathLike, opts: CatalogOptions) -> dict[str, Any]:
     from ..catalog import load_catalog
 
     catalog = load_catalog(catalog_path, **opts.kwargs())
@@ -67,16 +75,6 @@ def ingest(catalog_path: str | os.PathLike, run_dir: str | os.PathLike, opts: Ca
     }
 
 
-def read_items(items_path: str | os.PathLike) -> tuple[list[str], list[str], list[str | None]]:
-    """(item_ids, texts, categories) of an items.parquet, in catalog order."""
-    table = pq.read_table(require_file(items_path, "items file"))
-    return (
-        table.column("item_id").to_pylist(),
-        table.column("text").to_pylist(),
-        table.column("category").to_pylist(),
-    )
-
-
 def embed(items_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -> dict[str, Any]:
     """Embed every item (cache hits are not re-encoded); writes `run_dir/embeddings.parquet`.
 
@@ -87,7 +85,9 @@ def embed(items_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -> dic
 
     item_ids, texts, _ = read_items(items_path)
     source = read_parquet_metadata(items_path).get("source")
-    report = embed_items(item_ids, texts, run_dir, cfg, source=source)
+    with progress.stage("embed", f"{len(item_ids)} items, texts already in the cache are not encoded") as box:
+        report = embed_items(item_ids, texts, run_dir, cfg, source=source)
+        box["report"] = report
     return {**report, "path": str(Path(run_dir) / EMBEDDINGS)}
 
 
@@ -96,7 +96,10 @@ def train(embeddings_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -
     from ..train import train_model
 
     model_dir = Path(run_dir) / MODEL
-    report = train_model(embeddings_path, model_dir, cfg, progress=False)
+    items = pq.read_metadata(embeddings_path).num_rows
+    budget = "" if cfg.model.kind == "rqkmeans" else f", up to {cfg.epochs} epochs"
+    with progress.stage(f"train {cfg.model.kind}", f"{items} items{budget}", kind="train") as box:
+        box["report"] = report = train_model(embeddings_path, model_dir, cfg, progress=progress.bars())
     return {**report, "path": str(model_dir)}
 
 
@@ -107,7 +110,12 @@ def copy_model(model_dir: str | os.PathLike, run_dir: str | os.PathLike) -> dict
     """
     from ..models import load_model
 
-    src = Path(model_dir)
+    with progress.stage("model", "copying the frozen model") as box:
+        box["report"] = report = _copy_model(Path(model_dir), run_dir, load_model)
+    return report
+
+
+def _copy_model(src: Path, run_dir: str | os.PathLike, load_model) -> dict[str, Any]:
     load_model(src)  # missing, corrupt or truncated files: a UserError naming `model_dir`, not the copy
     dst = Path(run_dir) / MODEL
     tmp = Path(run_dir) / f".{MODEL}.tmp"
@@ -127,9 +135,11 @@ def assign(
     """Assign collision-free semantic IDs; with `previous`, unchanged items keep their IDs."""
     from ..ids import assign_ids
 
-    report = assign_ids(
-        model_dir, embeddings_path, run_dir, resolve=opts.resolve, previous=previous, chunk_size=opts.chunk_size
-    )
+    start = "keeping unchanged items' IDs" if previous is not None else f"resolving collisions by {opts.resolve}"
+    with progress.stage("assign", start) as box:
+        box["report"] = report = assign_ids(
+            model_dir, embeddings_path, run_dir, resolve=opts.resolve, previous=previous, chunk_size=opts.chunk_size
+        )
     return {**report, "path": str(Path(run_dir) / SEMANTIC_IDS)}
 
 
@@ -138,7 +148,9 @@ def id_mapping(old_ids: str | os.PathLike, new_ids: str | os.PathLike, run_dir: 
     from ..ids import write_id_mapping
 
     path = Path(run_dir) / ID_MAPPING
-    return {**write_id_mapping(old_ids, new_ids, path), "path": str(path)}
+    with progress.stage("id mapping", "old -> new ID of every item") as box:
+        box["report"] = report = write_id_mapping(old_ids, new_ids, path)
+    return {**report, "path": str(path)}
 
 
 def evaluate(
@@ -149,13 +161,23 @@ def evaluate(
     Writes `run_dir/evaluation/` (comparison.parquet, comparison.json, report.md, plots).
     Returns {"metrics": {name: value} of this run's model, "baselines": {...}, "path"}.
     """
+    start = "ID quality, neighbour recall" + (", next-item retrieval" if interactions is not None else "")
+    # evaluate_and_write's steps: the model's quality, 3 retrievers with interactions, the writing.
+    total = 2 + (3 if interactions is not None else 0)
+    with progress.stage("evaluate", start) as box, progress.steps("evaluate", total) as step:
+        box["report"] = report = _evaluate(run_dir, opts, interactions, step)
+    return report
+
+
+def _evaluate(run_dir, opts: EvaluateOptions, interactions, step) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from ..evaluate.compare import CompareConfig, ModelIds, evaluate_and_write
+    from ..compare.comparison import evaluate_and_write
+    from ..compare.config import CompareConfig, ModelIds
     from ..ids import read_semantic_ids
     from ..models import load_model
-    from ..tables import read_embeddings
+    from ..embedding_table import read_embeddings
 
     run_dir = Path(run_dir)
     model_dir = run_dir / MODEL
@@ -192,7 +214,7 @@ def evaluate(
         categories=categories,
         split=split,
         command=f"rqvae-ids run  # evaluate stage of pipeline run {run_dir.name}; settings in {run_dir / 'config.json'}",
-        progress=lambda msg: None,
+        progress=step,
         extra_config={"embedding_model": table.model, "n_items": len(table)},
     )
     metrics = summary["metrics"]

@@ -44,7 +44,8 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
     if assign:
         coll = assign.get("collisions") or {}
         rows.append(("ID length (tokens)", assign.get("id_length")))
-        rows.append(("collision rate before resolution", coll.get("collision_rate")))
+        rows.append(("duplicate_rate before resolution", coll.get("duplicate_rate", coll.get("collision_rate"))))
+        rows.append(("colliding_share before resolution", coll.get("colliding_share")))
         rows.append(("largest colliding group", coll.get("largest_group")))
         rows.append(("codebook utilisation per level", coll.get("utilisation")))
         rows.append(("perplexity per level", coll.get("perplexity")))
@@ -61,6 +62,19 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
         if "recall" in name or "ndcg" in name or name.startswith(("nmi", "purity", "recon")):
             rows.append((name, value))
     return [(name, _fmt(value)) for name, value in rows if value is not None]
+
+
+def ids_kept_changed(stages: dict[str, Any]) -> str | None:
+    """How the run's IDs relate to the previous run's, in a few words (None for a first run)."""
+    stability = (stages.get("assign") or {}).get("stability")
+    if stability:
+        return (f"IDs kept {stability['kept']}, new {stability['new']}, edited {stability['edited']}, "
+                f"removed {stability['removed']}")
+    mapping = stages.get("id_mapping")
+    if mapping:
+        return (f"IDs changed {mapping['changed']} of {mapping['items_common']} "
+                f"({mapping.get('changed_share', 0):.1%}), id_mapping.parquet written")
+    return None
 
 
 def read_run_report(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -24,16 +24,16 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .model import BOS, PAD, ModelConfig
+from .model import BOS, PAD, SeqModelConfig
 
 
-def item_tokens(codes: np.ndarray, cfg: ModelConfig) -> np.ndarray:
+def item_tokens(codes: np.ndarray, cfg: SeqModelConfig) -> np.ndarray:
     """(N, T) codes -> (N, T) int64 token ids (position-specific blocks)."""
     offsets = np.array([cfg.offset(d) for d in range(cfg.depth)], dtype=np.int64)
     return np.asarray(codes, dtype=np.int64) + offsets
 
 
-def content_index(items, cfg: ModelConfig) -> np.ndarray:
+def content_index(items, cfg: SeqModelConfig) -> np.ndarray:
     """(n,) catalog indices -> (n·T,) int64, aligned with their tokens: index + 1 where the
     item's content enters, 0 elsewhere. Decoder: only each item's LAST token (its output
     predicts the next item, so predicting token t of item i never sees item i's content);
@@ -44,7 +44,7 @@ def content_index(items, cfg: ModelConfig) -> np.ndarray:
     return c
 
 
-def user_token(user: str | None, cfg: ModelConfig) -> int | None:
+def user_token(user: str | None, cfg: SeqModelConfig) -> int | None:
     """Hashed user token (stable across runs: crc32, not Python's salted hash), or None."""
     if cfg.user_buckets == 0:
         return None
@@ -85,7 +85,7 @@ def build_examples(sequences: Sequence[np.ndarray], arch: str, max_history: int 
     return Examples(a[:, 0], a[:, 1], a[:, 2], a[:, 3])
 
 
-def decoder_batch(seqs, users, ex: Examples, idx: np.ndarray, tokens: np.ndarray, cfg: ModelConfig):
+def decoder_batch(seqs, users, ex: Examples, idx: np.ndarray, tokens: np.ndarray, cfg: SeqModelConfig):
     """Examples `idx` -> (x (B,S), targets (B,S), content (B,S)) int64, right-padded;
     targets -100 = no loss."""
     t = cfg.depth
@@ -108,7 +108,7 @@ def decoder_batch(seqs, users, ex: Examples, idx: np.ndarray, tokens: np.ndarray
     return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(c)
 
 
-def encdec_batch(seqs, users, ex: Examples, idx: np.ndarray, tokens: np.ndarray, cfg: ModelConfig):
+def encdec_batch(seqs, users, ex: Examples, idx: np.ndarray, tokens: np.ndarray, cfg: SeqModelConfig):
     """Examples `idx` -> (src (B,S), dec_in (B,T), targets (B,T), content (B,S) of src) int64."""
     hist = [seqs[ex.user[i]][ex.start[i] : ex.end[i] - 1] for i in idx]
     src, cont = history_tokens(hist, tokens, cfg, [users[ex.user[i]] for i in idx] if users is not None else None)
@@ -117,7 +117,7 @@ def encdec_batch(seqs, users, ex: Examples, idx: np.ndarray, tokens: np.ndarray,
     return src, torch.from_numpy(dec_in), torch.from_numpy(tgt), cont
 
 
-def history_tokens(histories, tokens: np.ndarray, cfg: ModelConfig, users=None, max_history: int = 20):
+def history_tokens(histories, tokens: np.ndarray, cfg: SeqModelConfig, users=None, max_history: int = 20):
     """Histories (list of int item arrays) -> (tokens (B,S), content (B,S)) int64, LEFT-padded
     (the last real token is the last column), user token first when configured."""
     rows = []

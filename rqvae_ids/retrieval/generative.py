@@ -138,7 +138,7 @@ def content_vectors_for(embeddings_path, item_ids) -> np.ndarray:
     """embeddings.parquet rows aligned to `item_ids` (the semantic IDs' order): (N, d) float32."""
     import pandas as pd
 
-    from ..tables import read_embeddings
+    from ..embedding_table import read_embeddings
 
     table = read_embeddings(embeddings_path)
     pos = pd.Index(list(table.item_ids)).get_indexer(list(item_ids))

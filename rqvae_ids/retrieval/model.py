@@ -37,7 +37,7 @@ PAD, BOS, N_SPECIAL = 0, 1, 2
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class SeqModelConfig:
     depth: int  # T, tokens per ID (levels + suffix)
     width: int  # K, values per position
     arch: Literal["decoder", "encdec"] = "decoder"
@@ -70,7 +70,7 @@ class Attention(nn.Module):
     """Multi-head attention; `source` given = cross-attention. Incremental decoding
     (SeqModel._advance) reuses its projections with cached keys/values."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: SeqModelConfig):
         super().__init__()
         self.n_head, self.dropout = cfg.n_head, cfg.dropout
         self.q = nn.Linear(cfg.d_model, cfg.d_model)
@@ -96,7 +96,7 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-norm block: self-attention, optional cross-attention, MLP."""
 
-    def __init__(self, cfg: ModelConfig, cross: bool = False):
+    def __init__(self, cfg: SeqModelConfig, cross: bool = False):
         super().__init__()
         self.ln1, self.attn = nn.LayerNorm(cfg.d_model), Attention(cfg)
         self.cross = Attention(cfg) if cross else None
@@ -164,7 +164,7 @@ def _memory_mask(src_pad: torch.Tensor) -> torch.Tensor:
 
 
 class SeqModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, item_vectors=None):
+    def __init__(self, cfg: SeqModelConfig, item_vectors=None):
         """item_vectors: (N, d_in) item text embeddings in catalog order, or None (no content)."""
         super().__init__()
         self.cfg = cfg

@@ -56,7 +56,7 @@ class RetrievalConfig:
     max_minutes: float = 0.0  # wall-clock budget for training; 0 = none
 
     def __post_init__(self):
-        # The model's shape, checked here (at the edge) rather than when ModelConfig is built
+        # The model's shape, checked here (at the edge) rather than when SeqModelConfig is built
         # after the data is read: n_head first, d_model % 0 would be a ZeroDivisionError.
         check(self.n_layer >= 1, f"n_layer (layers) must be >= 1, got {self.n_layer}")
         check(self.n_head >= 1, f"n_head (heads) must be >= 1, got {self.n_head}")
@@ -80,9 +80,9 @@ RESUMABLE_KEYS = {"device", "max_epochs", "max_minutes", "patience"}
 
 
 def model_config(cfg: RetrievalConfig, depth: int, width: int):
-    from .model import ModelConfig
+    from .model import SeqModelConfig
 
-    return ModelConfig(
+    return SeqModelConfig(
         depth=depth, width=width, arch=cfg.arch, n_layer=cfg.n_layer, n_head=cfg.n_head,
         d_model=cfg.d_model, dropout=cfg.dropout, max_items=cfg.max_history + 1,
         user_buckets=cfg.user_buckets,

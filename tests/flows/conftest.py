@@ -90,10 +90,11 @@ def pipeline_run(small_shop, flows_tmp, prefect_harness):
     from rqvae_ids.cli import main
 
     out = flows_tmp / "out"
-    stdout = io.StringIO()
+    stdout, stderr = io.StringIO(), io.StringIO()
     start = time.perf_counter()
-    with contextlib.redirect_stdout(stdout):
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         code = main(["run", "--catalog", str(small_shop["catalog"]), "--interactions", str(small_shop["interactions"]),
                      "--out", str(out), "--config", str(small_shop["config"])])  # fmt: skip
-    assert code == 0, stdout.getvalue()
-    return {"out": out, "stdout": stdout.getvalue(), "seconds": time.perf_counter() - start, **small_shop}
+    assert code == 0, stdout.getvalue() + stderr.getvalue()
+    return {"out": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue(),
+            "seconds": time.perf_counter() - start, **small_shop}

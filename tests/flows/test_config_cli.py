@@ -11,7 +11,7 @@ import yaml
 
 from rqvae_ids.config import to_dict
 from rqvae_ids.errors import UserError
-from rqvae_ids.pipeline.config import PipelineConfig, load_config
+from rqvae_ids.pipeline.config import PipelineConfig, load_pipeline_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,26 +29,26 @@ def test_default_yaml_lists_every_knob_with_its_default():
     path = REPO / "configs" / "default.yaml"
     defaults = to_dict(PipelineConfig())
     assert _keys(yaml.safe_load(path.read_text())) == _keys(defaults)
-    assert to_dict(load_config(path)) == defaults
+    assert to_dict(load_pipeline_config(path)) == defaults
 
 
 def test_demo_config_is_valid():
-    assert load_config(REPO / "configs" / "demo.yaml").train.epochs > 0
+    assert load_pipeline_config(REPO / "configs" / "demo.yaml").train.epochs > 0
 
 
 def test_toml_overrides_and_errors(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('[train]\nepochs = 7\n[train.model]\ncodebook_size = 64\n[ids]\nresolve = "reassign"\n')
-    cfg = load_config(toml, {"train.seed": 3})
+    cfg = load_pipeline_config(toml, {"train.seed": 3})
     assert (cfg.train.epochs, cfg.train.model.codebook_size, cfg.ids.resolve, cfg.train.seed) == (7, 64, "reassign", 3)
     with pytest.raises(UserError, match=r"unknown key\(s\) \['epoch'\]"):
-        load_config(None, {"train.epoch": 1})
+        load_pipeline_config(None, {"train.epoch": 1})
     with pytest.raises(UserError, match="train.epochs: expected an integer"):
-        load_config(None, {"train.epochs": "many"})
+        load_pipeline_config(None, {"train.epochs": "many"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [1, 2\n")
     with pytest.raises(UserError, match="cannot parse config file"):
-        load_config(bad)
+        load_pipeline_config(bad)
 
 
 def test_help_imports_neither_prefect_nor_torch():

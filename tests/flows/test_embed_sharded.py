@@ -8,7 +8,7 @@ import pytest
 from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts
 from rqvae_ids.pipeline import stages
 from rqvae_ids.pipeline.config import CatalogOptions, DaskOptions
-from rqvae_ids.tables import read_embeddings
+from rqvae_ids.embedding_table import read_embeddings
 
 import catalog_data  # tests/flows/catalog_data.py
 

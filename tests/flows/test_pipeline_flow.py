@@ -27,14 +27,24 @@ def _sids(run_dir):
 def test_run_writes_every_table_and_points_latest(pipeline_run):
     from rqvae_ids.ids import read_semantic_ids
     from rqvae_ids.models import load_model
-    from rqvae_ids.tables import read_embeddings
+    from rqvae_ids.embedding_table import read_embeddings
 
     out = pipeline_run["out"]
     run = runs.latest_run(out)
     assert run is not None and runs.read_status(run)["status"] == "succeeded"
     assert os.readlink(out / "latest") == f"runs/{run.name}"
     assert f"run folder: {run}" in pipeline_run["stdout"]
-    assert "collision rate before resolution" in pipeline_run["stdout"]
+    assert "duplicate_rate before resolution" in pipeline_run["stdout"]
+    # One line as each stage starts and ends, in order, on stderr (no bars: not a terminal).
+    import re
+
+    lines = [l for l in pipeline_run["stderr"].splitlines() if l.startswith("[run] ")]
+    stages = ["ingest", "embed", "train rqvae", "assign", "evaluate"]
+    assert [l.split(":")[0][6:] for l in lines] == [s for s in stages for _ in (0, 1)], lines
+    assert all(lines[i].endswith(": started") or ": started (" in lines[i] for i in range(0, len(lines), 2))
+    assert lines[1].startswith("[run] ingest: 300 items, ")
+    assert re.fullmatch(r"\[run\] train rqvae: \d+ epochs, [0-9.]+ s, codes used \d+/\d+/\d+ %", lines[5]), lines[5]
+    assert re.fullmatch(r"\[run\] evaluate: [0-9.]+ s, neighbour_recall@10 0\.\d+, next_recall@10 0\.\d+", lines[9])
 
     ids = [r["item_id"] for r in pipeline_run["rows"]]
     items = pq.read_table(run / "items.parquet")

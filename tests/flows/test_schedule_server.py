@@ -116,6 +116,16 @@ def test_served_refresh_runs_on_its_schedule(pipeline_run, tmp_path):
         latest = runs.latest_run(out)
         assert latest != first and runs.read_status(latest)["kind"] == "refresh"
         assert (latest / "semantic_ids.parquet").is_file()
+        # serve printed a line as the run started and one as it ended: state, run folder, IDs kept.
+        name = completed["name"]
+        deadline = time.monotonic() + 30
+        while f"[serve] refresh-ids run '{name}': Completed" not in _tail(serve_log, 100_000):
+            assert time.monotonic() < deadline, _tail(serve_log)
+            time.sleep(1)
+        log = _tail(serve_log, 100_000)
+        assert f"[serve] refresh-ids run '{name}': started (items.csv -> {out})" in log, log
+        end = next(l for l in log.splitlines() if l.startswith(f"[serve] refresh-ids run '{name}': Completed"))
+        assert f"run folder {out}/runs/" in end and "; IDs kept 300, new 0, edited 0, removed 0" in end, end
     finally:
         for proc in reversed(procs):
             _stop(proc)

@@ -12,9 +12,7 @@ code path (tests use synthetic codes; the flows can reuse it).
 from __future__ import annotations
 
 import json
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,64 +20,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..config import check, to_dict
+from ..config import to_dict
 from ..errors import UserError
-from ..io import provenance, sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
-from . import harness, plots, quality
-from .neighbours import neighbour_recall
-from .random_ids import random_codes
+from ..evaluate import harness, quality
+from ..evaluate.neighbours import neighbour_recall
+from ..evaluate.random_ids import random_codes
+from ..evaluate.retrievers import EmbeddingKnnRetriever, PopularityRetriever, SidPrefixRetriever
+from ..evaluate.sequences import Split
+from ..io import provenance, read_json_or_none, sha256_file, write_json_atomic, write_parquet_atomic, write_text_atomic
+from . import plots
+from .config import CompareConfig, ModelIds, progress_to_stderr
 from .report import build_report
-from .retrievers import EmbeddingKnnRetriever, PopularityRetriever, SidPrefixRetriever
-from .sequences import Split
-
-MODEL_KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "random")
-
-
-@dataclass(frozen=True)
-class CompareConfig:
-    """Knobs of a comparison; every model gets the same levels, codebook size, seed and epochs."""
-
-    models: tuple[str, ...] = MODEL_KINDS
-    levels: int = 3
-    codebook_size: int = 256
-    seed: int = 0
-    epochs: int | None = None  # None: TrainConfig's default budget
-    max_history: int = 20  # TIGER's history truncation
-    neighbour_queries: int = 2000
-    tune_users: int = 3000  # validation users sampled for tuning retriever knobs
-
-    def __post_init__(self):
-        unknown = sorted(set(self.models) - set(MODEL_KINDS))
-        check(not unknown, f"unknown model(s) {unknown}; known: {list(MODEL_KINDS)}")
-        check(len(self.models) > 0, "at least one model is needed")
-        check(len(set(self.models)) == len(self.models), "models listed twice")
-        check(self.levels >= 1 and self.codebook_size >= 2, "levels >= 1 and codebook_size >= 2 needed")
-        check(self.epochs is None or self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
-        check(self.max_history >= 1, f"max_history must be >= 1, got {self.max_history}")
-        check(self.neighbour_queries >= 1, f"neighbour_queries must be >= 1, got {self.neighbour_queries}")
-        check(self.tune_users >= 0, f"tune_users must be >= 0, got {self.tune_users}")
-
-
-@dataclass
-class ModelIds:
-    """One model's IDs in embeddings row order.
-
-    codes: (N, L) int64 raw codes; suffix: (N,) int64 collision suffix or None;
-    recon: (N, d) float32 reconstruction of the embeddings or None (random IDs);
-    losses: per-epoch training metrics frame or None; seconds: time to build.
-    """
-
-    name: str
-    codes: np.ndarray
-    suffix: np.ndarray | None = None
-    recon: np.ndarray | None = None
-    losses: pd.DataFrame | None = None
-    seconds: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def _progress(msg: str) -> None:
-    print(f"[compare] {msg}", file=sys.stderr, flush=True)
 
 
 def evaluate_and_write(
@@ -94,7 +45,7 @@ def evaluate_and_write(
     notes: Sequence[str] = (),
     timings: dict[str, float] | None = None,
     extra_config: dict[str, Any] | None = None,
-    progress: Callable[[str], None] = _progress,
+    progress: Callable[[str], None] = progress_to_stderr,
     retrievers: Sequence[Any] = (),
     started_at: float | None = None,
     failed: Sequence[str] = (),
@@ -188,22 +139,46 @@ def evaluate_and_write(
     timings.update({f"{m.name}: train + assign IDs": m.seconds for m in model_ids if m.seconds})
     if started_at is not None:
         timings["total"] = time.perf_counter() - started_at
+    shown = {**config, "epochs": config.get("epochs") or epochs_run(model_ids) or config.get("epochs")}
     report = build_report(
-        comparison, order, command=command, provenance=prov, config=config, notes=notes,
+        comparison, order, command=command, provenance=prov, config=shown, notes=notes,
         timings=timings, plots=written, details=details,
     )  # fmt: skip
     write_text_atomic(out_dir / "report.md", report)
     summary = {
         "command": command, "config": config, "notes": notes, "timings": timings,
         "tuned": details, "models": order, "plots": written, "provenance": prov,
-        "metrics": {m: dict(zip(g["metric"], g["value"])) for m, g in comparison.groupby("model", sort=False)},
+        "metrics": {m: dict(zip(g["metric"], g["value"]))
+                    for m, g in with_aliases(comparison).groupby("model", sort=False)},
     }  # fmt: skip
     write_json_atomic(out_dir / "comparison.json", summary)
     return summary
 
 
+def epochs_run(model_ids: Sequence[ModelIds]) -> str | None:
+    """The epochs the models actually trained, from their per-epoch losses, for the report's config
+    line where the config left them to the default (one number if all agree, else per model)."""
+    runs = {m.name: int(m.losses["epoch"].max()) for m in model_ids
+            if m.losses is not None and "epoch" in m.losses.columns and len(m.losses)}
+    if not runs:
+        return None
+    if len(set(runs.values())) == 1:
+        return str(next(iter(runs.values())))
+    return " / ".join(f"{name} {n}" for name, n in runs.items())
+
+
+def with_aliases(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The long frame plus rows under the old metric names (quality.METRIC_ALIASES), for one release."""
+    extra = []
+    for old, new in quality.METRIC_ALIASES.items():
+        rows = comparison[comparison["metric"] == new]
+        extra.append(rows.assign(metric=old))
+    return pd.concat([comparison, *extra], ignore_index=True) if extra else comparison
+
+
 def _write_parquet(comparison: pd.DataFrame, path: Path, config: dict, command: str, prov: dict) -> None:
     """Long table plus constant config columns (levels, codebook_size, seed, epochs, ...)."""
+    comparison = with_aliases(comparison)
     cols = {
         "model": pa.array(comparison["model"].tolist(), pa.string()),
         "metric": pa.array(comparison["metric"].tolist(), pa.string()),
@@ -229,7 +204,7 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
         return ModelIds("random", codes, np.zeros(n_items, np.int64), seconds=time.perf_counter() - start)
     from ..ids import assign_ids, read_semantic_ids
     from ..models import load_model
-    from ..tables import read_embeddings
+    from ..embedding_table import read_embeddings
     from ..train import config_from_args, train_model
 
     model_dir, ids_dir = work_dir / "models" / kind, work_dir / "ids" / kind
@@ -240,7 +215,7 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
     # Reruns into the same --out reuse a model trained with the same config on the same data.
     key = {"train": to_dict(train_cfg), "embeddings_sha256": sha256_file(embeddings_path)}
     marker = ids_dir / "compare_key.json"
-    if _read_json(marker) == json.loads(json.dumps(key)) and (ids_dir / "semantic_ids.parquet").is_file():
+    if read_json_or_none(marker) == json.loads(json.dumps(key)) and (ids_dir / "semantic_ids.parquet").is_file():
         info = {"reused": str(model_dir)}
     else:
         train_model(embeddings_path, model_dir, train_cfg, progress=False)
@@ -255,13 +230,6 @@ def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: Compa
     return ModelIds(kind, codes, suffix, recon, losses, seconds=time.perf_counter() - start, info=info)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def run_comparison(
     catalog: Any,
     out_dir: str | Path,
@@ -272,7 +240,7 @@ def run_comparison(
     catalog_kwargs: dict[str, Any] | None = None,
     embed_cfg: Any = None,
     command: str = "",
-    progress: Callable[[str], None] = _progress,
+    progress: Callable[[str], None] = progress_to_stderr,
     retriever_factory: Callable[[list[ModelIds], Path], Sequence[Any]] | None = None,
     generative: Any = None,
 ) -> dict[str, Any]:
@@ -288,7 +256,7 @@ def run_comparison(
     per ID model (`generative_retrievers`, rows `generative/<kind>`); needs interactions.
     Returns the summary dict.
     """
-    from ..tables import read_embeddings
+    from ..embedding_table import read_embeddings
 
     out_dir = Path(out_dir)
     if generative is not None and interactions is None:
@@ -318,7 +286,7 @@ def run_comparison(
         categories = [catalog.categories[catalog_pos[i]] for i in table.item_ids]
     split = None
     if interactions is not None:
-        from .sequences import leave_one_out, load_interactions
+        from ..evaluate.sequences import leave_one_out, load_interactions
 
         progress(f"interactions: loading {interactions}")
         users, seqs, order = load_interactions(interactions, table.item_ids)
@@ -342,7 +310,7 @@ def run_comparison(
     if generative is not None:
         from dataclasses import replace
 
-        from .compare_generative import generative_note, generative_retrievers
+        from .generative import generative_note, generative_retrievers
 
         generative = replace(generative, max_history=cfg.max_history)  # the split's history truncation
         vectors = table.vectors if generative.content else None  # rows = model_ids' codes order

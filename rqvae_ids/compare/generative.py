@@ -9,8 +9,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..config import to_dict
-from ..io import write_json_atomic
-from .compare import ModelIds, _progress, _read_json  # compare imports this module lazily: no cycle
+from ..io import read_json_or_none, write_json_atomic
+from .config import ModelIds, progress_to_stderr
 
 
 class CompareGenerative:
@@ -26,7 +26,7 @@ class CompareGenerative:
 
     history_extra = 0
 
-    def __init__(self, model: ModelIds, cfg: Any, out_dir: Path, progress: Callable[[str], None] = _progress,
+    def __init__(self, model: ModelIds, cfg: Any, out_dir: Path, progress: Callable[[str], None] = progress_to_stderr,
                  position: str = "", item_vectors=None):
         from ..retrieval.generative import retriever_for
 
@@ -48,7 +48,7 @@ class CompareGenerative:
             key["valid_sha256"] = data_fingerprint(codes, list(valid[0]) + [np.asarray(valid[1])])
         key = json.loads(json.dumps(key))
         marker = self.out_dir / "compare_key.json"
-        saved = _read_json(marker)
+        saved = read_json_or_none(marker)
         if isinstance(saved, dict) and isinstance(saved.get("retrieval"), dict):
             # Older markers kept budget knobs and lack newer knobs (which then were at their defaults).
             old = defaults_filled(saved["retrieval"])
@@ -71,7 +71,7 @@ class CompareGenerative:
 
 
 def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cfg: Any,
-                          progress: Callable[[str], None] = _progress, item_vectors=None) -> list[CompareGenerative]:
+                          progress: Callable[[str], None] = progress_to_stderr, item_vectors=None) -> list[CompareGenerative]:
     """`retriever_factory` of --with-generative: one `CompareGenerative` per ID model,
     checkpoints in out_dir/retrievers/<kind>/. cfg: a RetrievalConfig shared by all;
     item_vectors: (N, d) embeddings in the models' codes order (read when cfg.content)."""

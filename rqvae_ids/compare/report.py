@@ -1,7 +1,8 @@
 """report.md of a comparison: one table (models as rows, metrics as columns), best marked.
 
-Bold = best value of the column over all rows; a trailing `*` marks the best
-ID model where a no-ID baseline (popularity, embedding-knn) is best overall.
+Bold = best value of the column over all rows, where there is something to beat
+(at least two values, not all tied); a trailing `*` marks the best ID model where a
+no-ID baseline (popularity, embedding-knn) is best overall.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 BASELINES = ("popularity", "embedding-knn")
-LOWER_IS_BETTER = ("collision_rate_raw", "collision_rate_resolved", "recon_mse")
+LOWER_IS_BETTER = ("duplicate_rate_raw", "duplicate_rate_resolved", "colliding_share_raw", "recon_mse")
 # Column order of the table; per-level metrics are expanded in place of {i}.
 METRIC_ORDER = (
     "neighbour_recall@10", "neighbour_recall@100",
     "next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10",
-    "collision_rate_raw", "collision_rate_resolved",
+    "duplicate_rate_raw", "colliding_share_raw", "duplicate_rate_resolved",
     "utilisation_l{i}", "perplexity_l{i}",
     "recon_mse", "recon_cosine",
     "nmi_l0", "purity_l0", "nmi_l01", "purity_l01",
@@ -77,11 +78,12 @@ def results_table(comparison: pd.DataFrame, models: Sequence[str]) -> str:
 
 
 def _argbest(col: pd.Series, metric: str) -> set[str]:
+    """The rows holding the column's best value; none where there is nothing to beat (one
+    value, or every row tied), so a lone model's row is not bold everywhere."""
     col = col.dropna()
-    if col.empty:
-        return set()
     target = col.min() if metric in LOWER_IS_BETTER else col.max()
-    return set(col.index[np.isclose(col.to_numpy(), target, rtol=1e-9, atol=1e-12)])
+    best = set(col.index[np.isclose(col.to_numpy(), target, rtol=1e-9, atol=1e-12)]) if len(col) else set()
+    return best if len(best) < len(col) else set()
 
 
 def _compact(v: Any) -> str:
@@ -120,7 +122,7 @@ def build_report(
         "",
         "## Results",
         "",
-        "Bold: best of the column; `*`: best ID model where a no-ID baseline is best overall. "
+        "Bold: best of the column (where rows differ); `*`: best ID model where a no-ID baseline is best overall. "
         "`next_*` of ID models come from the sid-prefix retriever over that model's IDs; "
         "`popularity` and `embedding-knn` need no IDs. Resolved IDs append a collision suffix.",
         "",

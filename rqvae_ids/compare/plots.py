@@ -67,6 +67,10 @@ def _is_loss(column: str) -> bool:
     return bool(re.search(r"loss|recon|quant|kl", name)) and not re.search(r"_l\d+$", name)
 
 
+# (dash, marker) per loss column, in column order.
+LOSS_STYLES = (("-", None), ("--", "o"), (":", "s"), ("-.", "^"), ((0, (5, 1, 1, 1)), "D"), ((0, (1, 1)), "v"))
+
+
 def plot_loss_curves(metrics_by_model: Mapping[str, pd.DataFrame], path) -> bool:
     """metrics_by_model: model -> per-epoch frame (an `epoch` column + loss columns).
 
@@ -84,19 +88,28 @@ def plot_loss_curves(metrics_by_model: Mapping[str, pd.DataFrame], path) -> bool
             series[model] = (x, frame[cols])
     if not series:
         return False
-    fig, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3.0), squeeze=False)
-    for ax, (model, (x, losses)) in zip(axes[0], series.items()):
+    ncols = min(3, len(series))
+    nrows = -(-len(series) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, 4.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(series):]:
+        ax.axis("off")
+    names = list(dict.fromkeys(c for _, losses in series.values() for c in losses.columns))
+    for ax, (model, (x, losses)) in zip(axes.flat, series.items()):
         for col in losses.columns:
+            i = names.index(col)  # one style per loss name in every panel
+            # Colour, dash and marker all differ, and later lines are thinner, so a curve
+            # drawn on top of another (train_loss ~ train_recon) leaves the one below visible.
+            style, marker = LOSS_STYLES[i % len(LOSS_STYLES)]
             y = losses[col].to_numpy(dtype=float)
-            if np.all(y > 0):
-                ax.semilogy(x, y, label=col, lw=1.2)
-            else:
-                ax.plot(x, y, label=col, lw=1.2)
-        ax.set_title(model, fontsize=9)
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6)
-    fig.suptitle("Training losses per epoch", fontsize=9)
+            draw = ax.semilogy if np.all(y > 0) else ax.plot
+            draw(x, y, label=col, color=f"C{i}", ls=style, marker=marker, markevery=max(1, len(x) // 12),
+                 markersize=5, lw=max(1.2, 3.0 - 0.5 * i))
+        ax.set_title(model, fontsize=11)
+        ax.set_xlabel("epoch", fontsize=10)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.tick_params(labelsize=9)
+        ax.legend(fontsize=9, loc="best")
+    fig.suptitle("Training losses per epoch", fontsize=12)
     fig.tight_layout()
     _save(fig, path)
     return True

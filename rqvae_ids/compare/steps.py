@@ -1,6 +1,6 @@
-"""Library side of `flows/compare.py`: one model per call, then one evaluation of them all.
+"""Library side of `flows/compare.py` (the compare-baselines flow): one model per call, then one evaluation of them all.
 
-`build_one` trains and assigns one kind (`evaluate.compare.build_model_ids`) and
+`build_one` trains and assigns one kind (`compare.comparison.build_model_ids`) and
 turns a UserError (e.g. too many collisions) into a note, so one failing model
 does not hide the others; `write_comparison` evaluates every built model on the
 same embeddings and split and writes comparison.parquet, report.md and plots.
@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .stages import read_items
+from ..catalog.items import read_items
 
 
 def build_one(kind: str, embeddings: str | os.PathLike, out_dir: str | os.PathLike, cfg) -> Any:
     """ModelIds of `kind` (cfg: CompareConfig), or the error message (str) if it cannot be built."""
-    from ..evaluate.compare import build_model_ids
-    from ..tables import read_embeddings
+    from .comparison import build_model_ids
+    from ..embedding_table import read_embeddings
 
     n_items = len(read_embeddings(embeddings))
     try:
@@ -37,8 +37,8 @@ def write_comparison(
     interactions: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Evaluate every built model (ModelIds) and write the comparison report into `out_dir`."""
-    from ..evaluate.compare import evaluate_and_write
-    from ..tables import read_embeddings
+    from .comparison import evaluate_and_write
+    from ..embedding_table import read_embeddings
 
     table = read_embeddings(embeddings)
     models = [b for b in built if not isinstance(b, str)]

@@ -1,0 +1,404 @@
+"""What a user sees: one meaning per flag, consistent --help, clear messages (issue 16)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+
+from rqvae_ids.cli import build_parser
+
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+# --------------------------------------------------------------------- one meaning per flag
+
+
+def test_embed_model_flag_everywhere_and_old_spellings_hidden():
+    subs = _subparsers()
+    for name in ("embed", "compare", "run", "demo"):
+        assert "--embed-model" in subs[name].format_help(), name
+    # embed --model: the old spelling of --embed-model, still accepted, not shown
+    assert _parse(["embed", "--catalog", "c.csv", "--out", "o", "--model", "m"]).embed_model == "m"
+    assert _parse(["embed", "--catalog", "c.csv", "--out", "o", "--embed-model", "m"]).embed_model == "m"
+    assert "--model " not in subs["embed"].format_help()
+    # run/demo: --model-dir is the trained model folder; --model is its old, hidden spelling
+    for argv in (["run", "--catalog", "c.csv", "--out", "o"], ["demo"]):
+        assert _parse([*argv, "--model-dir", "m"]).model_dir == "m"
+        assert _parse([*argv, "--model", "m"]).model_dir == "m"
+        assert "--model " not in subs[argv[0]].format_help()
+    # train: --model is the tokenizer kind
+    assert _parse(["train", "--embeddings", "e", "--out", "o", "--model", "vqvae"]).model == "vqvae"
+
+
+def test_run_embed_model_becomes_the_embed_override():
+    from rqvae_ids.commands.run import parse_overrides
+
+    args = _parse(["run", "--catalog", "c.csv", "--out", "o", "--embed-model", "/m"])
+    assert parse_overrides(args)["embed.model"] == "/m"
+    assert "embed.model" not in parse_overrides(_parse(["run", "--catalog", "c.csv", "--out", "o"]))
+
+
+def test_help_placeholders_are_consistent():
+    """No --help shows argparse's upper-cased option names (MODEL_DIR, EMBEDDINGS, OUT...);
+    files are FILE, folders DIR, counts N, everywhere."""
+    for name, sub in _subparsers().items():
+        for action in sub._actions:
+            if not action.option_strings or action.nargs == 0 or action.help == argparse.SUPPRESS:
+                continue
+            assert action.metavar is not None or action.choices, (name, action.option_strings)
+            flag = action.option_strings[-1]
+            if flag in ("--out", "--model-dir", "--embed-model"):
+                assert action.metavar == "DIR", (name, flag)
+            if flag in ("--embeddings", "--interactions", "--ids", "--catalog", "--config", "--previous"):
+                assert action.metavar == "FILE", (name, flag)
+
+
+def test_interactions_described_one_way():
+    from rqvae_ids.commands._help import INTERACTIONS
+
+    helps = {name: a.help for name, sub in _subparsers().items() for a in sub._actions
+             if "--interactions" in a.option_strings}
+    assert set(helps) == {"compare", "retrieve-train", "run", "serve"}
+    assert all(INTERACTIONS in h for h in helps.values()), helps
+
+
+# --------------------------------------------------------------------- interrupt and resume
+
+
+def _embeddings(path, n=300, d=16, seed=0):
+    import numpy as np
+
+    from rqvae_ids.embedding_table import write_embeddings
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((16, d))[np.arange(n) % 16] + 0.3 * rng.standard_normal((n, d))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    write_embeddings(path, [f"i{i}" for i in range(n)], ["h"] * n, x, model="test-model")
+    return path
+
+
+# SIGINT raises KeyboardInterrupt in the child even where the test runner's shell ignores it.
+CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from rqvae_ids.cli import main; sys.exit(main())")
+
+
+@pytest.mark.timeout(300)
+def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(tmp_path, capsys):
+    import json
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from rqvae_ids.cli import main
+
+    emb = _embeddings(tmp_path / "embeddings.parquet")
+    out = tmp_path / "model"
+    argv = ["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "32", "--latent-dim", "4",
+            "--epochs", "100000", "--set", "checkpoint_every=1", "--set", "patience=0", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "train_state.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    epoch = json.loads((out / "train_state.json").read_text())["epoch"]
+    lines = stderr.strip().splitlines()
+    assert lines[-2] == f"interrupted: checkpoint at epoch {epoch} kept in {out}; continue with", stderr
+    resume = lines[-1].strip()
+    assert shlex.split(resume) == ["rqvae-ids", *argv, "--resume"]
+    assert "Traceback" not in stderr
+
+    # A plain re-run refuses to start over, one line, and leaves the checkpoint as it was.
+    state = (out / "train_state.json").read_bytes()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"rqvae-ids train: error: {out} holds an unfinished training (checkpoint at epoch {epoch}): "
+                   "add --resume to continue it, or --overwrite to start over")
+    assert (out / "train_state.json").read_bytes() == state
+
+    # assign warns (one line on stderr) about the half-trained model, and still assigns.
+    assert main(["assign", "--model-dir", str(out), "--embeddings", str(emb), "--out", str(tmp_path / "ids")]) == 0
+    warning = [l for l in capsys.readouterr().err.splitlines() if "warning" in l]
+    assert warning == [f"rqvae-ids assign: warning: the training in {out} did not finish (checkpoint at epoch "
+                       f"{epoch}); finish it with `rqvae-ids train ... --out {out} --resume`"]
+
+    # The printed command continues the training (here told to stop at the checkpoint's epoch).
+    assert main([*shlex.split(resume)[1:], "--epochs", str(epoch)]) == 0
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["epochs"] == epoch
+    capsys.readouterr()
+    # Finished: assign is quiet, and a plain re-run may train again.
+    assert main(["assign", "--model-dir", str(out), "--embeddings", str(emb), "--out", str(tmp_path / "ids2")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "32", "--latent-dim", "4",
+                 "--epochs", "2", "--quiet", "--resume", "--overwrite"]) == 2
+    assert "give one of the two" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- a folder where a file goes
+
+
+def test_directory_given_for_a_file(tmp_path, capsys):
+    from rqvae_ids.cli import main
+
+    adir = tmp_path / "adir.csv"
+    adir.mkdir()
+    rc = main(["embed", "--catalog", str(adir), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == f"rqvae-ids embed: error: catalog file {adir} is a directory, not a file"
+    assert not (tmp_path / "e").exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc = main(["train", "--embeddings", str(empty), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == f"rqvae-ids train: error: --embeddings {empty} is a directory, and holds no embeddings.parquet"
+    assert not (tmp_path / "m").exists()
+
+    rc = main(["assign", "--model-dir", str(_embeddings(tmp_path / "e.parquet")), "--embeddings", str(tmp_path / "e.parquet"),
+               "--out", str(tmp_path / "i")])  # fmt: skip
+    assert rc == 2 and "model directory is a file, not a directory" in capsys.readouterr().err
+
+
+def test_train_embeddings_folder_means_its_embeddings_parquet(tmp_path, capsys):
+    """`train --embeddings out/emb`: the embeddings.parquet that `embed --out out/emb` wrote."""
+    import json
+
+    from rqvae_ids.cli import main
+
+    emb_dir = tmp_path / "emb"
+    emb_dir.mkdir()
+    _embeddings(emb_dir / "embeddings.parquet")
+    out = tmp_path / "m"
+    assert main(["train", "--embeddings", str(emb_dir), "--model", "rqkmeans", "--out", str(out),
+                 "--codebook-size", "16", "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    from rqvae_ids.io import sha256_file
+
+    assert json.loads((out / "config.json").read_text())["data_sha256"] == sha256_file(emb_dir / "embeddings.parquet")
+    # lookup --ids / assign --embeddings take the folders the same way
+    assert main(["assign", "--model-dir", str(out), "--embeddings", str(emb_dir), "--out", str(tmp_path / "ids")]) == 0
+    capsys.readouterr()
+    assert main(["lookup", "--ids", str(tmp_path / "ids"), "--item", "i3"]) == 0
+    assert capsys.readouterr().out.startswith("<a_")
+
+
+# --------------------------------------------------------------------- small catalog for K
+
+
+def test_small_catalog_warning(tmp_path, capsys):
+    from rqvae_ids import train
+    from rqvae_ids.cli import main
+    from rqvae_ids.commands import train as train_cmd
+
+    assert train_cmd.ITEMS_PER_CODE == train.ITEMS_PER_CODE
+    assert train.small_catalog_warning(1024, 256) is None
+    assert train.small_catalog_warning(2, 256).endswith("try --codebook-size 2")
+    assert train.small_catalog_warning(2, 2) is None  # nothing smaller to suggest
+    assert train.small_catalog_warning(301, 256, "--set train.model.codebook_size=").endswith(
+        "try --set train.model.codebook_size=64")
+    emb = _embeddings(tmp_path / "e.parquet", n=300)
+    assert main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(tmp_path / "m"),
+                 "--codebook-size", "128", "--quiet"]) == 0  # fmt: skip
+    warnings = [l for l in capsys.readouterr().err.splitlines() if "warning" in l]
+    assert warnings == ["rqvae-ids train: warning: 300 items for 128 codes per level (fewer than 4 items per code): "
+                        "most codes will stay unused; try --codebook-size 64"]
+    assert main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(tmp_path / "m2"),
+                 "--codebook-size", "64", "--quiet"]) == 0  # fmt: skip
+    assert "warning" not in capsys.readouterr().err
+    assert "fewer than 4 items per code" in " ".join(_subparsers()["train"].format_help().split())
+
+
+# --------------------------------------------------------------------- polish
+
+
+def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
+    import json
+
+    from rqvae_ids.cli import main
+
+    emb = _embeddings(tmp_path / "e.parquet")
+    out = tmp_path / "m"
+    assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "16", "--latent-dim", "4",
+                 "--epochs", "2", "--quiet"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    report = json.loads((out / "train_report.json").read_text())
+    lines = text.splitlines()
+    assert lines[0].startswith(f"trained rqvae (L=3, K=16) on 300 items: {report['epochs']} epochs, ")
+    assert lines[1].startswith("codes used per level ") and "perplexity" in lines[1]
+    assert lines[2] == (f"before resolution: colliding_share {report['colliding_share']:.2%}, "
+                        f"duplicate_rate {report['duplicate_rate']:.2%}")
+    assert lines[3] == f"wrote {out}/: model.safetensors, config.json, metrics.parquet, train_report.json"
+    assert lines[4].startswith(f"next: rqvae-ids assign --model-dir {out} --embeddings {emb}")
+    assert main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "j"), "--codebook-size", "16",
+                 "--latent-dim", "4", "--epochs", "2", "--quiet", "--json"]) == 0  # fmt: skip
+    machine = json.loads(capsys.readouterr().out)
+    assert machine["kind"] == "rqvae" and machine["epochs"] == 2 and "colliding_share" in machine
+
+
+def test_report_bolds_only_where_there_is_something_to_beat():
+    import pandas as pd
+
+    from rqvae_ids.compare.report import results_table
+
+    frame = pd.DataFrame(
+        [("rqvae", "duplicate_rate_raw", 0.1), ("rqvae", "duplicate_rate_resolved", 0.0),
+         ("rqvae", "next_recall@10", 0.2), ("popularity", "next_recall@10", 0.3),
+         ("embedding-knn", "next_recall@10", 0.25)],
+        columns=["model", "metric", "value"],
+    )  # fmt: skip
+    table = results_table(frame, ["popularity", "embedding-knn", "rqvae"])
+    # one ID model: its ID-quality cells have nothing to beat (no bold, no `*`); next_recall has
+    assert "| rqvae | 0.2000 | 0.1000 | 0.0000 |" in table
+    assert "| popularity | **0.3000** |" in table
+    tied = pd.DataFrame([("a", "duplicate_rate_resolved", 0.0), ("b", "duplicate_rate_resolved", 0.0)],
+                        columns=["model", "metric", "value"])
+    assert "**" not in results_table(tied, ["a", "b"])  # every row tied: nothing to beat
+
+
+def test_loss_curves_are_big_and_each_line_has_its_own_style(tmp_path):
+    import matplotlib.image as mpimg
+    import numpy as np
+    import pandas as pd
+
+    from rqvae_ids.compare import plots
+
+    epochs = np.arange(1, 21)
+    frame = pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs, "train_recon": 0.98 / epochs,
+                          "train_quant": 0.02 / epochs, "val_loss": 1.1 / epochs})
+    assert plots.plot_loss_curves({"rqvae": frame, "ae": frame.drop(columns=["train_quant"])}, tmp_path / "l.png")
+    height, width = mpimg.imread(tmp_path / "l.png").shape[:2]
+    assert width >= 1000 and height >= 380  # was ~360 x 300 per model
+    styles = plots.LOSS_STYLES
+    assert len(set(styles)) == len(styles) >= 4
+
+
+def test_report_config_line_shows_the_epochs_run(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from rqvae_ids.compare.comparison import evaluate_and_write
+    from rqvae_ids.compare.config import CompareConfig, ModelIds
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    codes = rng.integers(0, 8, (200, 3))
+    losses = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.4]})
+    cfg = CompareConfig(models=("rqvae",), codebook_size=8, neighbour_queries=50)
+    assert cfg.epochs is None
+    evaluate_and_write(tmp_path, x, [ModelIds("rqvae", codes, np.arange(200) % 7, None, losses)], cfg,
+                       command="test", progress=lambda m: None)  # fmt: skip
+    report = (tmp_path / "report.md").read_text()
+    assert "`epochs=3`" in report and "epochs=None" not in report
+
+
+# --------------------------------------------------------------------- stage lines of run/demo
+
+
+def test_stage_lines_are_quiet_unless_enabled(capsys):
+    from rqvae_ids.pipeline import progress
+
+    with progress.stage("train rqvae", "5000 items", kind="train") as box:
+        box["report"] = {"kind": "rqvae", "epochs": 40, "utilisation": [1.0, 1.0, 0.995]}
+    assert capsys.readouterr().err == ""  # a library call prints nothing
+    progress.enable("run")
+    try:
+        with progress.stage("train rqvae", "5000 items, up to 40 epochs", kind="train") as box:
+            box["report"] = {"kind": "rqvae", "epochs": 40, "utilisation": [1.0, 1.0, 0.995]}
+        with pytest.raises(ValueError), progress.stage("assign"):
+            raise ValueError("boom")
+    finally:
+        progress.disable()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "[run] train rqvae: started (5000 items, up to 40 epochs)"
+    assert lines[1].startswith("[run] train rqvae: 40 epochs, ") and lines[1].endswith(", codes used 100/100/100 %")
+    assert lines[2] == "[run] assign: started" and lines[3].startswith("[run] assign: failed after ")
+    assert progress.seconds(3.14) == "3.1 s" and progress.seconds(31.4) == "31 s" and progress.seconds(252) == "4 min 12 s"
+    report = {"items": 10, "collisions": {"duplicate_rate": 0.014},
+              "stability": {"kept": 8, "new": 1, "edited": 1, "removed": 0}}
+    assert progress.end_line("assign", report, 2.0) == ("10 IDs, 2.0 s, duplicate_rate 1.40% before resolution; "
+                                                        "kept 8, new 1, edited 1, removed 0")
+
+
+# --------------------------------------------------------------------- Prefect noise
+
+
+def test_prefect_telemetry_off_unless_the_user_chose(monkeypatch):
+    from flows.runtime import prefect_env
+
+    for key in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED"):
+        monkeypatch.delenv(key, raising=False)
+    prefect_env()
+    assert os.environ["DO_NOT_TRACK"] == "1" and os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    monkeypatch.setenv("DO_NOT_TRACK", "0")  # the user's own choice wins
+    prefect_env()
+    assert os.environ["DO_NOT_TRACK"] == "0"
+    monkeypatch.delenv("DO_NOT_TRACK")
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")  # analytics on by choice: client too
+    prefect_env()
+    assert "DO_NOT_TRACK" not in os.environ
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ctrl_c_in_run_is_quiet_and_keeps_latest(tmp_path):
+    """SIGINT while a stage runs: exit 130, no Prefect "Crash detected!" lines, latest unchanged."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    catalog = tmp_path / "items.csv"
+    catalog.write_text("item_id,title\n" + "".join(f"i{i},mug {i}\n" for i in range(40)))
+    marker = tmp_path / "embedding"
+    code = (
+        "import signal, sys, time, pathlib\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "import rqvae_ids.pipeline.stages as s\n"
+        f"def slow(*a, **k): pathlib.Path({str(marker)!r}).touch(); time.sleep(120)\n"
+        "s.embed = slow  # the embed task: long enough to be interrupted\n"
+        "from rqvae_ids.cli import main\n"
+        f"sys.exit(main(['run', '--catalog', {str(catalog)!r}, '--out', {str(tmp_path / 'out')!r}, "
+        "'--set', 'train.model.codebook_size=8']))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_LOGGING_LEVEL")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 200
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Crash detected" not in stderr and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == (f"interrupted: {tmp_path / 'out'}/latest unchanged "
+                                               "(no run has succeeded here yet)")
+    assert not (tmp_path / "out" / "latest").exists()
