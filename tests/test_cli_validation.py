@@ -73,8 +73,8 @@ def test_retrieve_train_model_settings_refused_up_front(tmp_path, capsys, sid_fi
     inter = tmp_path / "inter.csv"
     inter.write_text("user_id,item_id,position\n" + "".join(f"u{u},i{i},{i}\n" for u in range(3) for i in range(4)))
     out = tmp_path / "ret"
-    _refused(capsys, ["retrieve-train", "--ids", str(sid_file), "--interactions", str(inter), "--out", str(out),
-                      "--device", "cpu", *flags], "rqvae-ids retrieve-train: error:", *words)
+    _refused(capsys, ["retrieve-train", "--retriever", "tiger", "--ids", str(sid_file), "--interactions", str(inter),
+                      "--out", str(out), "--device", "cpu", *flags], "rqvae-ids retrieve-train: error:", *words)
     assert not out.exists()
 
 

@@ -216,7 +216,7 @@ def test_retrieve_train_content_embeddings(tmp_path, capsys):
     codes, vectors, users, seqs = catalog(1)
     ids, inter, emb = _write_inputs(tmp_path, codes, vectors, users, seqs)
     out = tmp_path / "retr"
-    base = ["retrieve-train", "--ids", str(ids), "--interactions", str(inter), "--layers", "1", "--d-model", "32",
+    base = ["retrieve-train", "--retriever", "tiger", "--ids", str(ids), "--interactions", str(inter), "--layers", "1", "--d-model", "32",
             "--heads", "2", "--epochs", "1", "--beam", "10", "--device", "cpu"]
     assert main([*base, "--out", str(out), "--content-embeddings", str(emb)]) == 0
     config = json.loads((out / "config.json").read_text())

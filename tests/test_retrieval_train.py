@@ -112,13 +112,13 @@ def test_cli_trains_and_help_does_not_import_torch(tmp_path):
     codes, users, seqs = catalog(1)
     ids, inter = write_ids_and_interactions(tmp_path, codes, users, seqs)
     out = tmp_path / "retr"
-    rc = main(["retrieve-train", "--ids", str(ids), "--interactions", str(inter), "--out", str(out),
+    rc = main(["retrieve-train", "--retriever", "tiger", "--ids", str(ids), "--interactions", str(inter), "--out", str(out),
                "--layers", "1", "--d-model", "32", "--heads", "2", "--epochs", "1", "--beam", "10", "--device", "cpu"])
     assert rc == 0
     report = json.loads((out / "train_report.json").read_text())
     assert set(report["test"]) == {"next_recall@5", "next_ndcg@5", "next_recall@10", "next_ndcg@10"}
     assert {"model.safetensors", "checkpoint.safetensors", "codes.npy", "config.json"} <= {p.name for p in out.iterdir()}
-    assert main(["retrieve-train", "--ids", str(ids), "--interactions", str(inter), "--out", str(out),
+    assert main(["retrieve-train", "--retriever", "tiger", "--ids", str(ids), "--interactions", str(inter), "--out", str(out),
                  "--beam", "5"]) == 2  # bad config: one-line error, exit 2
     probe = "import sys; from rqvae_ids.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"

@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans")
+KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "opq")
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
 DEFAULT_EPOCHS = 100
@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="rqvae", choices=KINDS, help="tokenizer kind (default: rqvae)")
     p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     p.add_argument("--levels", type=int, default=None, help="code levels L (default 3)")
+    p.add_argument("--subspaces", type=int, default=None, metavar="M",
+                   help="opq: sub-spaces M, one code digit each (RPG: 16 for Toys, 32 for Beauty); "
+                        "the same as --levels for --model opq, must divide the embedding size")
     p.add_argument("--codebook-size", type=int, default=None,
                    help=f"codes per level K (default 256); warns when the catalog has fewer than {ITEMS_PER_CODE} "
                         "items per code")
@@ -106,6 +109,12 @@ def handler(args: argparse.Namespace) -> int:
     from ..io import check_out_dir, file_in_dir
     from ..train import TrainConfig, config_from_args, train_model  # torch is imported lazily, inside train_model
 
+    if args.subspaces is not None:
+        if args.model != "opq":
+            raise UserError(f"--subspaces applies to --model opq only, not {args.model}")
+        if args.levels is not None and args.levels != args.subspaces:
+            raise UserError(f"--subspaces {args.subspaces} and --levels {args.levels} disagree (one is enough)")
+        args.levels = args.subspaces
     flags = dict(kind=args.model, levels=args.levels, codebook_size=args.codebook_size,
                  latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, device=args.device)
     # one way to set each value: its own option (input_dim comes from the file)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 from .ae import AE
 from .base import CONFIG, WEIGHTS, ModelConfig, ModelOutput, Tokenizer, load_state, read_config, saved_model_config
+from .opq import OPQ, fit_opq
 from .rqkmeans import RQKMeans, fit_rqkmeans
 from .rqvae import RQVAE
 from .vae import VAE
 from .vqvae import VQVAE
 
-MODELS: dict[str, type[Tokenizer]] = {m.kind: m for m in (RQVAE, VQVAE, VAE, AE, RQKMeans)}
+MODELS: dict[str, type[Tokenizer]] = {m.kind: m for m in (RQVAE, VQVAE, VAE, AE, RQKMeans, OPQ)}
 
 
 def build_model(cfg: ModelConfig) -> Tokenizer:
@@ -36,5 +37,5 @@ def load_model(model_dir: str | Path) -> Tokenizer:
     return model.eval()
 
 
-__all__ = ["MODELS", "ModelConfig", "ModelOutput", "Tokenizer", "build_model", "load_model", "fit_rqkmeans",
+__all__ = ["MODELS", "ModelConfig", "ModelOutput", "Tokenizer", "build_model", "load_model", "fit_rqkmeans", "fit_opq", "OPQ",
            "RQVAE", "VQVAE", "VAE", "AE", "RQKMeans", "WEIGHTS", "CONFIG"]

@@ -1,0 +1,184 @@
+"""Item-level sequence models: one causal Transformer over item positions, two heads.
+
+One position per history item (not one per ID token as in `model.py`), pre-LayerNorm
+blocks, learned absolute positions, dropout. One pass scores every position of a
+sequence, so a user's training window trains every prefix -> next item at once.
+
+- `sasrec` (the baseline every reader checks first): an item-ID table in; full softmax
+  over all catalog items out, weights tied with the input table (SASRec with
+  cross-entropy, RECIPES "SASRec that beats TIGER").
+- `parallel` (RPG, Hou et al. KDD 2025): an item enters as the mean (or sum) of its D
+  digit-code embeddings (one shared table, digit-specific rows), optionally plus a
+  projection of its text embedding. Out come D per-digit softmaxes over the K codes of
+  each digit from the last hidden state: head_d(h) = h + SiLU(Linear_d(h)), Linear_d
+  zero-initialised; logits = cosine(head_d(h), digit d's rows of the same token table) / tau.
+  An item's score is sum_d log p_d(c_d(item)), computed exactly for every catalog item by a
+  gather over the (N, D) code matrix (`score_items`): full ranking, no beam, no invalid IDs.
+
+Inputs are catalog indices (B, S) int64 with `n_items` as padding; sequences are
+right-padded, so a causal mask alone keeps real positions from seeing the padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import check
+
+
+@dataclass(frozen=True)
+class ItemModelConfig:
+    n_items: int  # N, catalog size; index N is the padding item
+    head: Literal["sasrec", "parallel"] = "sasrec"
+    depth: int = 0  # D, code digits per item (parallel)
+    width: int = 0  # K, codes per digit (parallel)
+    d_model: int = 64
+    n_layer: int = 2
+    n_head: int = 2
+    ff_mult: int = 4
+    dropout: float = 0.2
+    max_len: int = 20  # history positions
+    temperature: float = 0.03  # RPG's tau for cosine logits (grid 0.03-0.07)
+    combine: Literal["mean", "sum"] = "mean"  # how digit embeddings make an item (RPG: mean)
+    content_dim: int = 0  # > 0: add a projection of each item's text vector (N, content_dim)
+
+    def __post_init__(self):
+        check(self.head in ("sasrec", "parallel"), f"head must be sasrec or parallel, got {self.head!r}")
+        check(self.n_items >= 1, f"n_items must be >= 1, got {self.n_items}")
+        check(self.d_model % self.n_head == 0, "d_model must be a multiple of n_head")
+        check(self.combine in ("mean", "sum"), f"combine must be mean or sum, got {self.combine!r}")
+        check(self.temperature > 0, "temperature must be > 0")
+        if self.head == "parallel":
+            check(self.depth >= 1 and self.width >= 2, "parallel head needs depth >= 1 and width >= 2")
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer block with causal self-attention (SDPA)."""
+
+    def __init__(self, d: int, n_head: int, ff: int, dropout: float):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.ff = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d))
+        self.drop = nn.Dropout(dropout)
+        self.n_head, self.p = n_head, dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, s, 3, self.n_head, d // self.n_head).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.p if self.training else 0.0)
+        x = x + self.drop(self.proj(a.transpose(1, 2).reshape(b, s, d)))
+        return x + self.drop(self.ff(self.ln2(x)))
+
+
+class ItemSeqModel(nn.Module):
+    """codes: (N, D) int codes in catalog order (parallel); item_vectors: (N, c) float32 when
+    cfg.content_dim > 0. Both are buffers: they travel with the weights."""
+
+    def __init__(self, cfg: ItemModelConfig, codes=None, item_vectors=None):
+        super().__init__()
+        self.cfg = cfg
+        n, d = cfg.n_items, cfg.d_model
+        self.pos = nn.Embedding(cfg.max_len, d)
+        # same scale as the item tables (nanoGPT): nn.Embedding's default N(0, 1) positions would
+        # drown the 0.02-scale item signal and the model would learn little beyond popularity
+        nn.init.normal_(self.pos.weight, std=0.02)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(d, cfg.n_head, cfg.ff_mult * d, cfg.dropout) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(d)
+        if cfg.head == "sasrec":
+            self.items = nn.Embedding(n + 1, d, padding_idx=n)
+            nn.init.normal_(self.items.weight, std=0.02)
+        else:
+            codes = torch.as_tensor(np.asarray(codes, dtype=np.int64))
+            check(tuple(codes.shape) == (n, cfg.depth), f"codes must be ({n}, {cfg.depth}), got {tuple(codes.shape)}")
+            check(bool((codes >= 0).all() and (codes < cfg.width).all()), f"codes must lie in [0, {cfg.width})")
+            dk = cfg.depth * cfg.width
+            flat = codes + torch.arange(cfg.depth) * cfg.width  # digit d's codes in rows d*K .. d*K+K-1
+            self.register_buffer("flat_codes", torch.cat([flat, torch.full((1, cfg.depth), dk)]))  # pad row
+            self.tokens = nn.Embedding(dk + 1, d, padding_idx=dk)
+            nn.init.normal_(self.tokens.weight, std=0.02)
+            self.head_w = nn.Parameter(torch.zeros(cfg.depth, d, d))  # zero init: head_d(h) = h at start
+            self.head_b = nn.Parameter(torch.zeros(cfg.depth, d))
+        if cfg.content_dim:
+            v = torch.as_tensor(np.asarray(item_vectors, dtype=np.float32))
+            check(tuple(v.shape) == (n, cfg.content_dim), f"item vectors must be ({n}, {cfg.content_dim})")
+            self.register_buffer("item_vectors", torch.cat([v, torch.zeros(1, cfg.content_dim)]))
+            self.content = nn.Linear(cfg.content_dim, d, bias=False)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S) catalog indices (N = pad) -> (B, S, d) item embeddings."""
+        if self.cfg.head == "sasrec":
+            e = self.items(x)
+        else:
+            e = self.tokens(self.flat_codes[x])  # (B, S, D, d)
+            e = e.mean(-2) if self.cfg.combine == "mean" else e.sum(-2)
+        if self.cfg.content_dim:
+            e = e + self.content(self.item_vectors[x])
+        return e
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S) right-padded catalog indices -> (B, S, d) hidden states (position i sees <= i)."""
+        s = x.shape[1]
+        h = self.drop(self.embed(x) + self.pos(torch.arange(s, device=x.device)))
+        for blk in self.blocks:
+            h = blk(h)
+        return self.ln_f(h)
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """(M, d) hidden -> sasrec (M, N) item logits; parallel (M, D, K) per-digit logits."""
+        if self.cfg.head == "sasrec":
+            return h @ self.items.weight[: self.cfg.n_items].t()
+        c = self.cfg
+        g = h.unsqueeze(-2) + F.silu(torch.einsum("me,def->mdf", h, self.head_w) + self.head_b)  # (M, D, d)
+        table = self.tokens.weight[: c.depth * c.width].view(c.depth, c.width, -1)
+        return torch.einsum("mdf,dkf->mdk", F.normalize(g, dim=-1), F.normalize(table, dim=-1)) / c.temperature
+
+    def loss(self, x: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, S) inputs, targets (B, S) next items (-100 = no loss) -> mean cross-entropy
+        (parallel: mean over digits of the cross-entropy of the target's code).
+
+        sasrec, negatives (R,) item indices: sampled softmax over [target, R shared negatives]
+        (a negative equal to the target is masked) instead of the full catalog softmax."""
+        keep = targets >= 0
+        h, y = self(x)[keep], targets[keep]
+        if self.cfg.head == "sasrec":
+            if negatives is None:
+                return F.cross_entropy(self.logits(h), y)
+            pos = (h * self.items(y)).sum(-1, keepdim=True)
+            neg = (h @ self.items(negatives).t()).masked_fill(negatives[None, :] == y[:, None], -torch.inf)
+            return F.cross_entropy(torch.cat([pos, neg], 1), torch.zeros_like(y))
+        codes = self.flat_codes[y] - torch.arange(self.cfg.depth, device=y.device) * self.cfg.width  # (M, D)
+        return F.cross_entropy(self.logits(h).reshape(-1, self.cfg.width), codes.reshape(-1))
+
+    @torch.no_grad()
+    def score_last(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, S) right-padded histories, lengths (B,) >= 1 -> (B, N) scores of every catalog item."""
+        h = self(x)[torch.arange(len(x), device=x.device), lengths - 1]
+        if self.cfg.head == "sasrec":
+            return self.logits(h)
+        logp = torch.log_softmax(self.logits(h).float(), dim=-1)  # (B, D, K)
+        return score_items(logp, self.flat_codes[: self.cfg.n_items])
+
+
+def score_items(logp: torch.Tensor, flat_codes: torch.Tensor) -> torch.Tensor:
+    """Exact item scores from per-digit log-probabilities.
+
+    logp: (B, D, K) float; flat_codes: (N, D) int64, digit d's code offset by d*K.
+    Returns (B, N): score[b, n] = sum_d logp[b, d, code_d(n)]. One gather per digit over
+    the flattened (B, D*K) table: memory B*N floats for the output, nothing per digit.
+    """
+    flat = logp.reshape(len(logp), -1)
+    out = flat.index_select(1, flat_codes[:, 0])
+    for d in range(1, flat_codes.shape[1]):
+        out += flat.index_select(1, flat_codes[:, d])
+    return out

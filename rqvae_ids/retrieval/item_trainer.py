@@ -1,0 +1,292 @@
+"""Training loop of the item-level retrievers (`sasrec`, `parallel`): read top to bottom.
+
+Per epoch: shuffle (seeded by epoch), AdamW steps with linear warm-up then a constant
+rate, then Recall/NDCG@10 on the validation targets by exact full-catalog scoring with
+the user's history removed (the harness's policy), early stopping on NDCG@10 and a
+wall-clock budget. The best weights go to `model.safetensors` (atomically) with the
+config and a fingerprint of the data, so a rerun on the same data and config reuses
+them instead of training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from ..config import check, to_dict
+from ..errors import UserError
+from ..io import atomic_path
+
+BEST = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class ItemRetrieverConfig:
+    """Defaults = the runs of bench/RESULTS.md "Item-level retrievers" (Toys, validation split):
+    lr 5e-3 learned within the CPU budget where 2e-3/3e-3 had not left popularity level after
+    3-5 epochs; RPG's/SASRec's other values (wd 0, d 64, 2 layers) unchanged, not tuned."""
+
+    head: Literal["sasrec", "parallel"] = "parallel"
+    d_model: int = 64
+    n_layer: int = 2
+    n_head: int = 2
+    dropout: float = 0.2
+    max_history: int = 20
+    batch_size: int = 256
+    lr: float = 5e-3
+    weight_decay: float = 0.0  # RPG: wd 0
+    warmup_steps: int = 200
+    max_epochs: int = 200
+    patience: int = 8  # validation rounds without a better NDCG@10
+    valid_users: int = 0  # validation subsample for early stopping; 0 = all
+    # sasrec: 0 = full softmax over the catalog; R > 0 = sampled softmax with R uniform negatives
+    # shared by the batch (RECIPES: 256 negatives ~ full CE on 12k items, at a fraction of the cost)
+    negatives: int = 0
+    temperature: float = 0.05  # parallel: cosine-logit temperature (RPG grid 0.03-0.07)
+    combine: Literal["mean", "sum"] = "mean"  # parallel: item = mean or sum of its digit embeddings
+    content: bool = False  # add a projection of each item's text embedding (needs item vectors)
+    seed: int = 0
+    device: str = "auto"
+    max_minutes: float = 10.0  # wall-clock training budget; 0 = none
+
+    def __post_init__(self):
+        check(self.head in ("sasrec", "parallel"), f"head must be sasrec or parallel, got {self.head!r}")
+        check(self.n_layer >= 1 and self.n_head >= 1 and self.d_model >= 1, "n_layer, n_head, d_model must be >= 1")
+        check(self.d_model % self.n_head == 0, f"d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})")
+        check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        check(self.max_history >= 1, f"max_history must be >= 1, got {self.max_history}")
+        check(self.batch_size > 0 and self.max_epochs > 0, "batch_size and max_epochs must be positive")
+        check(self.lr > 0 and self.weight_decay >= 0, "lr must be > 0 and weight_decay >= 0")
+        check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        check(self.valid_users >= 0, f"valid_users must be >= 0 (0 = all), got {self.valid_users}")
+        check(self.negatives >= 0, f"negatives must be >= 0 (0 = full softmax), got {self.negatives}")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        check(self.combine in ("mean", "sum"), f"combine must be mean or sum, got {self.combine!r}")
+        check(self.max_minutes >= 0, f"max_minutes must be >= 0 (0 = no budget), got {self.max_minutes}")
+        check(not (self.content and self.head == "sasrec"), "content applies to the parallel head only")
+
+
+def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=None):
+    from .item_model import ItemModelConfig
+
+    depth, width = (0, 0) if codes is None else (codes.shape[1], int(codes.max()) + 1)
+    return ItemModelConfig(
+        n_items=n_items, head=cfg.head, depth=depth, width=max(width, 2) if codes is not None else 0,
+        d_model=cfg.d_model, n_layer=cfg.n_layer, n_head=cfg.n_head, dropout=cfg.dropout,
+        max_len=cfg.max_history, temperature=cfg.temperature, combine=cfg.combine,
+        content_dim=0 if vectors is None else vectors.shape[1],
+    )
+
+
+def windows(sequences: Sequence[np.ndarray], n_items: int, max_history: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training windows: (X (E, S), Y (E, S)) int64, right-padded with n_items / -100.
+
+    A sequence's first window scores items 1..; a longer sequence adds one window per later
+    item, scoring only that item with its last `max_history` items (data.build_examples'
+    decoder rule: every target once, with exactly its truncated history)."""
+    from .data import build_examples
+
+    ex = build_examples(sequences, "decoder", max_history)
+    x = np.full((len(ex), max_history), n_items, np.int64)
+    y = np.full((len(ex), max_history), -100, np.int64)
+    for i in range(len(ex)):
+        w = sequences[ex.user[i]][ex.start[i] : ex.end[i]]
+        x[i, : len(w) - 1] = w[:-1]
+        y[i, : len(w) - 1] = w[1:]
+        y[i, : ex.loss_from[i] - 1] = -100
+    return x, y
+
+
+def batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, pool: int = 50):
+    """Seeded batches of window indices of similar length: shuffle, sort each pool of
+    `pool` batches by length, cut into batches, shuffle the batches. Most windows are far
+    shorter than max_history, so trimmed batches cost a fraction of full-width ones."""
+    perm = rng.permutation(len(lengths))
+    out = []
+    for s in range(0, len(perm), batch_size * pool):
+        chunk = perm[s : s + batch_size * pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [out[i] for i in rng.permutation(len(out))]
+
+
+def pad_histories(histories: Sequence[np.ndarray], n_items: int, max_history: int):
+    """Histories -> (x (B, S) right-padded with n_items, lengths (B,)) int64; empty histories
+    become one padding item (the model then scores from position information only)."""
+    hs = [np.asarray(h, dtype=np.int64)[-max_history:] for h in histories]
+    s = max(1, max((len(h) for h in hs), default=1))
+    x = np.full((len(hs), s), n_items, np.int64)
+    for i, h in enumerate(hs):
+        x[i, : len(h)] = h
+    return x, np.maximum(1, np.array([len(h) for h in hs], dtype=np.int64))
+
+
+def recommend(model, histories, k: int, max_history: int, exclude_history: bool = True, batch_size: int = 512):
+    """Top-k catalog indices per history by exact full-catalog scoring: (U, k) int64.
+    exclude_history: the user's own history items never appear (the harness's policy)."""
+    import torch
+
+    n = model.cfg.n_items
+    k = min(k, n)
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    for s in range(0, len(histories), batch_size):
+        part = histories[s : s + batch_size]
+        x, lengths = pad_histories(part, n, max_history)
+        scores = model.score_last(torch.from_numpy(x).to(device), torch.from_numpy(lengths).to(device))
+        if exclude_history:
+            rows = np.repeat(np.arange(len(part)), [min(len(h), max_history) if max_history else 0 for h in part])
+            cols = np.concatenate([np.asarray(h, np.int64)[-max_history:] for h in part] + [np.zeros(0, np.int64)])
+            scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -float("inf")
+            full = [np.asarray(h, np.int64) for h in part]  # items older than the window too
+            for i, h in enumerate(full):
+                if len(h) > max_history:
+                    scores[i, torch.from_numpy(h[:-max_history])] = -float("inf")
+        out.append(torch.topk(scores, k, dim=1).indices.cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+
+
+def fingerprint(n_items: int, sequences, codes=None, vectors=None) -> str:
+    h = hashlib.sha256(str(n_items).encode())
+    for a in (codes, vectors):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    for s in sequences:
+        h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
+    return h.hexdigest()
+
+
+def train(n_items, train_sequences, valid, out_dir, cfg: ItemRetrieverConfig, codes=None, item_vectors=None, log=print,
+          reuse=True):
+    """Train an ItemSeqModel; returns (model with the best weights, report dict).
+
+    train_sequences: per user int64 catalog indices (Split.train); valid: (histories,
+    targets) for early stopping, or None (train to max_epochs/max_minutes); codes (N, D)
+    for the parallel head; item_vectors (N, c) when cfg.content; out_dir None = nothing on disk;
+    reuse: return the weights already in out_dir when they were trained on the same data and config.
+    """
+    import torch
+
+    from ..evaluate.ranking import next_item_metrics
+    from ..runtime import resolve_device, seed_everything
+    from .item_model import ItemSeqModel
+
+    t0 = time.perf_counter()
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    seqs = [np.asarray(s, dtype=np.int64) for s in train_sequences]
+    x_all, y_all = windows(seqs, n_items, cfg.max_history)
+    if len(x_all) == 0:
+        raise UserError("no training example: every training sequence has fewer than 2 items")
+    model = ItemSeqModel(model_config(cfg, n_items, codes, item_vectors), codes, item_vectors).to(device)
+    fp = fingerprint(n_items, seqs, codes, item_vectors)
+    out = Path(out_dir) if out_dir is not None else None
+    if reuse and out is not None and (out / BEST).is_file():
+        meta = load_weights(model, out / BEST)
+        if meta.get("data_sha256") == fp and meta.get("config") == to_dict(cfg):
+            log(f"reusing {out / BEST} (same data and config)")
+            return model.eval(), meta["report"]
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    lengths = (x_all != n_items).sum(1)
+    steps_per_epoch = math.ceil(len(x_all) / cfg.batch_size)
+    warmup = max(1, min(cfg.warmup_steps, steps_per_epoch * cfg.max_epochs // 10))
+    if valid is not None:
+        vh, vt = valid
+        pick = np.arange(len(vt))
+        if cfg.valid_users and len(vt) > cfg.valid_users:
+            pick = np.sort(np.random.default_rng(cfg.seed).choice(len(vt), cfg.valid_users, replace=False))
+        vh, vt = [vh[i] for i in pick], np.asarray(vt)[pick]
+    log(f"{cfg.head}: {model.n_params():,} parameters, {len(x_all):,} windows, {steps_per_epoch} steps/epoch on {device}")
+    state = {"step": 0, "best": -math.inf, "best_epoch": 0, "bad": 0, "history": [], "train_seconds": 0.0}
+    best_sd = None
+    for epoch in range(cfg.max_epochs):
+        te = time.perf_counter()
+        model.train()
+        neg_rng = np.random.default_rng([cfg.seed, epoch, 1])
+        losses = []
+        for idx in batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])):
+            width = int(lengths[idx].max())  # trimmed: no compute on columns that are padding everywhere
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * min(1.0, (state["step"] + 1) / warmup)
+            neg = None
+            if cfg.head == "sasrec" and cfg.negatives:
+                neg = torch.from_numpy(neg_rng.integers(0, n_items, cfg.negatives)).to(device)
+            loss = model.loss(torch.from_numpy(x_all[idx, :width]).to(device),
+                              torch.from_numpy(y_all[idx, :width]).to(device), neg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(loss.item())
+            state["step"] += 1
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_s": time.perf_counter() - te}
+        if valid is not None:
+            m = next_item_metrics(recommend(model, vh, 10, cfg.max_history), vt)
+            row.update({f"valid_{k}": v for k, v in m.items()})
+            score = m["next_ndcg@10"]
+        else:
+            score = -row["loss"]
+        row["seconds"] = time.perf_counter() - te
+        state["train_seconds"] += row["seconds"]
+        state["history"].append(row)
+        if score > state["best"]:
+            state.update(best=score, best_epoch=epoch + 1, bad=0)
+            best_sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            state["bad"] += 1
+        log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if state["bad"] >= cfg.patience:
+            log(f"stopping: no better validation NDCG@10 for {cfg.patience} epochs")
+            break
+        if cfg.max_minutes and state["train_seconds"] > 60 * cfg.max_minutes:
+            log(f"stopping: time budget of {cfg.max_minutes} min spent")
+            break
+    model.load_state_dict(best_sd)
+    model.eval()
+    report = {"config": to_dict(cfg), "n_params": model.n_params(), "windows": len(x_all), "device": device,
+              "epochs": len(state["history"]), "best_epoch": state["best_epoch"],
+              "best_valid_ndcg@10": state["best"], "train_seconds": state["train_seconds"],
+              "wall_seconds": time.perf_counter() - t0, "history": state["history"], "data_sha256": fp}
+    if out is not None:
+        save_weights(model, out / BEST, {"config": to_dict(cfg), "data_sha256": fp, "report": report})
+    return model, report
+
+
+def save_weights(model, path, meta: dict) -> None:
+    """Weights (codes and item vectors included: they are buffers) + JSON metadata, atomically."""
+    from safetensors.torch import save_file
+
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata={"rqvae_ids": json.dumps(meta)})
+
+
+def load_weights(model, path) -> dict:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        sd = load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads((f.metadata() or {}).get("rqvae_ids", "{}"))
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"{path}: unreadable weights ({e})") from None
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError:
+        return {}  # another shape: not reusable, the caller trains anew
+    return meta
+
+
+__all__ = ["ItemRetrieverConfig", "train", "recommend", "windows", "pad_histories", "save_weights", "load_weights"]
