@@ -197,13 +197,13 @@ def load_encoder(spec: ModelSpec, cfg: EmbedConfig, device: str, texts: Sequence
     folder = backends.export_dir(backends.model_cache_root(cfg.model_cache), spec.path,
                                  _model_fingerprint(Path(spec.path)), cfg.backend)
     key = (str(folder), cfg.backend)
-    folder, export_s = backends.ensure_export(folder, spec.path, cfg.backend, lambda: load_model(spec, "cpu", True), sample)
+    folder, export_s = backends.ensure_export(folder, spec.path, cfg.backend, lambda: load_model(spec, "cpu", quiet), sample)
     if key not in _LOADED or export_s is not None:
         _LOADED[key] = backends.ExportedEncoder(folder, cfg.backend)
     encoder = _LOADED[key]
     accuracy = backends.read_accuracy(folder)
     if accuracy is None:
-        reference = load_model(spec, "cpu", True).encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True,
+        reference = load_model(spec, "cpu", quiet).encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True,
                                                          convert_to_numpy=True, show_progress_bar=False)
         got = encoder.encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True)
         accuracy = backends.measure_accuracy(reference, got)

@@ -288,9 +288,11 @@ class ExportedEncoder:
                convert_to_numpy: bool = True, show_progress_bar: bool = False) -> np.ndarray:
         texts = list(texts)
         out = np.empty((len(texts), self.get_embedding_dimension()), dtype=np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first, as ST does: less padding
         for s in range(0, len(texts), batch_size):
-            f = _tokenize(self.tok, texts[s:s + batch_size], self.info["max_seq_length"], self.info["do_lower_case"])
-            out[s:s + batch_size] = self._run(f)
+            rows = order[s:s + batch_size]
+            f = _tokenize(self.tok, [texts[i] for i in rows], self.info["max_seq_length"], self.info["do_lower_case"])
+            out[rows] = self._run(f)
         if normalize_embeddings:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
