@@ -13,6 +13,19 @@ With --repeat R the raw/cold/warm triple runs R times (alternating, so drift on
 a shared machine hits both sides) and the best time of each is kept.
 Targets: cold throughput >= 0.95 x raw; warm time < 5 % of cold.
 Writes bench/out/embed.json. Workload: ../shared/data/amazon-toys/items.csv.
+
+With --backends all (or a comma list: onnx,onnx-int8,openvino,openvino-int8) it measures
+the embedding backends instead (issue 15), in one process on the same texts:
+  export   each backend exported cold into a fresh model cache (seconds reported apart),
+           then loaded warm; the accuracy guard's numbers
+  speed    per --chunk of texts, raw torch `encode` and every backend alternate on the
+           same texts (order flipped every chunk), --repeat times; the median time per
+           chunk is summed: items/s and ratio to raw torch robust to a shared machine
+  quality  mean/min cosine to torch; neighbour recall@10 (truth: torch neighbours) of
+           residual k-means codes (L=3, K=256) fitted on each backend's vectors
+  path     embed_items with the default backend (the command's own path)
+and the CPU flags (avx2/avx512*/vnni/amx) that decide what to expect elsewhere.
+Writes bench/out/embed_backends.json.
 """
 
 from __future__ import annotations
@@ -38,16 +51,20 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeat", type=int, default=1, help="alternating repeats; best time of each kept")
+    parser.add_argument("--backends", default=None, help="'all' or a comma list: measure the embedding backends")
+    parser.add_argument("--chunk", type=int, default=1024, help="texts per interleaved timing chunk (--backends)")
     args = parser.parse_args()
     if not args.catalog.is_file():
         print(f"bench/embed.py: skipped: workload {args.catalog} not found (../shared/data lives beside the checkout)")
         return 0
+    if args.backends:
+        return backends_main(args)
 
     import numpy as np
     import torch
 
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed import EmbedConfig, embed_items, load_encoder, resolve_model
+    from rqvae_ids.embed import EmbedConfig, embed_items, load_torch_encoder, resolve_model
     from rqvae_ids.runtime import resolve_device
     from rqvae_ids.embedding_table import read_embeddings
 
@@ -57,7 +74,7 @@ def main() -> int:
     cfg = EmbedConfig(batch_size=args.batch_size, device=device, progress=False)
 
     t = time.perf_counter()
-    model = load_encoder(resolve_model(None), device)  # the object embed_items will reuse
+    model = load_torch_encoder(resolve_model(None), device)  # the object embed_items will reuse
     load_s = time.perf_counter() - t
     model.encode(texts[: args.batch_size], batch_size=args.batch_size, show_progress_bar=False)  # warm-up
 
@@ -113,6 +130,125 @@ def main() -> int:
     print(f"rqvae-ids embed, warm cache    : {warm_s:8.2f} s  {warm_s / cold_s:.2%} of cold (target < 5%), "
           f"{warm['encoded']} encoded")
     print(f"max |cold - raw| = {max_diff:.2e}; wrote {OUT.relative_to(REPO)}")
+    return 0
+
+
+# ---------------------------------------------------------------- backends (issue 15)
+
+
+def cpu_flags() -> dict:
+    """The CPU's model name and the flags that decide int8 / fp32 speed (from /proc/cpuinfo, as lscpu shows them)."""
+    name, flags = "", []
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and not name:
+                name = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    keep = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "avx_vnni", "fma", "f16c")]
+    return {"model_name": name, "int8_relevant_flags": keep}
+
+
+def backends_main(args) -> int:
+    """Raw torch encode vs every backend, interleaved chunk by chunk, plus export cost and code quality."""
+    import statistics
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from rqvae_ids import embed as E
+    from rqvae_ids.catalog import load_catalog
+    from rqvae_ids.embed import EmbedConfig, embed_items, load_encoder, load_torch_encoder, resolve_model
+    from rqvae_ids.embed_backends import BACKENDS, DEFAULT_BACKEND
+    from rqvae_ids.evaluate.neighbours import neighbour_recall
+    from rqvae_ids.ids.encode import encode_codes_chunked
+    from rqvae_ids.models import ModelConfig, fit_rqkmeans
+
+    catalog = load_catalog(args.catalog)
+    ids, texts = catalog.item_ids[: args.limit], catalog.texts[: args.limit]
+    n, bs = len(texts), args.batch_size
+    spec = resolve_model(None)
+    names = [b for b in BACKENDS if b != "torch"] if args.backends == "all" else args.backends.split(",")
+    torch_model = load_torch_encoder(spec, "cpu", quiet=True)
+    torch_model.encode(texts[:bs], batch_size=bs, show_progress_bar=False)  # warm-up
+    cache_root = tempfile.mkdtemp(prefix="bench-embed-models-")  # cold: nothing exported yet
+    res: dict = {"backends": {}}
+    encoders = {}
+    for b in names:
+        cfg = EmbedConfig(batch_size=bs, device="cpu", progress=False, backend=b, model_cache=cache_root)
+        t = time.perf_counter()
+        enc, info = load_encoder(spec, cfg, "cpu", texts)  # export + load + accuracy guard (256 texts)
+        first_s = time.perf_counter() - t
+        E._LOADED.pop((info["export_dir"], b), None)
+        t = time.perf_counter()
+        enc, _ = load_encoder(spec, cfg, "cpu", texts)  # warm: the export exists, only loaded
+        warm_load_s = time.perf_counter() - t
+        enc.encode(texts[:bs], batch_size=bs)  # warm-up
+        encoders[b] = enc
+        res["backends"][b] = {"export_seconds": info["export_seconds"],
+                              "cold_first_use_seconds": round(first_s, 2),  # export + load + guard
+                              "warm_load_seconds": round(warm_load_s, 2), "guard": info["accuracy_vs_torch"]}
+    # Interleaved timing: for every chunk and repeat, torch then each backend on the same texts.
+    runners = {"torch": lambda c: torch_model.encode(c, batch_size=bs, normalize_embeddings=True,
+                                                      convert_to_numpy=True, show_progress_bar=False)}
+    runners.update({b: (lambda c, e=encoders[b]: e.encode(c, batch_size=bs, normalize_embeddings=True)) for b in names})
+    times = {b: [[] for _ in range(0, n, args.chunk)] for b in runners}
+    vectors = {b: np.empty((n, 384), np.float32) for b in runners}
+    for r in range(args.repeat):
+        for ci, s in enumerate(range(0, n, args.chunk)):
+            chunk = texts[s:s + args.chunk]
+            for b, run in (runners.items() if (r + ci) % 2 == 0 else reversed(list(runners.items()))):
+                t = time.perf_counter()
+                v = run(chunk)
+                times[b][ci].append(time.perf_counter() - t)
+                if r == 0:
+                    vectors[b][s:s + len(chunk)] = v
+        print(f"repeat {r + 1}/{args.repeat} done", flush=True)
+    secs = {b: sum(statistics.median(c) for c in times[b]) for b in runners}
+    # Quality: cosine to torch, and neighbour recall@10 of rqkmeans codes (L=3, K=256) built from each.
+    mcfg = ModelConfig(kind="rqkmeans", levels=3, codebook_size=256)
+    for b in runners:
+        codes = encode_codes_chunked(fit_rqkmeans(vectors[b], mcfg, seed=0), vectors[b])
+        # ground truth: torch's neighbours (the user's reference space)
+        rec = neighbour_recall(vectors["torch"], codes, ks=(10,), max_queries=2000, seed=0)["neighbour_recall@10"]
+        cos = (vectors[b] * vectors["torch"]).sum(1)
+        row = res["backends"].setdefault(b, {})
+        row.update({"items_per_s": round(n / secs[b], 1), "ratio_to_raw_torch": round(secs["torch"] / secs[b], 3),
+                    "chunk_ratio_median": round(statistics.median(
+                        statistics.median(tt) / statistics.median(tb) for tt, tb in zip(times["torch"], times[b])), 3),
+                    "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()),
+                    "rqkmeans_neighbour_recall@10": rec})
+        print(f"{b:14s} {n / secs[b]:7.1f} items/s  x{secs['torch'] / secs[b]:.2f} raw torch  "
+              f"cos mean {cos.mean():.5f} min {cos.min():.5f}  rqkmeans R@10 {rec:.4f}", flush=True)
+    base = res["backends"]["torch"]["rqkmeans_neighbour_recall@10"]
+    ok = [b for b in names if res["backends"][b]["mean_cosine"] >= 0.99
+          and abs(res["backends"][b]["rqkmeans_neighbour_recall@10"] - base) <= 0.005]
+    res["qualifying"] = ok
+    res["fastest_qualifying"] = max(ok, key=lambda b: res["backends"][b]["items_per_s"]) if ok else "torch"
+    # The command's own path for the default backend (hashing, cache, Parquet), export already made.
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = EmbedConfig(batch_size=bs, device="cpu", progress=False, backend=DEFAULT_BACKEND, model_cache=cache_root)
+        t = time.perf_counter()
+        embed_items(ids, texts, tmp, cfg)
+        path_s = time.perf_counter() - t
+    res["default_backend"] = DEFAULT_BACKEND
+    res["default_embed_items_items_per_s"] = round(n / path_s, 1)
+    res["default_embed_items_ratio_to_raw_torch"] = round(secs["torch"] / path_s, 3)
+    res.update({"command": "python bench/embed.py --backends " + args.backends
+                + (f" --limit {args.limit}" if args.limit else "") + f" --repeat {args.repeat} --chunk {args.chunk}",
+                "items": n, "batch_size": bs, "repeat": args.repeat, "chunk": args.chunk,
+                "timing": "per chunk, torch and every backend alternate on the same texts; median over repeats, summed",
+                "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cpu": cpu_flags(),
+                "loadavg_1m_at_end": os.getloadavg()[0]})
+    out = REPO / "bench" / "out" / "embed_backends.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    print(f"default {DEFAULT_BACKEND}: embed_items {res['default_embed_items_items_per_s']} items/s "
+          f"(x{res['default_embed_items_ratio_to_raw_torch']} raw torch); fastest qualifying: "
+          f"{res['fastest_qualifying']}; wrote {out.relative_to(REPO)}")
     return 0
 
 

@@ -9,6 +9,12 @@ The cache is a Parquet file of (key, model, embedding) rows, key = sha256 of
 after editing k items exactly k texts go through the model. Texts are encoded
 batch by batch into one preallocated output array, so memory beyond the output
 is one batch of text and tensors.
+
+Backends (EmbedConfig.backend): torch (SentenceTransformer itself; fp16 on CUDA)
+or an export of the same model to ONNX Runtime / OpenVINO, fp32 or int8
+(rqvae_ids.embed_backends). The cache key includes the backend, and a non-torch
+backend is checked against torch vectors on a sample of the catalog the first time
+it is used with a model (the accuracy guard) before anything is written.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import embed_backends as backends
 from .config import check, to_dict
 from .errors import UserError
 from .io import provenance, sha256_text, write_json_atomic, write_parquet_atomic
@@ -50,6 +57,10 @@ class EmbedConfig:
     model: None (the bundled all-MiniLM-L6-v2) or a local sentence-transformers directory.
     cache: cache Parquet path; None -> OUT/embedding_cache.parquet beside the outputs.
     progress: tqdm bar over texts; None -> only when stderr is a terminal.
+    backend: torch, onnx, onnx-int8, openvino or openvino-int8 (rqvae_ids.embed_backends).
+    min_cosine: the accuracy guard's threshold: a non-torch backend whose minimum cosine
+      to torch vectors on a sample of the catalog is lower is refused.
+    model_cache: folder of exported models; None -> $RQVAE_IDS_MODEL_CACHE or ~/.cache/rqvae-ids/models.
     """
 
     model: str | None = None
@@ -57,9 +68,14 @@ class EmbedConfig:
     device: str = "auto"
     cache: str | None = None
     progress: bool | None = None
+    backend: str = backends.DEFAULT_BACKEND
+    min_cosine: float = 0.98
+    model_cache: str | None = None
 
     def __post_init__(self) -> None:
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        backends.check_backend(self.backend)
+        check(0.0 < self.min_cosine <= 1.0, f"min_cosine must lie in (0, 1], got {self.min_cosine}")
 
 
 @dataclass(frozen=True)
@@ -132,7 +148,7 @@ def _model_fingerprint(path: Path) -> str:
 _LOADED: dict[tuple[str, str, str], Any] = {}
 
 
-def load_encoder(spec: ModelSpec, device: str, quiet: bool = False):
+def load_torch_encoder(spec: ModelSpec, device: str, quiet: bool = False):
     """A SentenceTransformer for `spec` on `device`, loaded once per process (tests share it).
 
     quiet: no transformers "Loading weights" progress bar while loading (embed --quiet).
@@ -144,10 +160,59 @@ def load_encoder(spec: ModelSpec, device: str, quiet: bool = False):
 
         try:
             with _no_load_progress(quiet):
-                _LOADED[key] = SentenceTransformer(spec.path, device=device, local_files_only=True)
+                model = SentenceTransformer(spec.path, device=device, local_files_only=True)
         except Exception as e:  # noqa: BLE001 - any load failure is a bad model folder to the user
             raise UserError(f"cannot load model from {spec.path}: {type(e).__name__}: {e}") from None
+        if device.startswith("cuda"):
+            model.half()  # fp16 on CUDA (embed_report.json says so); CPU stays fp32
+        _LOADED[key] = model
     return _LOADED[key]
+
+
+GUARD_SAMPLE = 256  # catalog texts the accuracy guard compares against torch
+
+
+def cache_identity(spec: ModelSpec, cfg: EmbedConfig, device: str | None = None) -> str:
+    """The cache key's model part: the model identity, plus the backend (and fp16 on CUDA) when not plain torch."""
+    if cfg.backend != "torch":
+        return f"{spec.identity}+{cfg.backend}"
+    # torch on CUDA runs in fp16: other vectors, other keys (resolving "auto" imports torch)
+    if (device or resolve_device(cfg.device)).startswith("cuda"):
+        return f"{spec.identity}+fp16"
+    return spec.identity
+
+
+def load_encoder(spec: ModelSpec, cfg: EmbedConfig, device: str, texts: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """The model object for cfg.backend (anything with SentenceTransformer's `encode`) and what to report.
+
+    Non-torch backends: export once into the model cache (texts calibrate int8), then the
+    accuracy guard: on first use, compare with torch on a fixed sample of `texts` and record
+    it; refuse (UserError, nothing written) when its minimum cosine is below cfg.min_cosine.
+    """
+    quiet = cfg.progress is False
+    if cfg.backend == "torch":
+        return load_torch_encoder(spec, device, quiet), {"backend": "torch", "precision": "fp16" if device.startswith("cuda") else "fp32"}
+    backends.require_packages(cfg.backend)
+    sample = backends.guard_sample(texts, GUARD_SAMPLE)
+    folder = backends.export_dir(backends.model_cache_root(cfg.model_cache), spec.path,
+                                 _model_fingerprint(Path(spec.path)), cfg.backend)
+    key = (str(folder), cfg.backend)
+    folder, export_s = backends.ensure_export(folder, spec.path, cfg.backend, lambda: load_torch_encoder(spec, "cpu", quiet), sample)
+    if key not in _LOADED or export_s is not None:
+        _LOADED[key] = backends.ExportedEncoder(folder, cfg.backend)
+    encoder = _LOADED[key]
+    accuracy = backends.read_accuracy(folder)
+    if accuracy is None:
+        reference = load_torch_encoder(spec, "cpu", quiet).encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True,
+                                                         convert_to_numpy=True, show_progress_bar=False)
+        got = encoder.encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True)
+        accuracy = backends.measure_accuracy(reference, got)
+        backends.write_accuracy(folder, accuracy)
+    backends.check_accuracy(accuracy, cfg.backend, cfg.min_cosine)
+    info = {"backend": cfg.backend, "precision": backends.PRECISION[cfg.backend], "device": "cpu",
+            "accuracy_vs_torch": {**accuracy, "threshold": cfg.min_cosine}, "export_dir": str(folder),
+            "export_seconds": None if export_s is None else round(export_s, 3)}
+    return encoder, info
 
 
 @contextlib.contextmanager
@@ -168,6 +233,13 @@ def _no_load_progress(quiet: bool):
             hf_logging.enable_progress_bar()
 
 
+def prepare_backend(spec: ModelSpec, cfg: EmbedConfig, texts: Sequence[str]) -> dict[str, Any]:
+    """Export and accuracy-check cfg.backend for `texts`' catalog ahead of sharded encoding (no-op for torch)."""
+    if cfg.backend == "torch":
+        return {"backend": "torch"}
+    return load_encoder(spec, cfg, "cpu", texts)[1]
+
+
 # ---------------------------------------------------------------- encoding
 
 
@@ -179,7 +251,7 @@ def encode_texts(texts: Sequence[str], cfg: EmbedConfig | None = None) -> np.nda
     """
     cfg = cfg or EmbedConfig()
     texts = list(texts)
-    model = load_encoder(resolve_model(cfg.model), resolve_device(cfg.device), quiet=cfg.progress is False)
+    model, _ = load_encoder(resolve_model(cfg.model), cfg, resolve_device(cfg.device), texts)
     out = np.empty((len(texts), _model_dim(model)), dtype=np.float32)
     _encode_rows(model, texts, np.arange(len(texts)), out, cfg.batch_size, _show_progress(cfg))
     return out
@@ -312,19 +384,22 @@ def embed_texts_cached(
     texts = list(texts)
     spec = resolve_model(cfg.model)
     cache_path = Path(cache_path)
-    keys = [cache_key(spec.identity, t) for t in texts]
-    hit, vectors = lookup_cache(cache_path, spec.identity, keys)
+    identity = cache_identity(spec, cfg)
+    keys = [cache_key(identity, t) for t in texts]
+    hit, vectors = lookup_cache(cache_path, identity, keys)
     miss_rows = _first_occurrence_misses(keys, hit)
     device = None  # resolved (and torch imported) only when something must be encoded
+    backend_info: dict[str, Any] = {"backend": cfg.backend}
     if miss_rows.size or vectors is None:
         device = resolve_device(cfg.device)
-        model = load_encoder(spec, device, quiet=cfg.progress is False)
+        model, backend_info = load_encoder(spec, cfg, device, texts)
+        device = backend_info.get("device", device)
         dim = _model_dim(model)
         if vectors is None:
             vectors = np.empty((len(texts), dim), dtype=np.float32)
         elif vectors.shape[1] != dim:
             raise UserError(f"{cache_path} holds {vectors.shape[1]}-d vectors for {spec.identity}; the model gives {dim}")
-        flusher = _CacheFlusher(cache_path, spec.identity, keys)
+        flusher = _CacheFlusher(cache_path, identity, keys)
         try:
             _encode_rows(model, texts, miss_rows, vectors, cfg.batch_size, _show_progress(cfg), flusher)
         finally:
@@ -337,6 +412,7 @@ def embed_texts_cached(
         "model_path": spec.path,
         "device": device,
         "dim": int(vectors.shape[1]),
+        **backend_info,
     }
     return vectors, stats
 
@@ -424,6 +500,7 @@ def embed_items(
         "model_path": stats["model_path"],
         "device": stats["device"],
         "cache": str(cache_path),
+        **{k: stats[k] for k in ("backend", "precision", "accuracy_vs_torch", "export_dir", "export_seconds") if k in stats},
     }
     write_json_atomic(out_dir / "embed_config.json", {"config": to_dict(cfg), "source": source, "model": stats["model"], "provenance": provenance()})
     write_json_atomic(out_dir / "embed_report.json", report)

@@ -93,16 +93,25 @@ def read_embeddings(path: str | os.PathLike) -> EmbeddingTable:
     vectors = vectors.reshape(len(table), dim)
     meta = decode_metadata(table.schema)
     return EmbeddingTable(
-        item_ids=np.asarray(table.column("item_id").to_pylist(), dtype=object),
-        text_sha256=np.asarray(table.column("text_sha256").to_pylist(), dtype=object),
+        item_ids=_strings(table.column("item_id")),
+        text_sha256=_strings(table.column("text_sha256")),
         vectors=vectors,
         model=str(meta.get("model", "unknown")),
         metadata=meta,
     )
 
 
+def _strings(column: pa.ChunkedArray) -> np.ndarray:
+    """(N,) object array of str, built in Arrow's C loop (no Python list in between)."""
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+
+
 def check_finite(vectors: np.ndarray, what: str = "embeddings") -> None:
     """Raise UserError if any vector holds NaN or inf (naming the first bad row)."""
+    # Fast path: a float64 row sum of float32 values cannot overflow, and is finite
+    # exactly when every value is; no (N, d) boolean temporary.
+    if np.isfinite(vectors.sum(axis=1, dtype=np.float64)).all():
+        return
     bad = ~np.isfinite(vectors).all(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)

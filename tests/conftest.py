@@ -9,6 +9,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if "RQVAE_IDS_MODEL_CACHE" not in os.environ:
+    # exported embedding models (embed backends): one folder per test session, never ~/.cache
+    import tempfile
+
+    os.environ["RQVAE_IDS_MODEL_CACHE"] = tempfile.mkdtemp(prefix="rqvae-ids-models-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

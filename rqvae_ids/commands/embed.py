@@ -25,6 +25,11 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu or cuda[:N]")
     p.add_argument("--cache", default=None, metavar="FILE",
                    help="embedding cache Parquet file, shareable across outputs (default: DIR/embedding_cache.parquet)")
+    p.add_argument("--backend", default=None, choices=("torch", "onnx", "onnx-int8", "openvino", "openvino-int8"),
+                   help="runtime: torch, or an export of the model to ONNX Runtime / OpenVINO (fp32 or int8), "
+                   "made once into the model cache and checked against torch (default: openvino; see README)")
+    p.add_argument("--min-cosine", type=float, default=None, metavar="X",
+                   help="accuracy guard: refuse a backend whose min cosine to torch is below X (default 0.98)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (encoding, model loading)")
     p.set_defaults(func=handler)
 
@@ -41,7 +46,8 @@ def handler(args: argparse.Namespace) -> int:
     cfg = from_dict(
         EmbedConfig,
         {"model": args.embed_model, "batch_size": args.batch_size, "device": args.device,
-         "cache": args.cache, "progress": False if args.quiet else None},
+         "cache": args.cache, "progress": False if args.quiet else None,
+         **{k: v for k, v in (("backend", args.backend), ("min_cosine", args.min_cosine)) if v is not None}},
         where="embed",
     )
     check_out_dir(args.out)

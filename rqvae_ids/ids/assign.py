@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..errors import UserError
 from ..io import provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
 from ..embedding_table import EmbeddingTable, check_finite, read_embeddings
 from .collisions import collision_report, collisions_table
 from .encode import DEFAULT_CHUNK_SIZE, LatentOracle, encode_chunked
-from .lookup import MAX_POSITIONS, format_sids
+from .lookup import MAX_POSITIONS, format_sids_arrow
 from .resolve import Resolved, resolve_reassign, resolve_suffix
 from .stability import carry_over, check_previous
 from .table import read_semantic_ids, write_semantic_ids, write_tokens
@@ -74,13 +75,13 @@ def check_match(cfg: dict[str, Any], table: EmbeddingTable, embeddings_path) -> 
 
 @dataclass
 class Assignment:
-    """Everything assign_ids writes, in memory. codes (N, L) int64, suffix (N,) int64, sids (N,) str."""
+    """Everything assign_ids writes, in memory. codes (N, L) int64, suffix (N,) int64, sids: (N,) pyarrow strings."""
 
     item_ids: np.ndarray
     text_sha256: np.ndarray
     raw_codes: np.ndarray
     resolved: Resolved
-    sids: list[str]
+    sids: Any
     metadata: dict[str, Any]
     report: dict[str, Any]
 
@@ -130,7 +131,7 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         columns = [resolved.codes[:, l] for l in range(L)]
     timings["resolve_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
-    sids = format_sids(columns)
+    sids = format_sids_arrow(columns)
     timings["format_s"] = time.perf_counter() - t3
 
     metadata = {
@@ -204,7 +205,7 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
     if len(table) == 0:
         raise UserError(f"{embeddings_path} holds no items: nothing to assign")
     check_finite(table.vectors, f"embeddings {embeddings_path}")
-    if len(set(table.item_ids.tolist())) != len(table):
+    if not pd.Index(table.item_ids).is_unique:
         raise UserError(f"{embeddings_path} has duplicate item_id values")
     model = _load_model(model_dir)
     a = assign_table(model, table, resolve=resolve, previous=prev,

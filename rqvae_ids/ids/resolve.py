@@ -34,11 +34,18 @@ class Resolved:
 
 
 def _id_rank(item_ids: np.ndarray) -> np.ndarray:
-    """Rank of each item_id among `item_ids` (str), the deterministic tie-break."""
-    order = np.argsort(np.asarray(item_ids, dtype=object), kind="stable")
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    return rank
+    """Rank of each item_id among `item_ids` (str), the deterministic tie-break.
+
+    Arrow sorts UTF-8 bytes, which orders strings exactly as Python compares them
+    (by code point); ties keep input order, as a stable argsort would.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(item_ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    ranks = pc.rank(pa.array(np.asarray(item_ids, dtype=object), pa.string()), sort_keys="ascending", tiebreaker="first")
+    return ranks.to_numpy().astype(np.int64) - 1
 
 
 def resolve_suffix(codes, item_ids, codebook_size, oracle, held=None, held_suffix=None) -> Resolved:

@@ -100,7 +100,7 @@ def write_semantic_ids(
     arrays += [pa.array(codes[:, l].astype(np.uint16)) for l in range(levels)]
     arrays += [
         pa.array(suffix.astype(np.uint16)),
-        pa.array(np.asarray(sids, dtype=object), type=pa.string()),
+        sids if isinstance(sids, pa.Array) else pa.array(np.asarray(sids, dtype=object), type=pa.string()),
         pa.array(np.asarray(text_sha256, dtype=object), type=pa.string()),
     ]
     table = pa.Table.from_arrays(arrays, schema=semantic_ids_schema(levels))

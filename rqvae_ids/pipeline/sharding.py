@@ -38,10 +38,11 @@ def plan_shards(
 
     cfg: EmbedConfig. Returns the shard paths (empty when everything is cached).
     """
-    from ..embed import cache_key, lookup_cache, resolve_model
+    from ..embed import cache_identity, cache_key, lookup_cache, prepare_backend, resolve_model
 
     _, texts, _ = read_items(items_path)
-    identity = resolve_model(cfg.model).identity
+    spec = resolve_model(cfg.model)
+    identity = cache_identity(spec, cfg)
     keys = [cache_key(identity, t) for t in texts]
     hit, _ = lookup_cache(cache_path_for(cfg, out_dir), identity, keys)
     seen: set[str] = set()
@@ -50,6 +51,8 @@ def plan_shards(
         if not cached and key not in seen:
             seen.add(key)
             missing.append((key, text))
+    if missing:  # export + accuracy guard once here, not in every worker at the same time
+        prepare_backend(spec, cfg, texts)
     shard_dir = Path(out_dir) / "shards"
     paths = []
     for n, start in enumerate(range(0, len(missing), shard_size)):
@@ -78,7 +81,7 @@ def merge_shards(
     items_path: str | os.PathLike, vector_paths: list[str], out_dir: str | os.PathLike, cfg
 ) -> dict[str, Any]:
     """Add the shards' vectors to the cache, then write `out_dir/embeddings.parquet` in catalog order."""
-    from ..embed import append_cache, embed_items, resolve_model
+    from ..embed import append_cache, cache_identity, embed_items, resolve_model
     from ..io import read_parquet_metadata
 
     keys: list[str] = []
@@ -88,7 +91,7 @@ def merge_shards(
         keys += pq.read_table(shard, columns=["key"]).column("key").to_pylist()
         blocks.append(np.load(vec_path))
     if keys:
-        identity = resolve_model(cfg.model).identity
+        identity = cache_identity(resolve_model(cfg.model), cfg)
         append_cache(cache_path_for(cfg, out_dir), identity, keys, np.concatenate(blocks))
     item_ids, texts, _ = read_items(items_path)
     report = embed_items(item_ids, texts, out_dir, cfg, source=read_parquet_metadata(items_path).get("source"))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts
+from rqvae_ids.embed_backends import DEFAULT_BACKEND
 from rqvae_ids.pipeline import stages
 from rqvae_ids.pipeline.config import CatalogOptions, DaskOptions
 from rqvae_ids.embedding_table import read_embeddings
@@ -15,7 +16,8 @@ import catalog_data  # tests/flows/catalog_data.py
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_sharded_embeddings_equal_single_process_and_share_the_cache(tmp_path, prefect_harness):
+@pytest.mark.parametrize("backend", sorted({"torch", DEFAULT_BACKEND}))
+def test_sharded_embeddings_equal_single_process_and_share_the_cache(tmp_path, prefect_harness, backend):
     from flows.embed_sharded import sharded_flow
 
     rows = catalog_data.items(150, seed=3)
@@ -23,7 +25,7 @@ def test_sharded_embeddings_equal_single_process_and_share_the_cache(tmp_path, p
     catalog = catalog_data.write_items(tmp_path / "items.csv", rows)
     out = tmp_path / "sharded"
     cache = tmp_path / "cache" / "embedding_cache.parquet"
-    cfg = EmbedConfig(device="cpu", cache=str(cache), batch_size=32)
+    cfg = EmbedConfig(device="cpu", cache=str(cache), batch_size=32, backend=backend)
     stages.ingest(catalog, out, CatalogOptions())
     items = str(out / stages.ITEMS)
 
@@ -37,7 +39,7 @@ def test_sharded_embeddings_equal_single_process_and_share_the_cache(tmp_path, p
 
     table = read_embeddings(out / "embeddings.parquet")
     assert list(table.item_ids) == ids  # catalog order
-    reference = encode_texts(texts, EmbedConfig(device="cpu"))
+    reference = encode_texts(texts, EmbedConfig(device="cpu", backend=backend))
     assert np.abs(table.vectors - reference).max() <= 1e-5
     assert not (out / "shards").exists()  # scratch removed
 

@@ -1,0 +1,217 @@
+"""Embedding backends (rqvae_ids.embed_backends): export cache, accuracy guard, errors.
+
+torch and the default backend always run (CI installs the default's packages, and the
+`fast` extra); the other backends skip with a reason only when their package is absent.
+Exports go to the session's RQVAE_IDS_MODEL_CACHE (tests/conftest.py), made once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rqvae_ids import embed, embed_backends
+from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, load_encoder, resolve_model
+from rqvae_ids.embed_backends import DEFAULT_BACKEND, valid_export
+from rqvae_ids.errors import UserError
+from rqvae_ids.tables import read_embeddings
+
+REPO = Path(__file__).resolve().parents[1]
+TEXTS = [
+    "LEGO City fire station with three minifigures",
+    "Wooden train set, 52 pieces, compatible with Brio",
+    "Plush teddy bear, 30 cm, machine washable",
+    "Catan board game, 3-4 players, ages 10+",
+    "Remote control racing car with rechargeable battery",
+    "Jigsaw puzzle 1000 pieces: mountain lake at dawn",
+]
+IDS = [f"item{i}" for i in range(len(TEXTS))]
+# the smallest mean cosine to torch each backend must keep on these texts
+MIN_MEAN = {"onnx": 0.9999, "openvino": 0.9999, "onnx-int8": 0.98, "openvino-int8": 0.98}
+
+
+def cfg(backend: str, **kw) -> EmbedConfig:
+    return EmbedConfig(batch_size=4, device="cpu", progress=False, backend=backend, **kw)
+
+
+@pytest.fixture(scope="module")
+def torch_vectors() -> np.ndarray:
+    return encode_texts(TEXTS, cfg("torch"))
+
+
+def _needs(backend: str) -> None:
+    try:
+        embed_backends.require_packages(backend)
+    except UserError as e:
+        if backend == DEFAULT_BACKEND:
+            raise  # the default backend's packages are main dependencies: never skipped
+        pytest.skip(f"{backend}: {e}")
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8", "openvino", "openvino-int8"])
+def test_backend_vectors_close_to_torch_with_guard_recorded(tmp_path, torch_vectors, backend):
+    _needs(backend)
+    report = embed_items(IDS, TEXTS, tmp_path, cfg(backend))
+    got = read_embeddings(tmp_path / "embeddings.parquet").vectors
+    cos = (got * torch_vectors).sum(1)
+    assert cos.mean() >= MIN_MEAN[backend] and cos.min() >= 0.98
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    acc = report["accuracy_vs_torch"]
+    assert report["backend"] == backend and report["precision"] == embed_backends.PRECISION[backend]
+    assert acc["sample"] == len(TEXTS) and acc["min_cosine"] >= 0.98 and acc["threshold"] == 0.98
+    assert valid_export(Path(report["export_dir"]))
+
+
+def test_cache_key_includes_backend_switching_back_reuses(tmp_path, torch_vectors):
+    _needs(DEFAULT_BACKEND)
+    assert DEFAULT_BACKEND != "torch"
+    first = embed_items(IDS, TEXTS, tmp_path, cfg("torch"))
+    other = embed_items(IDS, TEXTS, tmp_path, cfg(DEFAULT_BACKEND))
+    assert (first["encoded"], other["encoded"]) == (6, 6)  # other vectors: encoded again
+    assert embed_items(IDS, TEXTS, tmp_path, cfg("torch"))["encoded"] == 0
+    again = embed_items(IDS, TEXTS, tmp_path, cfg(DEFAULT_BACKEND))
+    assert again["encoded"] == 0 and again["backend"] == DEFAULT_BACKEND
+    assert EmbedConfig().backend == DEFAULT_BACKEND
+
+
+def test_export_made_once_and_reused(torch_vectors):
+    spec = resolve_model(None)
+    _, first = load_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
+    _, second = load_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
+    assert second["export_seconds"] is None and second["export_dir"] == first["export_dir"]
+    folder = Path(first["export_dir"])
+    assert folder.parent.name.startswith("model-") and folder.name == DEFAULT_BACKEND
+    assert not [p for p in folder.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def _private_export(tmp_path) -> tuple[EmbedConfig, Path]:
+    """A copy of the session's default export under a private model cache (accuracy record dropped)."""
+    spec = resolve_model(None)
+    _, info = load_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
+    src = Path(info["export_dir"])
+    dst = tmp_path / "models" / src.parent.name / src.name
+    shutil.copytree(src, dst)
+    (dst / embed_backends.ACCURACY).unlink()
+    return cfg(DEFAULT_BACKEND, model_cache=str(tmp_path / "models")), dst
+
+
+def test_corrupt_export_is_rebuilt_not_loaded(tmp_path, torch_vectors):
+    c, folder = _private_export(tmp_path)
+    weights = max((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_size)
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated, manifest unchanged
+    assert not valid_export(folder)
+    _, info = load_encoder(resolve_model(None), c, "cpu", TEXTS)
+    assert info["export_seconds"] is not None and valid_export(folder)
+    got = encode_texts(TEXTS, c)
+    assert (got * torch_vectors).sum(1).min() > 0.999
+
+
+def test_export_killed_half_way_leaves_nothing_loadable_then_rebuilds(tmp_path):
+    root = tmp_path / "models"
+    code = ("from rqvae_ids.embed import *\n"
+            f"embed_items(['a'], ['one text'], {str(tmp_path / 'out')!r}, EmbedConfig(progress=False, "
+            f"backend={DEFAULT_BACKEND!r}, model_cache={str(root)!r}))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.is_file() for p in root.rglob("*.onnx")):
+        time.sleep(0.05)  # the export has written its first model file: kill it now
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(p.is_file() for p in root.rglob("*.onnx")), "export never started"
+    folders = [p for p in root.glob("*/*") if not p.name.startswith(".")]
+    assert all(not valid_export(p) for p in folders)  # only the hidden tmp folder, never a final one
+    report = embed_items(IDS, TEXTS, tmp_path / "again", cfg(DEFAULT_BACKEND, model_cache=str(root)))
+    assert report["export_seconds"] is not None and valid_export(Path(report["export_dir"]))
+
+
+def test_interrupted_export_never_appears(tmp_path, monkeypatch):
+    def interrupted(folder, backend):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embed_backends, "_write_manifest", interrupted)
+    c = cfg(DEFAULT_BACKEND, model_cache=str(tmp_path / "models"))
+    with pytest.raises(KeyboardInterrupt):
+        embed_items(IDS, TEXTS, tmp_path / "out", c)
+    assert not any((tmp_path / "models").rglob("*.onnx")) and not any((tmp_path / "models").rglob("*.xml"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_accuracy_guard_refuses_and_writes_nothing(tmp_path, monkeypatch):
+    c, folder = _private_export(tmp_path)
+    real = embed_backends.ExportedEncoder.encode
+
+    def noisy(self, texts, *a, **kw):  # a broken runtime: vectors far from torch's
+        v = real(self, texts, *a, **kw) + np.random.default_rng(0).normal(0, 0.2, (len(texts), 384)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    monkeypatch.setattr(embed_backends.ExportedEncoder, "encode", noisy)
+    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="too far from torch.*min cosine"):
+        embed_items(IDS, TEXTS, out, c)
+    assert not out.exists()
+    assert embed_backends.read_accuracy(folder)["min_cosine"] < 0.98  # recorded: refused again without re-measuring
+    monkeypatch.setattr(embed_backends.ExportedEncoder, "encode", real)
+    with pytest.raises(UserError, match="too far from torch"):
+        embed_items(IDS, TEXTS, out, c)
+    # the threshold is configurable; the torch backend is unaffected
+    assert embed_items(IDS, TEXTS, out, EmbedConfig(**{**c.__dict__, "min_cosine": 0.01}))["encoded"] == 6
+    assert embed_items(IDS, TEXTS, tmp_path / "t", cfg("torch"))["encoded"] == 6
+
+
+def test_missing_package_is_one_line_naming_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with pytest.raises(UserError) as e:
+        embed_items(IDS, TEXTS, tmp_path / "out", cfg("onnx", model_cache=str(tmp_path / "m")))
+    msg = str(e.value)
+    assert "\n" not in msg and "onnxruntime" in msg and "rqvae-ids[fast]" in msg
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m").exists()
+
+
+def test_model_that_cannot_be_exported_is_a_clear_error_torch_still_works(tmp_path, monkeypatch):
+    def broken(st_model, path):
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(embed_backends, "_export_onnx", broken)
+    c = cfg(DEFAULT_BACKEND, model_cache=str(tmp_path / "m"))
+    with pytest.raises(UserError, match="cannot export .*unsupported operator.*--backend torch"):
+        embed_items(IDS, TEXTS, tmp_path / "out", c)
+    assert not [p for p in (tmp_path / "m").rglob("*") if p.is_file()]
+    assert embed_items(IDS, TEXTS, tmp_path / "out", cfg("torch"))["encoded"] == 6
+
+
+def test_unknown_backend_and_bad_threshold_rejected():
+    from rqvae_ids.config import from_dict
+
+    with pytest.raises(UserError, match="backend must be one of"):
+        from_dict(EmbedConfig, {"backend": "tensorrt"}, where="embed")
+    with pytest.raises(UserError, match="min_cosine"):
+        from_dict(EmbedConfig, {"min_cosine": 1.5}, where="embed")
+
+
+def test_cli_backend_flag(tmp_path):
+    catalog = tmp_path / "items.csv"
+    catalog.write_text("item_id,title\n" + "".join(f"{i},{t}\n" for i, t in zip(IDS, [t.replace(",", " ") for t in TEXTS])))
+    run = subprocess.run([sys.executable, "-m", "rqvae_ids.cli", "embed", "--catalog", str(catalog), "--out",
+                          str(tmp_path / "out"), "--backend", DEFAULT_BACKEND, "--quiet"],
+                         capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr
+    import json
+
+    report = json.loads((tmp_path / "out" / "embed_report.json").read_text())
+    assert report["backend"] == DEFAULT_BACKEND and report["accuracy_vs_torch"]["min_cosine"] > 0.99
+    bad = subprocess.run([sys.executable, "-m", "rqvae_ids.cli", "embed", "--catalog", str(catalog), "--out",
+                          str(tmp_path / "o2"), "--backend", "fast"], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
