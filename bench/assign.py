@@ -219,7 +219,7 @@ def command_marginal(args, table, x) -> dict:
     """assign_ids on the first N/10 and on all N items (embeddings.parquet written first):
     seconds of each and the marginal items/s between them."""
     from rqvae_ids.ids.assign import assign_ids
-    from rqvae_ids.tables import write_embeddings
+    from rqvae_ids.embedding_table import write_embeddings
 
     sizes = (max(args.items // 10, 1), args.items)
     times = {}

@@ -22,7 +22,7 @@ from rqvae_ids import embed, embed_backends
 from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, load_encoder, resolve_model
 from rqvae_ids.embed_backends import DEFAULT_BACKEND, valid_export
 from rqvae_ids.errors import UserError
-from rqvae_ids.tables import read_embeddings
+from rqvae_ids.embedding_table import read_embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = [

@@ -14,7 +14,7 @@ import pytest
 from rqvae_ids.ids import assign as assign_mod
 from rqvae_ids.ids import resolve as resolve_mod
 from rqvae_ids.ids.lookup import format_sids, format_sids_arrow, format_token
-from rqvae_ids.tables import check_finite
+from rqvae_ids.embedding_table import check_finite
 from rqvae_ids.errors import UserError
 
 
