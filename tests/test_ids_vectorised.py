@@ -65,7 +65,7 @@ def test_assign_output_identical_to_reference_helpers(tmp_path, monkeypatch, res
     import pyarrow as pa
     from test_ids_fakes import FakeTokenizer, load_fake, make_embeddings
 
-    from rqvae_ids import tables
+    from rqvae_ids import embedding_table as tables
 
     monkeypatch.setattr(assign_mod, "_load_model", load_fake)
     model_dir = FakeTokenizer.random(k=32).save(tmp_path / "model")
