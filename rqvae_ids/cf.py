@@ -205,3 +205,12 @@ def read_cf_table(path: str | os.PathLike, item_ids) -> CFTable:
     has = np.zeros(len(item_ids), bool)
     has[rows] = True
     return CFTable(vectors, has, meta)
+
+
+def cf_for_embeddings(interactions_path, embeddings_path, out_dir, cfg: CFConfig | None = None) -> CFTable:
+    """CF embeddings for the items of an embeddings.parquet, cached as out_dir/cf_embeddings.parquet."""
+    from .tables import read_embeddings
+
+    item_ids = read_embeddings(embeddings_path).item_ids
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return build_cf_table(interactions_path, item_ids, Path(out_dir) / CF_FILE, cfg)

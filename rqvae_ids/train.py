@@ -126,6 +126,12 @@ class Data:
     device: str = "cpu"
     nbrs: Any = None  # (N, k) neighbour indices
     val_nbrs: Any = None  # (n_val, d) embeddings of the held-out items' fixed neighbours
+    cf: Any = None  # (N, c) CF embeddings (zero rows where missing), collaborative term only
+    cf_has: Any = None  # (N,) bool: the item has a CF embedding
+
+    def cf_kwargs(self, idx) -> dict[str, Any]:
+        """The model's CF arguments for the items idx ({} when training text-only)."""
+        return {} if self.cf is None else {"cf": self.cf[idx], "cf_mask": self.cf_has[idx]}
 
 
 @dataclass
@@ -148,8 +154,9 @@ class Run:
 
 
 def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume: bool = False,
-                progress: bool = True) -> dict[str, Any]:
-    """Train cfg.model.kind on the embeddings file; see the module docstring for outputs."""
+                progress: bool = True, cf=None) -> dict[str, Any]:
+    """Train cfg.model.kind on the embeddings file; see the module docstring for outputs.
+    cf: a cf.CFTable aligned with the embeddings (collaborative term / rqkmeans-cf), or None."""
     from .models import build_model
     from .runtime import resolve_device, seed_everything
 
@@ -159,13 +166,16 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     x_all, table, data_sha = read_inputs(embeddings_path, out, resume)
     cfg = cfg or TrainConfig()
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, input_dim=table.dim))
+    cfg, cf = with_cf(cfg, cf, len(x_all))
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     model = build_model(cfg.model)
     cfg = dataclasses.replace(cfg, model=model.cfg)  # rqkmeans pins latent_dim
     model.meta = {"embedding_model": table.model, "embedding_dim": table.dim, "data_sha256": data_sha,
-                  "train": to_dict(cfg), "items": len(x_all), "provenance": provenance()}
-    data = prepare_data(x_all, cfg, device, neural=model.neural)
+                  "train": to_dict(cfg), "items": len(x_all), "provenance": provenance(), "cf": cf_meta(cf)}
+    if cf is not None and not model.neural:  # rqkmeans-cf: k-means on [text, alpha * CF]
+        x_all = model.cf_inputs(x_all, cf.vectors, cf.has)
+    data = prepare_data(x_all, cfg, device, neural=model.neural, cf=cf if model.neural else None)
     if not model.neural:  # rqkmeans: no gradient steps
         return finish(model, data, cfg, out, LoopState(), t0)
 
@@ -211,9 +221,34 @@ def read_inputs(embeddings_path, out: Path, resume: bool):
     return x_all, table, sha256_file(embeddings_path)
 
 
-def prepare_data(x_all: np.ndarray, cfg: TrainConfig, device: str, neural: bool) -> Data:
-    """Seeded held-out split and k-means sample (in this order from one numpy RNG), and the
-    neighbour tables when the neighbour term is on."""
+def with_cf(cfg: TrainConfig, cf, n: int):
+    """(cfg with model.cf_dim set, cf) when the kind learns from CF embeddings, else (cfg, None):
+    the neural kinds add the InfoNCE term, rqkmeans-cf needs them, rqkmeans ignores them."""
+    from .models import MODELS
+
+    kind = cfg.model.kind
+    if kind == "rqkmeans-cf" and cf is None:
+        raise UserError("rqkmeans-cf needs CF embeddings: give the interactions (--interactions FILE)")
+    if cf is None or kind not in MODELS or (kind != "rqkmeans-cf" and not MODELS[kind].neural):
+        return cfg, None
+    if len(cf.vectors) != n:
+        raise UserError(f"CF embeddings cover {len(cf.vectors)} items, the embeddings file {n}: another catalog")
+    if not cf.has.any():
+        raise UserError("no item has a CF embedding: no collaborative signal to train on")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cf_dim=cf.dim)), cf
+
+
+def cf_meta(cf) -> dict[str, Any]:
+    """What config.json records about the collaborative signal."""
+    if cf is None:
+        return {"used": False}
+    keys = ("interactions_sha256", "catalog_sha256", "items_with_cf", "items_total", "cf")
+    return {"used": True, **{k: cf.metadata.get(k) for k in keys}}
+
+
+def prepare_data(x_all: np.ndarray, cfg: TrainConfig, device: str, neural: bool, cf=None) -> Data:
+    """Seeded held-out split and k-means sample (in this order from one numpy RNG), the
+    neighbour tables when the neighbour term is on, the CF embeddings when given."""
     import torch
 
     n = len(x_all)
@@ -225,6 +260,9 @@ def prepare_data(x_all: np.ndarray, cfg: TrainConfig, device: str, neural: bool)
                 torch.from_numpy(perm[:n_val]).to(device), torch.from_numpy(sample).to(device), device)
     if neural and cfg.model.nbr_weight > 0:
         add_neighbours(data, cfg, device)
+    if cf is not None and cfg.model.cf_weight > 0:
+        data.cf = torch.from_numpy(np.ascontiguousarray(cf.vectors, np.float32)).to(device)
+        data.cf_has = torch.from_numpy(np.asarray(cf.has, bool)).to(device)
     return data
 
 
@@ -352,7 +390,7 @@ def train_step(run: Run, idx, quantize: bool):
     kl_steps = max(cfg.kl_warmup_epochs * run.steps_per_epoch, 1)
     kl_w = cfg.model.kl_weight * min(1.0, (state.step + 1) / kl_steps)
     with run.amp:
-        out_ = run.model(xb, kl_weight=kl_w, neighbours=xn, quantize=quantize)
+        out_ = run.model(xb, kl_weight=kl_w, neighbours=xn, quantize=quantize, **data.cf_kwargs(idx))
     loss = out_.loss
     if not torch.isfinite(loss):
         raise UserError(f"training diverged: non-finite loss ({float(loss.detach())}) at epoch {state.epoch + 1}, "
@@ -376,7 +414,7 @@ def val_loss(run: Run) -> float:
     model.eval()
     with torch.no_grad():
         vl = float(model(data.x[data.val_idx], kl_weight=run.cfg.model.kl_weight, neighbours=data.val_nbrs,
-                         quantize=run.state.codebooks_fitted).loss)
+                         quantize=run.state.codebooks_fitted, **data.cf_kwargs(data.val_idx)).loss)
     model.train()
     return vl
 

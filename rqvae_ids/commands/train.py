@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans")
+KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf")
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
 DEFAULT_EPOCHS = 100
 # Config keys with an option of their own (input_dim: read from the embeddings file): --set refuses them.
 DEDICATED = {"kind": "--model", "model": "--model", "levels": "--levels", "codebook_size": "--codebook-size",
              "latent_dim": "--latent-dim", "epochs": "--epochs", "seed": "--seed", "device": "--device",
-             "input_dim": None}
+             "input_dim": None, "cf_dim": None}
 
 
 def register(subparsers) -> None:
@@ -24,6 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--embeddings", required=True, metavar="FILE", help="embeddings.parquet from `rqvae-ids embed`")
     p.add_argument("--model", default="rqvae", choices=KINDS, help="tokenizer kind (default: rqvae)")
     p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    p.add_argument("--interactions", default=None, metavar="FILE",
+                   help="user-item interactions (user_id, item_id, timestamp/position): CF embeddings from their "
+                        "leave-one-out training part (cached as OUT/cf_embeddings.parquet) add the collaborative "
+                        "term (rqvae) or the CF part (rqkmeans-cf); without it the model is text-only")
     p.add_argument("--levels", type=int, default=None, help="code levels L (default 3)")
     p.add_argument("--codebook-size", type=int, default=None, help="codes per level K (default 256)")
     p.add_argument("--latent-dim", type=int, default=None, help="latent size (default 32; ignored by rqkmeans)")
@@ -57,14 +61,22 @@ def handler(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     taken = sorted(set(overrides) & set(DEDICATED))
     if taken:  # one way to set each value: its own option (input_dim comes from the file)
-        raise UserError("; ".join(f"--set {k}: comes from the embeddings file" if k == "input_dim"
+        raise UserError("; ".join(f"--set {k}: comes from the {'embeddings' if k == 'input_dim' else 'CF embeddings'} file"
+                                  if DEDICATED[k] is None
                                   else f"--set {k}: use the dedicated option {DEDICATED[k]} instead" for k in taken))
     unknown = sorted(set(overrides) - set(settable_keys()))
     if unknown:
         raise UserError(f"--set: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(settable_keys())}")
     cfg = config_from_args(**overrides, **{k: v for k, v in flags.items() if v is not None})
     check_out_dir(args.out)
-    report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
+    cf = None
+    if args.interactions is not None:
+        from ..cf import cf_for_embeddings
+
+        cf = cf_for_embeddings(args.interactions, args.embeddings, args.out)
+    elif cfg.model.kind == "rqkmeans-cf":
+        raise UserError("--model rqkmeans-cf needs --interactions FILE (its CF part)")
+    report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet, cf=cf)
     keys = ("kind", "utilisation", "perplexity", "collision_rate", "distinct_collision_rate", "seconds", "epochs")
-    print(json.dumps({k: report[k] for k in keys}))
+    print(json.dumps({**{k: report[k] for k in keys}, "cf": cf is not None}))
     return 0
