@@ -76,6 +76,7 @@ def main() -> None:
     t = time.perf_counter()
     report = train_model(args.embeddings, base / args.name, config_from_args(**overrides), progress=False, cf=cf)
     row["train_seconds"] = round(time.perf_counter() - t, 1)
+    row["cf"] = cf is not None
     row["epochs"] = report["epochs"]
     model = load_model(base / args.name)
     codes = codes_of(model, x, cf)
