@@ -34,6 +34,13 @@ class RQKMeansCF(Tokenizer):
             out[:, self.cfg.input_dim:] = self.cfg.cf_alpha * np.where(np.asarray(has)[:, None], cf, 0.0)
         return out
 
+    def latent(self, x: torch.Tensor):
+        """Identity on [text, alpha * CF] rows; text-only rows get a zero CF part (cold items), so
+        generic callers (ids.assign's resolution geometry) see one latent size."""
+        if x.shape[1] == self.cfg.input_dim and self.cfg.cf_dim:
+            x = torch.cat([x, x.new_zeros(len(x), self.cfg.cf_dim)], dim=1)
+        return super().latent(x)
+
     def encode_codes(self, x: np.ndarray, distinct_last: bool = False) -> np.ndarray:
         x = np.asarray(x, np.float32)
         d = self.cfg.input_dim
