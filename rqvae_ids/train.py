@@ -259,23 +259,28 @@ def prepare_data(x_all: np.ndarray, cfg: TrainConfig, device: str, neural: bool,
     data = Data(x_all, torch.from_numpy(x_all).to(device), torch.from_numpy(perm[n_val:]).to(device),
                 torch.from_numpy(perm[:n_val]).to(device), torch.from_numpy(sample).to(device), device)
     if neural and cfg.model.nbr_weight > 0:
-        add_neighbours(data, cfg, device)
+        add_neighbours(data, cfg, device, cf)
     if cf is not None and cfg.model.cf_weight > 0:
         data.cf = torch.from_numpy(np.ascontiguousarray(cf.vectors, np.float32)).to(device)
         data.cf_has = torch.from_numpy(np.asarray(cf.has, bool)).to(device)
     return data
 
 
-def add_neighbours(data: Data, cfg: TrainConfig, device: str) -> None:
+def add_neighbours(data: Data, cfg: TrainConfig, device: str, cf=None) -> None:
     """Exact top-k cosine neighbours of every item (faiss, once), and one fixed neighbour per
-    held-out item, so early stopping sees the term being trained."""
+    held-out item, so early stopping sees the term being trained. nbr_source "cf": neighbours
+    in the CF embeddings (co-consumed items); an item without one is its own neighbour (no pull)."""
     import torch
 
     from .evaluate.neighbours import exact_neighbours
 
     n = len(data.x_all)
     k_nbr = min(cfg.model.nbr_k, n - 1)
-    data.nbrs = torch.from_numpy(exact_neighbours(data.x_all, np.arange(n), k_nbr)).to(device)
+    by_cf = cfg.model.nbr_source == "cf" and cf is not None
+    nbrs = exact_neighbours(cf.vectors if by_cf else data.x_all, np.arange(n), k_nbr)
+    if by_cf:
+        nbrs[~cf.has] = np.flatnonzero(~cf.has)[:, None]
+    data.nbrs = torch.from_numpy(nbrs).to(device)
     n_val = len(data.val_idx)
     if n_val:
         fixed = torch.randint(data.nbrs.shape[1], (n_val,), generator=torch.Generator().manual_seed(cfg.seed))

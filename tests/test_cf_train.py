@@ -78,6 +78,14 @@ def test_cf_term_aligns_codes_with_cf_groups_and_cold_items_train(tmp_path):
     assert np.isfinite(report["final_val_loss"])
     # chance is 0.25; the collaborative term pulls items of one CF group together
     assert latent_purity(tmp_path / "cf") > latent_purity(tmp_path / "text") + 0.1
+    # nbr_source=cf: the neighbour term samples co-consumed items (CF neighbours); cold items
+    # are their own neighbours
+    from rqvae_ids.train import prepare_data
+
+    data = prepare_data(text, cfg(nbr_weight=1.0, nbr_source="cf"), "cpu", neural=True, cf=table)
+    nbrs = data.nbrs.numpy()
+    assert (group[nbrs[has]] == group[has][:, None]).mean() > 0.95
+    assert (nbrs[~has] == np.flatnonzero(~has)[:, None]).all()
     conf = json.loads((tmp_path / "cf" / "config.json").read_text())
     assert conf["cf"]["used"] is True and conf["cf"]["interactions_sha256"] == "x"
     assert conf["model"]["cf_dim"] == C

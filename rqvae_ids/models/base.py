@@ -60,6 +60,7 @@ class ModelConfig:
     # exact k-NN search over all items before training (O(N^2 d): fine for ~100k items, not 1M).
     nbr_weight: float = 0.0
     nbr_k: int = 10  # neighbours per item the neighbour term samples from
+    nbr_source: Literal["text", "cf"] = "text"  # neighbours in the text or in the CF embeddings
     # Collaborative term (LETTER-style, issue 14): InfoNCE with in-batch negatives between a linear
     # projection of the straight-through quantized latent and the item's CF embedding (cf.py).
     # Active only when trained with interactions: cf_dim is then set from cf_embeddings.parquet.
