@@ -70,7 +70,7 @@ class ModelConfig:
     # which latent the term aligns: "quantized" (straight-through codeword sum, LETTER) or
     # "latent" (the encoder output before quantization)
     cf_target: Literal["quantized", "latent"] = "quantized"
-    cf_alpha: float = 0.5  # rqkmeans-cf: weight of the CF part in [text, alpha * CF] (best on Toys validation)
+    cf_alpha: float = 0.7  # rqkmeans-cf: weight of the CF part in [text, alpha * CF] (best on Toys validation)
 
     def __post_init__(self):
         check(self.levels >= 1, f"levels must be >= 1, got {self.levels}")
