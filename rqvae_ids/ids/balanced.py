@@ -34,8 +34,13 @@ def resolve_balanced(codes, item_ids, text_keys, codebook_size, oracle, held=Non
     prefix = _prefix_ids(codes, K)
     new_codes = codes.copy()
     moved = 0
-    for rows in _colliding_prefixes(codes, prefix, text_keys, K):
-        moved += _balance_prefix(new_codes, rows, held, text_keys, np.asarray(item_ids, dtype=object), K, oracle)
+    groups = list(_colliding_prefixes(codes, prefix, text_keys, K))
+    # every residual needed, in one pass of the model (one call per prefix is ~10x slower)
+    todo = np.concatenate(groups) if groups else np.zeros(0, np.int64)
+    residuals = dict(zip(todo.tolist(), oracle.residual_before_last(todo))) if todo.size else {}
+    for rows in groups:
+        moved += _balance_prefix(new_codes, rows, held, text_keys, np.asarray(item_ids, dtype=object), K,
+                                 oracle.last_codebook, residuals)
     same_text = _same_text_share(new_codes, text_keys, K)
     resolved = resolve_suffix(new_codes, item_ids, K, oracle, held, held_suffix)
     inverse, sizes, _ = group_tuples(new_codes, K)
@@ -76,7 +81,7 @@ def _colliding_prefixes(codes, prefix, text_keys, K):
             yield np.sort(order[s:e])
 
 
-def _balance_prefix(codes, rows, held, text_keys, ids, K, oracle) -> int:
+def _balance_prefix(codes, rows, held, text_keys, ids, K, last_codebook, residuals) -> int:
     """Exact min-cost distinct last codes for the free units of one prefix (codes edited in place)."""
     from scipy.optimize import linear_sum_assignment
 
@@ -96,8 +101,8 @@ def _balance_prefix(codes, rows, held, text_keys, ids, K, oracle) -> int:
                         "or use --resolve suffix")
     if units:
         reps = np.array([members[0] for members in units.values()], dtype=np.int64)
-        residual = oracle.residual_before_last(reps).astype(np.float64)
-        book = np.asarray(oracle.last_codebook, np.float64)[free_codes]
+        residual = np.stack([residuals[int(r)] for r in reps]).astype(np.float64)
+        book = np.asarray(last_codebook, np.float64)[free_codes]
         cost = (residual ** 2).sum(1)[:, None] - 2.0 * residual @ book.T + (book ** 2).sum(1)[None, :]
         unit_idx, code_idx = linear_sum_assignment(cost)
         for u, c in zip(unit_idx, code_idx):
