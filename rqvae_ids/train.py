@@ -17,6 +17,11 @@ on the encoder outputs of a sample of `init_sample` items (all of a 12k catalog)
 one batch: one batch of 1024 spread over 256 codes leaves ~4 points per code, so many
 codes start on outliers and die. With `ae_warmup_epochs` > 0 the autoencoder first trains
 on reconstruction alone and the codebooks are fitted to the warmed-up latents.
+
+Layout: `train_model` is the whole story (inputs -> model -> optimizer/resume -> epochs ->
+finish); each named step below it is a small function over a `Run` (what the steps share)
+and its `LoopState` (what --resume restores). tests/test_train_digest.py pins the seeded CPU
+results bit for bit.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -90,222 +95,429 @@ def code_stats(codes: np.ndarray, k: int) -> dict[str, Any]:
             "collision_rate": share, "distinct_collision_rate": dup}
 
 
+@dataclass
+class LoopState:
+    """Where the loop stands: everything --resume needs besides weights, optimizer and RNG
+    (saved as train_state.json; older files without the timing keys load with zeros)."""
+
+    epoch: int = 0
+    step: int = 0
+    best_val: float | None = None  # lowest held-out loss of the current phase
+    bad_epochs: int = 0  # epochs since best_val improved
+    history: list[dict] = field(default_factory=list)  # one metrics row per epoch
+    codebooks_fitted: bool = False  # the trained levels got their k-means init
+    kmeans_seconds: float = 0.0
+    loop_seconds: float = 0.0  # epoch loop without k-means, summed over resumed invocations
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "LoopState":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
+
+
+@dataclass
+class Data:
+    """The training inputs on the device: all items, the held-out split, the k-means sample and
+    (neighbour term only) each item's exact top-k neighbours plus one fixed one per held-out item."""
+
+    x_all: np.ndarray  # (N, d) float32, catalog order
+    x: Any  # torch (N, d)
+    train_idx: Any
+    val_idx: Any
+    sample: Any  # items whose PCA / latents initialise the linear paths and codebooks
+    device: str = "cpu"
+    nbrs: Any = None  # (N, k) neighbour indices
+    val_nbrs: Any = None  # (n_val, d) embeddings of the held-out items' fixed neighbours
+    cf: Any = None  # (N, c) CF embeddings (zero rows where missing), collaborative term only
+    cf_has: Any = None  # (N,) bool: the item has a CF embedding
+
+    def cf_kwargs(self, idx) -> dict[str, Any]:
+        """The model's CF arguments for the items idx ({} when training text-only)."""
+        return {} if self.cf is None else {"cf": self.cf[idx], "cf_mask": self.cf_has[idx]}
+
+
+@dataclass
+class Run:
+    """What every step of one training run shares (fixed for the run, but `state`)."""
+
+    model: Any
+    opt: Any
+    gen: Any  # torch.Generator: batch order and neighbour picks
+    data: Data
+    cfg: TrainConfig
+    out: Path
+    state: LoopState
+    t0: float
+    amp: Any = contextlib.nullcontext()
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.data.train_idx) / self.cfg.batch_size)
+
+
 def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume: bool = False,
-                progress: bool = True) -> dict[str, Any]:
-    """Train cfg.model.kind on the embeddings file; see the module docstring for outputs."""
-    import torch
-
-    from .models import build_model, load_model
-    from .models.base import read_config, saved_model_config
+                progress: bool = True, cf=None) -> dict[str, Any]:
+    """Train cfg.model.kind on the embeddings file; see the module docstring for outputs.
+    cf: a cf.CFTable aligned with the embeddings (collaborative term / rqkmeans-cf), or None."""
+    from .models import build_model
     from .runtime import resolve_device, seed_everything
-    from .embedding_table import check_finite, read_embeddings
 
-    cfg = cfg or TrainConfig()
     t0 = time.perf_counter()
     out = Path(out_dir)
     # -- inputs: validate everything before writing anything -------------------------------
-    table = read_embeddings(embeddings_path)
-    check_finite(table.vectors, f"embeddings file {embeddings_path}")
-    x_all = np.array(table.vectors, dtype=np.float32, order="C")  # writable copy for torch
-    n = len(x_all)
-    if n < 2:
-        raise UserError(f"need at least 2 items to train, got {n}")
-    data_sha = sha256_file(embeddings_path)
+    x_all, table, data_sha = read_inputs(embeddings_path, out, resume)
+    cfg = cfg or TrainConfig()
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, input_dim=table.dim))
+    cfg, cf = with_cf(cfg, cf, len(x_all))
     device = resolve_device(cfg.device)
-    if resume and not (out / STATE).is_file():
-        raise UserError(f"--resume: no checkpoint in {out} ({STATE} missing)")
-
     seed_everything(cfg.seed)
     model = build_model(cfg.model)
     cfg = dataclasses.replace(cfg, model=model.cfg)  # rqkmeans pins latent_dim
-    meta = {"embedding_model": table.model, "embedding_dim": table.dim, "data_sha256": data_sha,
-            "train": to_dict(cfg), "items": n, "provenance": provenance()}
-    model.meta = meta
-    x = torch.from_numpy(x_all).to(device)
-    rng = np.random.default_rng(cfg.seed)
-    perm = rng.permutation(n)
-    n_val = int(round(n * cfg.val_fraction)) if n >= 20 else 0
-    val_idx, train_idx = torch.from_numpy(perm[:n_val]).to(device), torch.from_numpy(perm[n_val:]).to(device)
-    k = cfg.model.codebook_size
-
-    def finish(history: list[dict], epochs_run: int, step: int, kmeans_s: float = 0.0,
-               loop_s: float = 0.0) -> dict[str, Any]:
-        tk = time.perf_counter()
-        model.fit_codebooks_(x, seed=cfg.seed)  # untrained levels: residual k-means on latents
-        kmeans_s += time.perf_counter() - tk
-        codes = model.encode_codes(x_all)
-        report = {"kind": model.kind, "levels": model.levels, "codebook_size": k, "items": n,
-                  **code_stats(codes, k), "seconds": round(time.perf_counter() - t0, 3),
-                  "epochs": epochs_run, "steps": step, "kmeans_seconds": round(kmeans_s, 3),
-                  "loop_seconds": round(loop_s, 3), "reseeded": model.quantizer.reseeded(),
-                  "final_val_loss": history[-1]["val_loss"] if history else None, "device": device}
-        model.save(out)
-        write_metrics(out / METRICS, history, meta)
-        write_json_atomic(out / REPORT, report)
-        return report
-
+    model.meta = {"embedding_model": table.model, "embedding_dim": table.dim, "data_sha256": data_sha,
+                  "train": to_dict(cfg), "items": len(x_all), "provenance": provenance(), "cf": cf_meta(cf)}
+    if cf is not None and not model.neural:  # rqkmeans-cf: k-means on [text, alpha * CF]
+        x_all = model.cf_inputs(x_all, cf.vectors, cf.has)
+    data = prepare_data(x_all, cfg, device, neural=model.neural, cf=cf if model.neural else None)
     if not model.neural:  # rqkmeans: no gradient steps
-        return finish([], 0, 0)
+        return finish(model, data, cfg, out, LoopState(), t0)
 
-    # -- optimizer, resume -------------------------------------------------------------------
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adagrad":
-        opt = torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    else:
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)  # batch order
-    state = {"epoch": 0, "step": 0, "best_val": None, "bad_epochs": 0, "history": [], "codebooks_fitted": False}
+    # -- optimizer, resume ---------------------------------------------------------------------
+    run = start_run(model, data, cfg, out, device, t0)
     if resume:
-        saved = read_config(out)
-        if saved.get("data_sha256") != data_sha:
-            raise UserError(f"--resume: {out} was trained on other data (sha256 differs from {embeddings_path})")
-        try:
-            same = saved_model_config(saved) == model.cfg
-        except UserError:
-            same = False
-        if not same:
-            raise UserError(f"--resume: model config in {out} differs from the requested one")
-        model = load_model(out).to(device)
-        model.meta = meta
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = type(opt)(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        try:
-            ck = torch.load(out / OPTIMIZER, weights_only=True, map_location="cpu")
-            opt.load_state_dict(ck["optimizer"])
-            state = json.loads((out / STATE).read_text())
-            gen.set_state(ck["gen_rng"])
-            torch.set_rng_state(ck["torch_rng"])
-        except Exception as e:  # corrupt/truncated file, wrong keys, unpicklable content
-            raise UserError(f"--resume: corrupt checkpoint in {out}: {type(e).__name__}: {e}") from None
-    model.to(device)
-
-    def save_checkpoint() -> None:
-        model.save(out)
-        from .io import atomic_path
-        with atomic_path(out / OPTIMIZER) as tmp:
-            torch.save({"optimizer": opt.state_dict(), "gen_rng": gen.get_state(),
-                        "torch_rng": torch.get_rng_state()}, tmp)
-        write_json_atomic(out / STATE, state)
-
-    @torch.no_grad()
-    def val_loss() -> float:
-        """Loss on the held-out items (eval mode: VAE mean, no codebook updates)."""
-        if not n_val:
-            return float("nan")
-        model.eval()
-        vl = float(model(x[val_idx], kl_weight=cfg.model.kl_weight, neighbours=val_nbrs,
-                         quantize=state["codebooks_fitted"]).loss)
-        model.train()
-        return vl
-
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
-    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    kl_steps = max(cfg.kl_warmup_epochs * steps_per_epoch, 1)
-    sample = torch.from_numpy(rng.permutation(n)[: cfg.init_sample]).to(device)
-    nbrs = None
-    if cfg.model.nbr_weight > 0:  # exact top-k cosine neighbours of every item (faiss, once)
-        from .knn import exact_neighbours
-
-        k_nbr = min(cfg.model.nbr_k, n - 1)
-        nbrs = torch.from_numpy(exact_neighbours(x_all, np.arange(n), k_nbr)).to(device)
-    # One fixed neighbour per held-out item, so early stopping sees the term being trained.
-    val_nbrs = None
-    if nbrs is not None and n_val:
-        fixed = torch.randint(nbrs.shape[1], (n_val,), generator=torch.Generator().manual_seed(cfg.seed))
-        val_nbrs = x[nbrs[val_idx, fixed.to(device)]]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.epochs, initial=state["epoch"], desc=f"train {model.kind}", unit="epoch")
+        run = restore_run(run, embeddings_path, data_sha)
+    else:
+        model.init_linear_(data.x[data.sample])  # pca_skip: start from the PCA autoencoder
+    model, state = run.model, run.state
+    bar = progress_bar(cfg, state, model.kind) if progress else None
 
     # -- the loop ------------------------------------------------------------------------------
-    if not resume:
-        model.init_linear_(x[sample])  # pca_skip: start from the PCA autoencoder
     model.train()
-    epoch, step = state["epoch"], state["step"]
-    # loop_seconds: the epoch loop (steps, per-epoch validation, metrics, checkpoints; k-means
-    # inside it excluded), summed over resumed invocations like epochs and steps.
-    loop_base, kmeans_before = state.get("loop_seconds", 0.0), state.get("kmeans_seconds", 0.0)
-    t_loop = time.perf_counter()
-    while epoch < cfg.epochs:
-        if not state["codebooks_fitted"] and epoch >= cfg.ae_warmup_epochs:
-            tk = time.perf_counter()
-            model.init_codebooks_(x[sample], seed=cfg.seed)
-            state["kmeans_seconds"] = state.get("kmeans_seconds", 0.0) + time.perf_counter() - tk
-            state["codebooks_fitted"] = True
-            # The loss gains its quantization terms from here: a new phase for early stopping.
-            state["best_val"], state["bad_epochs"] = None, 0
-        use_levels = model.trained_levels if state["codebooks_fitted"] else 0
-        reseeded0 = model.quantizer.reseeded()
-        sums: dict[str, float] = {}
-        epoch_codes = []  # codes the training batches got: per-epoch health at no extra cost
-        batch_order = train_idx[torch.randperm(len(train_idx), generator=gen).to(device)]
-        for s in range(0, len(batch_order), cfg.batch_size):
-            idx = batch_order[s: s + cfg.batch_size]
-            xb = x[idx]
-            xn = None
-            if nbrs is not None:
-                pick = torch.randint(nbrs.shape[1], (len(idx),), generator=gen).to(device)
-                xn = x[nbrs[idx, pick]]
-            lr = get_lr(step, total_steps, cfg)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            kl_w = cfg.model.kl_weight * min(1.0, (step + 1) / kl_steps)
-            with amp:
-                out_ = model(xb, kl_weight=kl_w, neighbours=xn, quantize=bool(use_levels))
-            loss = out_.loss
-            if not torch.isfinite(loss):
-                raise UserError(f"training diverged: non-finite loss ({float(loss.detach())}) at epoch {epoch + 1}, "
-                                f"step {step + 1}; last good checkpoint left in {out}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            step += 1
-            if out_.codes is not None:
-                epoch_codes.append(out_.codes.detach())
-            for name, v in {"loss": loss, **out_.parts}.items():
-                sums[name] = sums.get(name, 0.0) + float(v.detach()) * len(xb)
-        epoch += 1
-        val = val_loss()
-        codes = torch.cat(epoch_codes).cpu().numpy() if epoch_codes else None
-        row = {"epoch": epoch, "step": step, "lr": lr, "val_loss": val,
-               **{f"train_{k_}": v / len(train_idx) for k_, v in sums.items()},
-               "seconds": time.perf_counter() - t0}
-        row["reseeded"] = int(sum(model.quantizer.reseeded()) - sum(reseeded0))
-        if codes is not None:
-            st = code_stats(codes, k)
-            for l, (u, p) in enumerate(zip(st["utilisation"], st["perplexity"])):
-                row[f"utilisation_l{l}"], row[f"perplexity_l{l}"] = u, p
-            row["collision_rate"] = st["collision_rate"] if codes.shape[1] == model.levels else float("nan")
-        state["history"].append(row)
-        improved = state["best_val"] is None or not n_val or val < state["best_val"]
-        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-        if improved:
-            state["best_val"] = val
-        state["epoch"], state["step"] = epoch, step
-        kmeans_here = state.get("kmeans_seconds", 0.0) - kmeans_before
-        state["loop_seconds"] = loop_base + time.perf_counter() - t_loop - kmeans_here
-        stop = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience
-        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs or stop:
-            save_checkpoint()
+    clock = LoopClock(state)
+    while state.epoch < cfg.epochs:
+        fit_codebooks_once(run)
+        row = epoch_row(run, train_epoch(run))
+        stop = end_epoch(run, row, clock)
         if bar is not None:
-            bar.update(1)
-            post = {"loss": f"{row['train_loss']:.4f}"}
-            if codes is not None:
-                post["util"] = "/".join(f"{u:.2f}" for u in st["utilisation"])
-            bar.set_postfix(post)
+            show_progress(bar, row)
         if stop:
             break
     if bar is not None:
         bar.close()
-    loop_s = state.get("loop_seconds", 0.0)
-    if not state["codebooks_fitted"]:
-        model.init_codebooks_(x[sample], seed=cfg.seed)
-    return finish(state["history"], epoch, step, state.get("kmeans_seconds", 0.0), loop_s)
+    if not state.codebooks_fitted:
+        model.init_codebooks_(data.x[data.sample], seed=cfg.seed)
+    return finish(model, data, cfg, out, state, t0)
+
+
+# -- setup ---------------------------------------------------------------------------------------
+def read_inputs(embeddings_path, out: Path, resume: bool):
+    """(x (N, d) float32 writable, the embeddings table, its sha256), refusing bad input."""
+    from .embedding_table import check_finite, read_embeddings
+
+    table = read_embeddings(embeddings_path)
+    check_finite(table.vectors, f"embeddings file {embeddings_path}")
+    x_all = np.array(table.vectors, dtype=np.float32, order="C")  # writable copy for torch
+    if len(x_all) < 2:
+        raise UserError(f"need at least 2 items to train, got {len(x_all)}")
+    if resume and not (out / STATE).is_file():
+        raise UserError(f"--resume: no checkpoint in {out} ({STATE} missing)")
+    return x_all, table, sha256_file(embeddings_path)
+
+
+def with_cf(cfg: TrainConfig, cf, n: int):
+    """(cfg with model.cf_dim set, cf) when the kind learns from CF embeddings, else (cfg, None):
+    the neural kinds add the InfoNCE term, rqkmeans-cf needs them, rqkmeans ignores them."""
+    from .models import MODELS
+
+    kind = cfg.model.kind
+    if kind == "rqkmeans-cf" and cf is None:
+        raise UserError("rqkmeans-cf needs CF embeddings: give the interactions (--interactions FILE)")
+    if cf is None or kind not in MODELS or (kind != "rqkmeans-cf" and not MODELS[kind].neural):
+        return cfg, None
+    if len(cf.vectors) != n:
+        raise UserError(f"CF embeddings cover {len(cf.vectors)} items, the embeddings file {n}: another catalog")
+    if not cf.has.any():
+        raise UserError("no item has a CF embedding: no collaborative signal to train on")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cf_dim=cf.dim)), cf
+
+
+def cf_meta(cf) -> dict[str, Any]:
+    """What config.json records about the collaborative signal."""
+    if cf is None:
+        return {"used": False}
+    keys = ("interactions_sha256", "catalog_sha256", "items_with_cf", "items_total", "cf")
+    return {"used": True, **{k: cf.metadata.get(k) for k in keys}}
+
+
+def prepare_data(x_all: np.ndarray, cfg: TrainConfig, device: str, neural: bool, cf=None) -> Data:
+    """Seeded held-out split and k-means sample (in this order from one numpy RNG), the
+    neighbour tables when the neighbour term is on, the CF embeddings when given."""
+    import torch
+
+    n = len(x_all)
+    rng = np.random.default_rng(cfg.seed)
+    perm = rng.permutation(n)
+    n_val = int(round(n * cfg.val_fraction)) if n >= 20 else 0
+    sample = rng.permutation(n)[: cfg.init_sample]
+    data = Data(x_all, torch.from_numpy(x_all).to(device), torch.from_numpy(perm[n_val:]).to(device),
+                torch.from_numpy(perm[:n_val]).to(device), torch.from_numpy(sample).to(device), device)
+    if neural and cfg.model.nbr_weight > 0:
+        add_neighbours(data, cfg, device, cf)
+    if cf is not None and cfg.model.cf_weight > 0:
+        data.cf = torch.from_numpy(np.ascontiguousarray(cf.vectors, np.float32)).to(device)
+        data.cf_has = torch.from_numpy(np.asarray(cf.has, bool)).to(device)
+    return data
+
+
+def add_neighbours(data: Data, cfg: TrainConfig, device: str, cf=None) -> None:
+    """Exact top-k cosine neighbours of every item (faiss, once), and one fixed neighbour per
+    held-out item, so early stopping sees the term being trained. nbr_source "cf": neighbours
+    in the CF embeddings (co-consumed items); an item without one is its own neighbour (no pull)."""
+    import torch
+
+    from .knn import exact_neighbours
+
+    n = len(data.x_all)
+    k_nbr = min(cfg.model.nbr_k, n - 1)
+    by_cf = cfg.model.nbr_source == "cf" and cf is not None
+    nbrs = exact_neighbours(cf.vectors if by_cf else data.x_all, np.arange(n), k_nbr)
+    if by_cf:
+        nbrs[~cf.has] = np.flatnonzero(~cf.has)[:, None]
+    data.nbrs = torch.from_numpy(nbrs).to(device)
+    n_val = len(data.val_idx)
+    if n_val:
+        fixed = torch.randint(data.nbrs.shape[1], (n_val,), generator=torch.Generator().manual_seed(cfg.seed))
+        data.val_nbrs = data.x[data.nbrs[data.val_idx, fixed.to(device)]]
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    kind = torch.optim.Adagrad if cfg.optimizer == "adagrad" else torch.optim.AdamW
+    return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def start_run(model, data: Data, cfg: TrainConfig, out: Path, device: str, t0: float) -> Run:
+    import torch
+
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else contextlib.nullcontext()
+    gen = torch.Generator().manual_seed(cfg.seed)  # batch order
+    return Run(model.to(device), make_optimizer(model, cfg), gen, data, cfg, out, LoopState(), t0, amp)
+
+
+def restore_run(run: Run, embeddings_path, data_sha: str) -> Run:
+    """--resume: the saved model, optimizer, loop state and RNG states, after checking that the
+    checkpoint was trained on the same data with the same architecture."""
+    import torch
+
+    from .models import load_model
+    from .models.base import read_config, saved_model_config
+
+    out = run.out
+    saved = read_config(out)
+    if saved.get("data_sha256") != data_sha:
+        raise UserError(f"--resume: {out} was trained on other data (sha256 differs from {embeddings_path})")
+    try:
+        same = saved_model_config(saved) == run.model.cfg
+    except UserError:
+        same = False
+    if not same:
+        raise UserError(f"--resume: model config in {out} differs from the requested one")
+    meta, device = run.model.meta, run.data.device
+    model = load_model(out).to(device)
+    model.meta = meta
+    opt = make_optimizer(model, run.cfg)
+    try:
+        ck = torch.load(out / OPTIMIZER, weights_only=True, map_location="cpu")
+        opt.load_state_dict(ck["optimizer"])
+        state = LoopState.from_dict(json.loads((out / STATE).read_text()))
+        run.gen.set_state(ck["gen_rng"])
+        torch.set_rng_state(ck["torch_rng"])
+    except Exception as e:  # corrupt/truncated file, wrong keys, unpicklable content
+        raise UserError(f"--resume: corrupt checkpoint in {out}: {type(e).__name__}: {e}") from None
+    return dataclasses.replace(run, model=model.to(device), opt=opt, state=state)
+
+
+# -- one epoch -----------------------------------------------------------------------------------
+def fit_codebooks_once(run: Run) -> None:
+    """k-means init of the trained levels once the AE warm-up is over. The loss gains its
+    quantization terms from here: a new phase for early stopping."""
+    state, cfg = run.state, run.cfg
+    if state.codebooks_fitted or state.epoch < cfg.ae_warmup_epochs:
+        return
+    tk = time.perf_counter()
+    run.model.init_codebooks_(run.data.x[run.data.sample], seed=cfg.seed)
+    state.kmeans_seconds += time.perf_counter() - tk
+    state.codebooks_fitted = True
+    state.best_val, state.bad_epochs = None, 0
+
+
+class EpochResult(NamedTuple):
+    sums: dict  # name -> loss summed over the epoch's items
+    codes: np.ndarray | None  # codes the training batches got (health at no extra cost)
+    lr: float  # learning rate of the last step
+    reseeded: int  # codes re-seeded by the quantizer during the epoch
+
+
+def train_epoch(run: Run) -> EpochResult:
+    """One pass over the training items in a seeded order."""
+    import torch
+
+    data, cfg = run.data, run.cfg
+    quantize = bool(run.model.trained_levels if run.state.codebooks_fitted else 0)
+    reseeded0 = run.model.quantizer.reseeded()
+    sums: dict[str, float] = {}
+    epoch_codes = []
+    lr = cfg.lr
+    batch_order = data.train_idx[torch.randperm(len(data.train_idx), generator=run.gen).to(data.x.device)]
+    for s in range(0, len(batch_order), cfg.batch_size):
+        idx = batch_order[s: s + cfg.batch_size]
+        out_, lr = train_step(run, idx, quantize)
+        if out_.codes is not None:
+            epoch_codes.append(out_.codes.detach())
+        for name, v in {"loss": out_.loss, **out_.parts}.items():
+            sums[name] = sums.get(name, 0.0) + float(v.detach()) * len(idx)
+    codes = torch.cat(epoch_codes).cpu().numpy() if epoch_codes else None
+    reseeded = int(sum(run.model.quantizer.reseeded()) - sum(reseeded0))
+    return EpochResult(sums, codes, lr, reseeded)
+
+
+def train_step(run: Run, idx, quantize: bool):
+    """Forward, backward, clip, step on the items idx -> (model output, learning rate used)."""
+    import torch
+
+    data, cfg, state = run.data, run.cfg, run.state
+    xb, xn = data.x[idx], None
+    if data.nbrs is not None:
+        pick = torch.randint(data.nbrs.shape[1], (len(idx),), generator=run.gen).to(xb.device)
+        xn = data.x[data.nbrs[idx, pick]]
+    lr = get_lr(state.step, run.steps_per_epoch * cfg.epochs, cfg)
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    kl_steps = max(cfg.kl_warmup_epochs * run.steps_per_epoch, 1)
+    kl_w = cfg.model.kl_weight * min(1.0, (state.step + 1) / kl_steps)
+    with run.amp:
+        out_ = run.model(xb, kl_weight=kl_w, neighbours=xn, quantize=quantize, **data.cf_kwargs(idx))
+    loss = out_.loss
+    if not torch.isfinite(loss):
+        raise UserError(f"training diverged: non-finite loss ({float(loss.detach())}) at epoch {state.epoch + 1}, "
+                        f"step {state.step + 1}; last good checkpoint left in {run.out}")
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], cfg.grad_clip)
+    run.opt.step()
+    state.step += 1
+    return out_, lr
+
+
+def val_loss(run: Run) -> float:
+    """Loss on the held-out items (eval mode: VAE mean, no codebook updates)."""
+    import torch
+
+    data, model = run.data, run.model
+    if not len(data.val_idx):
+        return float("nan")
+    model.eval()
+    with torch.no_grad():
+        vl = float(model(data.x[data.val_idx], kl_weight=run.cfg.model.kl_weight, neighbours=data.val_nbrs,
+                         quantize=run.state.codebooks_fitted, **data.cf_kwargs(data.val_idx)).loss)
+    model.train()
+    return vl
+
+
+def epoch_row(run: Run, res: EpochResult) -> dict[str, Any]:
+    """The metrics.parquet row of the epoch just trained: losses, held-out loss, code health."""
+    state, n_train, k = run.state, len(run.data.train_idx), run.cfg.model.codebook_size
+    state.epoch += 1
+    row = {"epoch": state.epoch, "step": state.step, "lr": res.lr, "val_loss": val_loss(run),
+           **{f"train_{name}": v / n_train for name, v in res.sums.items()},
+           "seconds": time.perf_counter() - run.t0, "reseeded": res.reseeded}
+    if res.codes is not None:
+        st = code_stats(res.codes, k)
+        for l, (u, p) in enumerate(zip(st["utilisation"], st["perplexity"])):
+            row[f"utilisation_l{l}"], row[f"perplexity_l{l}"] = u, p
+        full = res.codes.shape[1] == run.model.levels
+        row["collision_rate"] = st["collision_rate"] if full else float("nan")
+    return row
+
+
+# -- end of an epoch: early stopping, checkpoints, progress -------------------------------------------
+class LoopClock:
+    """loop_seconds: the epoch loop (steps, validation, metrics, checkpoints; k-means inside it
+    excluded), summed over resumed invocations like epochs and steps."""
+
+    def __init__(self, state: LoopState):
+        self.base, self.kmeans_before, self.t = state.loop_seconds, state.kmeans_seconds, time.perf_counter()
+
+    def seconds(self, state: LoopState) -> float:
+        kmeans_here = state.kmeans_seconds - self.kmeans_before
+        return self.base + time.perf_counter() - self.t - kmeans_here
+
+
+def end_epoch(run: Run, row: dict, clock: LoopClock) -> bool:
+    """Record the row, update early stopping, checkpoint when due -> whether to stop."""
+    state, cfg = run.state, run.cfg
+    state.history.append(row)
+    n_val = len(run.data.val_idx)
+    improved = state.best_val is None or not n_val or row["val_loss"] < state.best_val
+    state.bad_epochs = 0 if improved else state.bad_epochs + 1
+    if improved:
+        state.best_val = row["val_loss"]
+    state.loop_seconds = clock.seconds(state)
+    stop = bool(cfg.patience) and state.bad_epochs >= cfg.patience
+    if state.epoch % cfg.checkpoint_every == 0 or state.epoch == cfg.epochs or stop:
+        save_checkpoint(run)
+    return stop
+
+
+def save_checkpoint(run: Run) -> None:
+    """Weights + config, optimizer and RNG states, loop state: all --resume needs."""
+    import torch
+
+    from .io import atomic_path
+
+    run.model.save(run.out)
+    with atomic_path(run.out / OPTIMIZER) as tmp:
+        torch.save({"optimizer": run.opt.state_dict(), "gen_rng": run.gen.get_state(),
+                    "torch_rng": torch.get_rng_state()}, tmp)
+    write_json_atomic(run.out / STATE, dataclasses.asdict(run.state))
+
+
+def progress_bar(cfg: TrainConfig, state: LoopState, kind: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.epochs, initial=state.epoch, desc=f"train {kind}", unit="epoch")
+
+
+def show_progress(bar, row: dict) -> None:
+    bar.update(1)
+    post = {"loss": f"{row['train_loss']:.4f}"}
+    levels = sorted(k for k in row if k.startswith("utilisation_l"))
+    if levels:
+        post["util"] = "/".join(f"{row[k]:.2f}" for k in levels)
+    bar.set_postfix(post)
+
+
+# -- the end: untrained levels, report, files ----------------------------------------------------
+def finish(model, data: Data, cfg: TrainConfig, out: Path, state: LoopState, t0: float) -> dict[str, Any]:
+    """Fit the untrained levels (residual k-means on the latents), then write the model,
+    metrics.parquet and train_report.json."""
+    tk = time.perf_counter()
+    model.fit_codebooks_(data.x, seed=cfg.seed)
+    kmeans_s = state.kmeans_seconds + time.perf_counter() - tk
+    k = cfg.model.codebook_size
+    codes = model.encode_codes(data.x_all)
+    history = state.history
+    report = {"kind": model.kind, "levels": model.levels, "codebook_size": k, "items": len(data.x_all),
+              **code_stats(codes, k), "seconds": round(time.perf_counter() - t0, 3),
+              "epochs": state.epoch, "steps": state.step, "kmeans_seconds": round(kmeans_s, 3),
+              "loop_seconds": round(state.loop_seconds, 3), "reseeded": model.quantizer.reseeded(),
+              "final_val_loss": history[-1]["val_loss"] if history else None, "device": data.device}
+    model.save(out)
+    write_metrics(out / METRICS, history, model.meta)
+    write_json_atomic(out / REPORT, report)
+    return report
 
 
 def unfinished_checkpoint(out_dir) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ FLOORS = {
     "__init__": 0, "errors": 0, "io": 0, "config": 0, "metrics": 0, "runtime": 0, "knn": 0, "embedding_table": 0,
     "quantizers": 1, "models": 1,
     "catalog": 2, "embed": 2, "embed_backends": 2, "train": 2, "ids": 2,
-    "evaluate": 3,
+    "evaluate": 3, "cf": 3,
     "compare": 4, "retrieval": 4,
     "pipeline": 5,
     "flows": 6,

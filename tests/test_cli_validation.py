@@ -238,7 +238,7 @@ def test_train_set_lists_exactly_the_accepted_keys(tmp_path, capsys):
     listed = _listed_keys(capsys, tmp_path)
     for key in ("pca_skip", "recon", "ema", "hidden", "patience", "lr"):
         assert key in listed
-    refused = {"epochs", "seed", "device", "model", "kind", "levels", "codebook_size", "latent_dim", "input_dim"}
+    refused = {"epochs", "seed", "device", "model", "kind", "levels", "codebook_size", "latent_dim", "input_dim", "cf_dim"}
     assert not refused & set(listed)
     every = {f.name for f in dataclasses.fields(TrainConfig)} | {f.name for f in dataclasses.fields(ModelConfig)}
     assert set(listed) == every - refused

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from rqvae_ids.errors import UserError
 from rqvae_ids.models import MODELS, ModelConfig, build_model, fit_rqkmeans, load_model
 
-KINDS = ["rqvae", "vqvae", "vae", "ae", "rqkmeans"]
+KINDS = ["rqvae", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf"]
 TINY = dict(input_dim=16, levels=3, codebook_size=8, latent_dim=4, hidden=(32,))
 
 

@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-dir", required=True, metavar="DIR", help="trained model directory (config.json + weights)")
     p.add_argument("--embeddings", required=True, metavar="FILE", help="embeddings.parquet from `rqvae-ids embed`")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--resolve", choices=["suffix", "reassign"], default="suffix",
-                   help="collision resolution: extra suffix token (default) or move to a free last-level code")
+    p.add_argument("--resolve", choices=["suffix", "reassign", "balanced"], default="suffix",
+                   help="collision resolution: extra suffix token (default), move to a free last-level code (reassign), "
+                        "or an exact balanced last level per prefix, the suffix only for identical texts (balanced)")
     p.add_argument("--previous", default=None, metavar="FILE",
                    help="semantic_ids.parquet of an earlier run with the same model: unchanged items keep their IDs")
     p.add_argument("--chunk-size", type=int, default=None, metavar="N",
@@ -67,6 +68,10 @@ def handler(args: argparse.Namespace) -> int:
     if res["strategy"] == "suffix":
         print(f"suffix > 0: {res['items_with_suffix_gt0']} items ({res['share_suffix_gt0']:.4%}), "
               f"largest suffix {res['max_suffix']}")
+    elif res["strategy"] == "balanced":
+        print(f"balanced last level: moved {res['items_moved']} items; sharing a full tuple: "
+              f"{res['sharing_share_excl_identical_text']:.4%} of items excluding identical texts, "
+              f"{res['items_sharing_tuple_identical_text']} items with an identical text (told apart by the suffix)")
     else:
         print(f"moved: {res['items_moved']} items ({res['moved_share']:.4%}), distortion added "
               f"{res['distortion_added_mean_moved']:.4f} per moved item")

@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "opq")
+KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf", "opq")
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
 DEFAULT_EPOCHS = 100
@@ -15,7 +15,7 @@ ITEMS_PER_CODE = 4  # rqvae_ids.train.ITEMS_PER_CODE (kept equal by tests/test_c
 # Config keys with an option of their own (input_dim: read from the embeddings file): --set refuses them.
 DEDICATED = {"kind": "--model", "model": "--model", "levels": "--levels", "codebook_size": "--codebook-size",
              "latent_dim": "--latent-dim", "epochs": "--epochs", "seed": "--seed", "device": "--device",
-             "input_dim": None}
+             "input_dim": None, "cf_dim": None}
 
 
 def register(subparsers) -> None:
@@ -27,6 +27,10 @@ def register(subparsers) -> None:
     p.add_argument("--embeddings", required=True, metavar="FILE", help="embeddings.parquet from `rqvae-ids embed`")
     p.add_argument("--model", default="rqvae", choices=KINDS, help="tokenizer kind (default: rqvae)")
     p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    p.add_argument("--interactions", default=None, metavar="FILE",
+                   help="user-item interactions (user_id, item_id, timestamp/position): CF embeddings from their "
+                        "leave-one-out training part (cached as OUT/cf_embeddings.parquet) add the collaborative "
+                        "term (rqvae) or the CF part (rqkmeans-cf); without it the model is text-only")
     p.add_argument("--levels", type=int, default=None, help="code levels L (default 3)")
     p.add_argument("--subspaces", type=int, default=None, metavar="M",
                    help="opq: sub-spaces M, one code digit each (RPG: 16 for Toys, 32 for Beauty); "
@@ -117,11 +121,12 @@ def handler(args: argparse.Namespace) -> int:
         args.levels = args.subspaces
     flags = dict(kind=args.model, levels=args.levels, codebook_size=args.codebook_size,
                  latent_dim=args.latent_dim, epochs=args.epochs, seed=args.seed, device=args.device)
-    # one way to set each value: its own option (input_dim comes from the file)
+    # one way to set each value: its own option (input_dim and cf_dim come from the files)
     taken = sorted({k for k in (p.partition("=")[0].strip().replace("-", "_").rsplit(".", 1)[-1]
                                 for p in args.overrides) if k in DEDICATED})
     if taken:
-        raise UserError("; ".join(f"--set {k}: comes from the embeddings file" if k == "input_dim"
+        raise UserError("; ".join(f"--set {k}: comes from the {'embeddings' if k == 'input_dim' else 'CF embeddings'} file"
+                                  if DEDICATED[k] is None
                                   else f"--set {k}: use the dedicated option {DEDICATED[k]} instead" for k in taken))
     # a key bare (lr), or dotted as in the pipeline config (model.recon, train.model.recon)
     settable = set(settable_keys())
@@ -133,15 +138,22 @@ def handler(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     check_unfinished(args)
     warn_small_catalog(args.embeddings, cfg.model.codebook_size)
+    cf = None
+    if args.interactions is not None:
+        from ..cf import cf_for_embeddings
+
+        cf = cf_for_embeddings(args.interactions, args.embeddings, args.out)
+    elif cfg.model.kind == "rqkmeans-cf":
+        raise UserError("--model rqkmeans-cf needs --interactions FILE (its CF part)")
     try:
-        report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet)
+        report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet, cf=cf)
     except KeyboardInterrupt:
         print(interrupted_message(args, cfg.checkpoint_every), file=sys.stderr)
         return 130
     if args.json:
         keys = ("kind", "utilisation", "perplexity", "colliding_share", "duplicate_rate", "collision_rate",
                 "distinct_collision_rate", "seconds", "epochs")
-        print(json.dumps({k: report[k] for k in keys}))
+        print(json.dumps({**{k: report[k] for k in keys}, "cf": cf is not None}))
     else:
         print(summary(report, args))
     return 0
@@ -154,7 +166,7 @@ def summary(report: dict, args: argparse.Namespace) -> str:
     out = Path(args.out)
     pct = " / ".join(f"{u:.0%}" for u in report["utilisation"])
     perp = " / ".join(f"{p:.0f}" for p in report["perplexity"])
-    epochs = "k-means, no epochs" if report["kind"] == "rqkmeans" else f"{report['epochs']} epochs"
+    epochs = "k-means, no epochs" if report["kind"] in ("rqkmeans", "rqkmeans-cf", "opq") else f"{report['epochs']} epochs"
     return "\n".join([
         f"trained {report['kind']} (L={report['levels']}, K={report['codebook_size']}) on {report['items']} items: "
         f"{epochs}, {report['seconds']:.1f} s",

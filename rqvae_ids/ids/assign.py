@@ -27,12 +27,14 @@ from ..io import provenance, require_file, sha256_file, write_json_atomic, write
 from ..embedding_table import EmbeddingTable, check_finite, read_embeddings
 from .collisions import collision_report, collisions_table
 from .encode import DEFAULT_CHUNK_SIZE, LatentOracle, encode_chunked
+from .balanced import resolve_balanced
 from .lookup import MAX_POSITIONS, format_sids_arrow
 from .resolve import Resolved, resolve_reassign, resolve_suffix
 from .stability import carry_over, check_previous
 from .table import read_semantic_ids, write_semantic_ids, write_tokens
 
-RESOLVE_STRATEGIES = ("suffix", "reassign")
+RESOLVE_STRATEGIES = ("suffix", "reassign", "balanced")
+WITH_SUFFIX = ("suffix", "balanced")  # strategies whose IDs carry the suffix token
 _WEIGHT_SUFFIXES = (".safetensors", ".npz", ".pt", ".pth", ".npy", ".bin")
 
 
@@ -126,6 +128,9 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
     if resolve == "suffix":
         resolved = resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix)
         columns = [resolved.codes[:, l] for l in range(L)] + [resolved.suffix]
+    elif resolve == "balanced":
+        resolved = resolve_balanced(codes, table.item_ids, table.text_sha256, K, oracle, held, held_suffix)
+        columns = [resolved.codes[:, l] for l in range(L)] + [resolved.suffix]
     else:
         resolved = resolve_reassign(codes, table.item_ids, K, oracle, held)
         columns = [resolved.codes[:, l] for l in range(L)]
@@ -140,8 +145,8 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         "levels": L,
         "codebook_size": K,
         "resolve": resolve,
-        "suffix_token": resolve == "suffix",
-        "suffix_size": K if resolve == "suffix" else 0,
+        "suffix_token": resolve in WITH_SUFFIX,
+        "suffix_size": K if resolve in WITH_SUFFIX else 0,
         "embedding_model": table.model,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "provenance": provenance(),
@@ -153,7 +158,7 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         "levels": L,
         "codebook_size": K,
         "resolve": resolve,
-        "id_length": L + 1 if resolve == "suffix" else L,
+        "id_length": L + 1 if resolve in WITH_SUFFIX else L,
         "encode_path": path,
         "collisions": raw_report,
         "resolution": {**resolved.report, "duplicates_after": 0},
@@ -185,7 +190,8 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
                chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
     """Assign semantic IDs to every item of `embeddings_path` with the model in `model_dir`.
 
-    resolve: "suffix" (L+1 tokens) or "reassign" (L tokens). previous: a
+    resolve: "suffix" (L+1 tokens), "reassign" (L tokens) or "balanced" (L+1 tokens,
+    suffix > 0 only within identical texts). previous: a
     semantic_ids.parquet from the same checkpoint whose unchanged items keep their IDs.
     Returns the report (also written to out_dir/assign_report.json). Bad input -> UserError,
     nothing written.

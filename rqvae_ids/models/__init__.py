@@ -8,11 +8,12 @@ from .ae import AE
 from .base import CONFIG, WEIGHTS, ModelConfig, ModelOutput, Tokenizer, load_state, read_config, saved_model_config
 from .opq import OPQ, fit_opq
 from .rqkmeans import RQKMeans, fit_rqkmeans
+from .rqkmeans_cf import RQKMeansCF
 from .rqvae import RQVAE
 from .vae import VAE
 from .vqvae import VQVAE
 
-MODELS: dict[str, type[Tokenizer]] = {m.kind: m for m in (RQVAE, VQVAE, VAE, AE, RQKMeans, OPQ)}
+MODELS: dict[str, type[Tokenizer]] = {m.kind: m for m in (RQVAE, VQVAE, VAE, AE, RQKMeans, RQKMeansCF, OPQ)}
 
 
 def build_model(cfg: ModelConfig) -> Tokenizer:
@@ -33,9 +34,9 @@ def load_model(model_dir: str | Path) -> Tokenizer:
     cfg = saved_model_config(meta, where=f"{Path(model_dir) / CONFIG}: model")
     model = build_model(cfg)
     load_state(model, Path(model_dir) / WEIGHTS)
-    model.meta = {k: meta.get(k) for k in ("embedding_model", "embedding_dim", "data_sha256", "train")}
+    model.meta = {k: meta.get(k) for k in ("embedding_model", "embedding_dim", "data_sha256", "train", "cf")}
     return model.eval()
 
 
-__all__ = ["MODELS", "ModelConfig", "ModelOutput", "Tokenizer", "build_model", "load_model", "fit_rqkmeans", "fit_opq", "OPQ",
-           "RQVAE", "VQVAE", "VAE", "AE", "RQKMeans", "WEIGHTS", "CONFIG"]
+__all__ = ["MODELS", "ModelConfig", "ModelOutput", "Tokenizer", "build_model", "load_model", "fit_rqkmeans", "fit_opq",
+           "RQVAE", "VQVAE", "VAE", "AE", "RQKMeans", "RQKMeansCF", "OPQ", "WEIGHTS", "CONFIG"]

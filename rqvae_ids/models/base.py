@@ -60,6 +60,17 @@ class ModelConfig:
     # exact k-NN search over all items before training (O(N^2 d): fine for ~100k items, not 1M).
     nbr_weight: float = 0.0
     nbr_k: int = 10  # neighbours per item the neighbour term samples from
+    nbr_source: Literal["text", "cf"] = "text"  # neighbours in the text or in the CF embeddings
+    # Collaborative term (LETTER-style, issue 14): InfoNCE with in-batch negatives between a linear
+    # projection of the straight-through quantized latent and the item's CF embedding (cf.py).
+    # Active only when trained with interactions: cf_dim is then set from cf_embeddings.parquet.
+    cf_dim: int = 0
+    cf_weight: float = 0.1  # lambda
+    cf_temperature: float = 0.1
+    # which latent the term aligns: "quantized" (straight-through codeword sum, LETTER) or
+    # "latent" (the encoder output before quantization)
+    cf_target: Literal["quantized", "latent"] = "quantized"
+    cf_alpha: float = 0.7  # rqkmeans-cf: weight of the CF part in [text, alpha * CF] (best on Toys validation)
 
     def __post_init__(self):
         check(self.levels >= 1, f"levels must be >= 1, got {self.levels}")
@@ -70,6 +81,8 @@ class ModelConfig:
         check(self.beta >= 0 and self.quant_weight >= 0 and self.kl_weight >= 0, "loss weights must be >= 0")
         check(self.sim_weight >= 0 and self.nbr_weight >= 0, "loss weights must be >= 0")
         check(self.nbr_k >= 1, f"nbr_k must be >= 1, got {self.nbr_k}")
+        check(self.cf_dim >= 0 and self.cf_weight >= 0 and self.cf_alpha >= 0, "cf_dim, cf_weight, cf_alpha must be >= 0")
+        check(self.cf_temperature > 0, f"cf_temperature must be > 0, got {self.cf_temperature}")
 
 
 class ModelOutput(NamedTuple):
@@ -88,6 +101,16 @@ def neighbour_loss(z: torch.Tensor, z_nbr: torch.Tensor) -> torch.Tensor:
     near = (z - z_nbr).pow(2).sum(-1).mean()
     far = (z - z.roll(1, 0)).pow(2).sum(-1).mean()
     return near / (far + 1e-8)
+
+
+def info_nce(p: torch.Tensor, t: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE of paired rows p (B, c) and t (B, c), in-batch negatives, cosine logits
+    over `temperature`: pulls each p towards its own t and away from the batch's other rows."""
+    if len(p) < 2:  # no negative to contrast with
+        return p.new_zeros(())
+    logits = F.normalize(p.float(), dim=-1) @ F.normalize(t.float(), dim=-1).t() / temperature
+    labels = torch.arange(len(p), device=p.device)
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.t(), labels))
 
 
 def similarity_loss(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -127,6 +150,14 @@ class Tokenizer(nn.Module):
         )
         for vq in self.quantizer.layers[self.trained_levels:]:
             vq.embed.requires_grad_(False)  # fitted by k-means after training, not by gradient
+        if self.neural and cfg.cf_dim > 0 and cfg.cf_weight > 0:
+            # created last, so a text-only model draws the same initial weights as before
+            self.cf_proj = nn.Linear(cfg.latent_dim, cfg.cf_dim)
+
+    @property
+    def collaborative(self) -> bool:
+        """Whether training adds the CF InfoNCE term (trained with CF embeddings)."""
+        return hasattr(self, "cf_proj")
 
     # -- shape of the code budget ----------------------------------------------------------
     levels = property(lambda self: self.cfg.levels)
@@ -156,23 +187,30 @@ class Tokenizer(nn.Module):
         return F.mse_loss(recon.float(), x.float(), reduction="none").sum(-1).mean()
 
     def forward(self, x: torch.Tensor, kl_weight: float | None = None,
-                neighbours: torch.Tensor | None = None, quantize: bool = True) -> ModelOutput:
+                neighbours: torch.Tensor | None = None, quantize: bool = True,
+                cf: torch.Tensor | None = None, cf_mask: torch.Tensor | None = None) -> ModelOutput:
         """x (B, d) float -> ModelOutput. kl_weight overrides cfg.kl_weight (warm-up);
         neighbours (B, d): one embedding-space neighbour per row, for the neighbour term;
-        quantize=False: skip the quantizer (AE warm-up, before the codebooks are fitted)."""
+        quantize=False: skip the quantizer (AE warm-up, before the codebooks are fitted);
+        cf (B, c) / cf_mask (B,) bool: CF embeddings for the collaborative term (rows without
+        one, mask False, contribute reconstruction and quantization losses only)."""
         z, kl = self.latent(x)
         parts: dict[str, torch.Tensor] = {}
         if self.cfg.sim_weight > 0:
             parts["sim"] = similarity_loss(z, x)
         if neighbours is not None and self.cfg.nbr_weight > 0:
             parts["nbr"] = neighbour_loss(z, self.latent(neighbours)[0])
-        codes = None
+        codes, z_cont = None, z
         if quantize and self.trained_levels:
             q = self.quantizer(z, levels=self.trained_levels)
             z, codes = q.quantized, q.codes
             parts["quant"] = q.loss
             for l, ll in enumerate(q.level_losses):
                 parts[f"quant_l{l}"] = ll.detach()
+        if cf is not None and self.collaborative:
+            keep = cf_mask if cf_mask is not None else torch.ones(len(z), dtype=torch.bool, device=z.device)
+            target = z if self.cfg.cf_target == "quantized" else z_cont
+            parts["cf"] = info_nce(self.cf_proj(target[keep]), cf[keep], self.cfg.cf_temperature)
         recon = self.decoder(z)
         parts["recon"] = self.recon_loss(recon, x)
         loss = parts["recon"] + self.cfg.quant_weight * parts.get("quant", 0.0)
@@ -180,6 +218,8 @@ class Tokenizer(nn.Module):
             loss = loss + self.cfg.sim_weight * parts["sim"]
         if "nbr" in parts:
             loss = loss + self.cfg.nbr_weight * parts["nbr"]
+        if "cf" in parts:
+            loss = loss + self.cfg.cf_weight * parts["cf"]
         if kl is not None:
             parts["kl"] = kl
             loss = loss + (self.cfg.kl_weight if kl_weight is None else kl_weight) * kl
@@ -287,6 +327,7 @@ class Tokenizer(nn.Module):
             "data_sha256": self.meta.get("data_sha256"),
             "model": to_dict(self.cfg),
             "train": self.meta.get("train"),
+            "cf": self.meta.get("cf") or {"used": False},
             "provenance": self.meta.get("provenance") or provenance(),
         }
 

@@ -46,7 +46,9 @@ class CatalogOptions:
 
 @dataclass(frozen=True)
 class IdsOptions:
-    resolve: Literal["suffix", "reassign"] = "suffix"  # suffix: L+1 tokens; reassign: L tokens
+    # suffix: L+1 tokens; reassign: L tokens; balanced: exact balanced last level, L+1 tokens
+    # (the suffix only tells identical texts apart)
+    resolve: Literal["suffix", "reassign", "balanced"] = "suffix"
     chunk_size: int = 65536  # items encoded per chunk (bounds memory)
 
     def __post_init__(self):

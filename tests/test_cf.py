@@ -1,0 +1,71 @@
+"""Collaborative item embeddings (rqvae_ids/cf.py): no leak of validation/test targets, cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rqvae_ids.cf import CFConfig, build_cf_table, read_cf_table
+from rqvae_ids.errors import UserError
+
+
+def write_interactions(path, rows):
+    path.write_text("user_id,item_id,position\n" + "".join(f"{u},{i},{p}\n" for u, i, p in rows))
+    return path
+
+
+def clustered_sequences(n_users=60, seed=0):
+    """Users browse one of three item groups (a0..a9, b0..b9, c0..c9), 6 items each."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        group = "abc"[u % 3]
+        for p, j in enumerate(rng.choice(10, size=6, replace=False)):
+            rows.append((f"u{u}", f"{group}{j}", p))
+    return rows
+
+
+CATALOG = [f"{g}{j}" for g in "abc" for j in range(10)] + ["valid_only", "test_only", "never"]
+
+
+def test_validation_and_test_targets_get_no_cf_embedding(tmp_path):
+    rows = clustered_sequences()
+    # u_leak: ... a1 a2 valid_only test_only -> valid target valid_only, test target test_only
+    rows += [("u_leak", i, p) for p, i in enumerate(["a1", "a2", "a3", "valid_only", "test_only"])]
+    inter = write_interactions(tmp_path / "inter.csv", rows)
+    table = build_cf_table(inter, CATALOG, tmp_path / "cf.parquet", CFConfig(dim=4, window=2))
+    has = dict(zip(CATALOG, table.has))
+    assert not has["valid_only"] and not has["test_only"] and not has["never"]
+    assert not table.vectors[CATALOG.index("valid_only")].any()
+    assert all(has[f"{g}{j}"] for g in "abc" for j in range(10))
+    # the collaborative geometry: items of one group are closer to each other than to the others
+    v = table.vectors
+    a, b = v[:10], v[10:20]
+    assert (a @ a.T).mean() > (a @ b.T).mean() + 0.2
+    back = read_cf_table(tmp_path / "cf.parquet", CATALOG)
+    np.testing.assert_array_equal(back.has, table.has)
+    np.testing.assert_allclose(back.vectors, table.vectors)
+    assert back.metadata["items_with_cf"] == 30 and back.metadata["items_total"] == len(CATALOG)
+
+
+def test_cache_is_reused_and_keyed_by_interactions(tmp_path):
+    inter = write_interactions(tmp_path / "inter.csv", clustered_sequences())
+    out = tmp_path / "cf.parquet"
+    build_cf_table(inter, CATALOG, out, CFConfig(dim=4))
+    mtime = out.stat().st_mtime_ns
+    build_cf_table(inter, CATALOG, out, CFConfig(dim=4))
+    assert out.stat().st_mtime_ns == mtime  # same key: read back, not rewritten
+    write_interactions(inter, clustered_sequences(seed=1))
+    again = build_cf_table(inter, CATALOG, out, CFConfig(dim=4))
+    assert out.stat().st_mtime_ns != mtime and again.metadata["interactions_sha256"] != ""
+
+
+def test_another_catalog_and_unusable_interactions_are_clear_errors(tmp_path):
+    inter = write_interactions(tmp_path / "inter.csv", clustered_sequences())
+    build_cf_table(inter, CATALOG, tmp_path / "cf.parquet", CFConfig(dim=4))
+    with pytest.raises(UserError, match="another catalog"):
+        read_cf_table(tmp_path / "cf.parquet", CATALOG[:-1])
+    short = write_interactions(tmp_path / "short.csv", [("u1", "a1", 0), ("u1", "a2", 1)])
+    with pytest.raises(UserError, match="3 or more"):
+        build_cf_table(short, CATALOG, tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()
