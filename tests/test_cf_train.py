@@ -127,7 +127,7 @@ def test_cli_train_with_interactions(tmp_path, capsys):
     inter.write_text("\n".join(lines) + "\n")
     out = tmp_path / "m"
     args = ["train", "--embeddings", str(emb), "--out", str(out), "--epochs", "2", "--levels", "2",
-            "--codebook-size", "8", "--latent-dim", "4", "--quiet", "--interactions", str(inter)]
+            "--codebook-size", "8", "--latent-dim", "4", "--quiet", "--json", "--interactions", str(inter)]
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cf"] is True
     conf = json.loads((out / "config.json").read_text())

@@ -7,6 +7,8 @@ import json
 import shlex
 import sys
 
+from ._help import INTERACTIONS
+
 KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf", "opq")
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
@@ -28,9 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="rqvae", choices=KINDS, help="tokenizer kind (default: rqvae)")
     p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     p.add_argument("--interactions", default=None, metavar="FILE",
-                   help="user-item interactions (user_id, item_id, timestamp/position): CF embeddings from their "
-                        "leave-one-out training part (cached as OUT/cf_embeddings.parquet) add the collaborative "
-                        "term (rqvae) or the CF part (rqkmeans-cf); without it the model is text-only")
+                   help=f"{INTERACTIONS}: CF embeddings from its leave-one-out training part (cached as "
+                        "OUT/cf_embeddings.parquet) add the collaborative term (rqvae) or the CF part (rqkmeans-cf); "
+                        "without it the model is text-only")
     p.add_argument("--levels", type=int, default=None, help="code levels L (default 3)")
     p.add_argument("--subspaces", type=int, default=None, metavar="M",
                    help="opq: sub-spaces M, one code digit each (RPG: 16 for Toys, 32 for Beauty); "
