@@ -160,7 +160,7 @@ def test_compare_baselines_is_the_cli_compare(small_shop, flows_tmp, prefect_har
     assert main(["compare", "--catalog", str(small_shop["catalog"]), "--out", str(cli_out),
                  "--interactions", str(small_shop["interactions"]), "--models", "rqkmeans,random",
                  "--codebook-size", "16", "--neighbour-queries", "100", "--tune-users", "60",
-                 "--with-generative", *flags]) == 0
+                 "--with-generative", "--no-sasrec", *flags]) == 0
     embeddings = cli_out / "embeddings" / "embeddings.parquet"
     report = compare_baselines(str(small_shop["catalog"]), str(flow_out), str(small_shop["interactions"]),
                                models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]),
