@@ -124,7 +124,7 @@ def build_report(
         "",
         "Bold: best of the column (where rows differ); `*`: best ID model where a no-ID baseline is best overall. "
         "`next_*` of ID models come from the sid-prefix retriever over that model's IDs; "
-        "`popularity` and `embedding-knn` need no IDs. Resolved IDs append a collision suffix.",
+        "`popularity`, `embedding-knn` and `sasrec` need no IDs. Resolved IDs append a collision suffix.",
         "",
         results_table(comparison, models),
         "",
