@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--interactions) next-item retrieval; write comparison.parquet, comparison.json, "
             "report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
             "retriever is also trained on every model's IDs (same sequence model for all) and "
-            "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/."
+            "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/. With "
+            "--interactions, a small-budget SASRec row `sasrec` too (--no-sasrec skips it); --with-parallel adds "
+            "parallel/<model> rows; --cold-items FRAC adds cold_recall@10/cold_ndcg@10."
         ),
     )
     p.add_argument("--interactions", default=None, metavar="FILE",
