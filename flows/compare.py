@@ -54,6 +54,10 @@ def compare_baselines(
     embeddings: str | None = None,
     with_generative: bool = False,
     generative: dict[str, Any] | None = None,
+    with_parallel: bool = False,
+    parallel: dict[str, Any] | None = None,
+    sasrec: dict[str, Any] | None = None,
+    cold_items: float | None = None,
 ) -> str:
     """Compare tokenizers on `catalog`; returns the path of report.md.
 
@@ -61,6 +65,9 @@ def compare_baselines(
     share levels, codebook_size, epochs and seed given here). neighbour_queries,
     tune_users: None for the CLI's defaults. generative: RetrievalConfig fields of the
     generative retrievers (with_generative; the CLI's --generative-* options).
+    parallel: ItemRetrieverConfig fields of the parallel/<model> rows (with_parallel). sasrec:
+    ItemRetrieverConfig fields of the sasrec row ({} for the compare's small budget; None, the
+    default here, leaves the row out, like the CLI's --no-sasrec). cold_items: --cold-items.
     """
     if generative and not with_generative:
         raise UserError("generative options need with_generative=True")
@@ -68,8 +75,17 @@ def compare_baselines(
     knobs = {"models": tuple(models), "levels": levels, "codebook_size": codebook_size, "epochs": epochs,
              "seed": seed, "neighbour_queries": neighbour_queries, "tune_users": tune_users}
     cmp_cfg, gen_cfg = compare_settings(knobs, dict(generative or {}) if with_generative else None)
+    from rqvae_ids.compare.item import item_settings
+    from rqvae_ids.evaluate.cold import check_cold_fraction
+
+    if parallel and not with_parallel:
+        raise UserError("parallel options need with_parallel=True")
+    check_cold_fraction(cold_items)
+    par_cfg = item_settings("parallel", dict(parallel or {}), cmp_cfg.seed) if with_parallel else None
+    sas_cfg = item_settings("sasrec", dict(sasrec), cmp_cfg.seed) if sasrec is not None and interactions else None
     log = get_run_logger()
     run_comparison(catalog, out, cmp_cfg, interactions=interactions, embeddings=embeddings,
                    catalog_kwargs=cfg.catalog.kwargs(), embed_cfg=cfg.embed, command="flows.compare.compare_baselines",
-                   progress=log.info, generative=gen_cfg, map_models=one_task_per_model)
+                   progress=log.info, generative=gen_cfg, map_models=one_task_per_model,
+                   parallel=par_cfg, sasrec=sas_cfg, cold_items=cold_items)
     return f"{out}/report.md"

@@ -52,7 +52,7 @@ def _args(demo_slice, out, *extra):
             "--out", str(out), "--models", ",".join(KINDS), "--levels", "3", "--codebook-size", "16",
             "--epochs", "2", "--neighbour-queries", "100", "--tune-users", "100", "--with-generative",
             "--generative-epochs", "2", "--generative-layers", "1", "--generative-d-model", "32",
-            "--generative-heads", "2", "--generative-beam", "10", *extra]
+            "--generative-heads", "2", "--generative-beam", "10", "--no-sasrec", *extra]
 
 
 def test_with_generative_adds_a_retriever_per_id_model(demo_slice, tmp_path, capsys, one_thread):

@@ -250,7 +250,7 @@ def test_compare_generative_content_passes_the_embeddings_and_keys_the_reuse(tmp
             "--embeddings", str(tmp_path / "emb.parquet"), "--out", str(out), "--models", "random", "--levels", "3",
             "--codebook-size", "16", "--neighbour-queries", "50", "--tune-users", "50", "--with-generative",
             "--generative-epochs", "1", "--generative-layers", "1", "--generative-d-model", "16",
-            "--generative-heads", "2", "--generative-beam", "10"]
+            "--generative-heads", "2", "--generative-beam", "10", "--no-sasrec"]
     assert main([*args, "--generative-content"]) == 0
     ckpt = out / "retrievers" / "random"
     r = GenerativeRetriever.load(ckpt, device="cpu", log=quiet)

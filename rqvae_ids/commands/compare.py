@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--interactions) next-item retrieval; write comparison.parquet, comparison.json, "
             "report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
             "retriever is also trained on every model's IDs (same sequence model for all) and "
-            "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/."
+            "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/. With "
+            "--interactions, a small-budget SASRec row `sasrec` too (--no-sasrec skips it); --with-parallel adds "
+            "parallel/<model> rows; --cold-items FRAC adds cold_recall@10/cold_ndcg@10."
         ),
     )
     p.add_argument("--interactions", default=None, metavar="FILE",
@@ -68,6 +70,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         g.add_argument(f"--generative-{flag}", default=None, metavar=metavar, **kw)
     g.add_argument("--generative-content", action="store_true",
                    help="add each history item's projected text embedding (the compared embeddings) to its tokens")
+    p.add_argument("--with-parallel", action="store_true",
+                   help="also train the parallel semantic-ID retriever on every model's IDs (needs --interactions); "
+                        "rows parallel/<model>, checkpoints in --out/retrievers/parallel/<model>/")
+    p.add_argument("--parallel-epochs", type=int, default=None, metavar="N",
+                   help="max epochs per parallel retriever (default: retrieve-train's, 200 with early stopping)")
+    p.add_argument("--parallel-max-minutes", type=float, default=None, metavar="X",
+                   help="training budget per parallel retriever in minutes, 0 = none (default: retrieve-train's, 10)")
+    p.add_argument("--no-sasrec", action="store_true",
+                   help="skip the sasrec row (trained by default whenever --interactions is given)")
+    p.add_argument("--sasrec-epochs", type=int, default=None, metavar="N",
+                   help="max epochs of the compare's SASRec (default 10: a small budget, stated in report.md)")
+    p.add_argument("--sasrec-max-minutes", type=float, default=None, metavar="X",
+                   help="training budget of the compare's SASRec in minutes, 0 = none (default 2)")
+    p.add_argument("--cold-items", type=float, default=None, metavar="FRAC",
+                   help="hold this share of catalog items, in (0, 0.5), out of every training and validation "
+                        "sequence (seeded by --seed) and report cold_recall@10/cold_ndcg@10 over the test users "
+                        "whose target is one of them (needs --interactions)")
     from ..catalog import add_catalog_args  # --catalog and its format/column options
 
     add_catalog_args(p)
@@ -96,13 +115,19 @@ def handler(args: argparse.Namespace) -> int:
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     knobs = {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
              "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users}
-    compare_settings(knobs)  # the compare options are checked first
+    checked, _ = compare_settings(knobs)  # the compare options are checked first
     given = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
              if getattr(args, f"generative_{flag}") is not None}
     if args.generative_content:
         given["content"] = True
     if given and not args.with_generative:
         raise UserError("--generative-* options need --with-generative")
+    parallel, sasrec = _item_settings(args, checked.seed)
+    if (args.with_parallel or args.cold_items is not None) and args.interactions is None:
+        raise UserError("--with-parallel and --cold-items need --interactions")
+    from ..evaluate.cold import check_cold_fraction
+
+    check_cold_fraction(args.cold_items)
     if args.embed_model is not None and args.embeddings is not None:
         raise UserError("--embed-model has no effect with --embeddings (the given embeddings are used as they "
                         "are): drop one of the two")
@@ -127,6 +152,26 @@ def handler(args: argparse.Namespace) -> int:
     summary = run_comparison(
         catalog, args.out, cfg, interactions=args.interactions, embeddings=args.embeddings,
         embed_cfg=embed_cfg, command=command_line(args), generative=generative,
+        parallel=parallel, sasrec=sasrec, cold_items=args.cold_items,
     )
     print(f"wrote {args.out}/report.md ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
     return 0
+
+
+def _item_settings(args: argparse.Namespace, seed: int):
+    """(parallel, sasrec) ItemRetrieverConfigs or None, validated before anything is trained."""
+    from ..compare.item import item_settings
+    from ..errors import UserError
+
+    par = {f: v for f, v in (("max_epochs", args.parallel_epochs), ("max_minutes", args.parallel_max_minutes))
+           if v is not None}
+    sas = {f: v for f, v in (("max_epochs", args.sasrec_epochs), ("max_minutes", args.sasrec_max_minutes))
+           if v is not None}
+    if par and not args.with_parallel:
+        raise UserError("--parallel-* options need --with-parallel")
+    if sas and args.no_sasrec:
+        raise UserError("--sasrec-* options have no effect with --no-sasrec")
+    parallel = item_settings("parallel", par, seed) if args.with_parallel else None
+    # The sasrec row comes with interactions (none to learn from without them).
+    sasrec = item_settings("sasrec", sas, seed) if not args.no_sasrec and args.interactions is not None else None
+    return parallel, sasrec

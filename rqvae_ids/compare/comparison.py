@@ -49,6 +49,7 @@ def evaluate_and_write(
     retrievers: Sequence[Any] = (),
     started_at: float | None = None,
     failed: Sequence[str] = (),
+    cold: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Measure every model, write all outputs; returns the summary written to comparison.json.
 
@@ -59,6 +60,8 @@ def evaluate_and_write(
     `retrievers`: extra fitted-or-not `Retriever`s evaluated as
     models of their own (e.g. the generative retriever), named by their `name`; their
     rows come after the ID models and only carry the next_* metrics.
+    cold: catalog indices of the cold items (`--cold-items`; `split` must already be
+    `cold_split`'s): adds cold_recall@10/cold_ndcg@10 to every retriever row.
     """
     out_dir = Path(out_dir)
     timings = dict(timings or {})
@@ -109,9 +112,13 @@ def evaluate_and_write(
             for m in model_ids
         ]
         candidates += [(r.name, r) for r in retrievers]  # last: the slow ones (generative)
+        if cold is not None:
+            notes.append(_cold_note(split, cold, n_items, [r.name for r in retrievers if not getattr(r, "scores_cold", True)]))
         for name, retriever in candidates:
             progress(f"{name}: next-item retrieval ({getattr(retriever, 'name', name)})")
             metrics, seconds = harness.fit_and_evaluate(retriever, split)
+            if cold is not None:
+                metrics.update(_cold_metrics(retriever, split, cold))
             rows += [(name, k, float(v)) for k, v in metrics.items()]
             timings[f"{name}: next-item ({getattr(retriever, 'name', name)})"] = seconds
             if getattr(retriever, "tuned", None):
@@ -153,6 +160,32 @@ def evaluate_and_write(
     }
     write_json_atomic(out_dir / "comparison.json", summary)
     return summary
+
+
+def _cold_metrics(retriever: Any, split: Split, cold: np.ndarray) -> dict[str, float]:
+    """cold_* of a fitted retriever over the test users whose target is cold (NaN where the
+    retriever cannot score a cold item, e.g. SASRec)."""
+    from ..evaluate.cold import cold_metrics, cold_users, not_applicable
+
+    if not getattr(retriever, "scores_cold", True):
+        return not_applicable()
+    users = cold_users(split, cold)
+    histories = [split.test_histories[i] for i in users]
+    return cold_metrics(harness.recommend_split(retriever, histories, 10), split.test_targets[users])
+
+
+def _cold_note(split: Split, cold: np.ndarray, n_items: int, cannot: Sequence[str]) -> str:
+    from ..evaluate.cold import cold_users
+
+    n = len(cold_users(split, cold))
+    text = (f"Cold items: {len(cold)} of {n_items} catalog items ({len(cold) / n_items:.1%}, seeded) removed from every "
+            f"training sequence and validation history (validation users with a cold target left out); "
+            f"cold_recall@10/cold_ndcg@10 over the {n} test users whose target is cold")
+    text += " (none: NaN)." if n == 0 else "."
+    if cannot:
+        text += (f" {', '.join(cannot)}: not applicable (NaN, shown as –): an item-ID model has no learned "
+                 "embedding for an item it never saw, so any score it gives one is not a measurement.")
+    return text
 
 
 def epochs_run(model_ids: Sequence[ModelIds]) -> str | None:
@@ -232,6 +265,24 @@ def build_models(cfg: CompareConfig, embeddings: Path, out_dir: Path, n_items: i
     return model_ids, notes, failed
 
 
+def _item_rows(model_ids, n_items, out_dir, parallel, sasrec, split, progress, notes, extra_config) -> list[Any]:
+    """The `sasrec` and `parallel/<kind>` retrievers asked for (rows after the generative ones)."""
+    if split is None:
+        return []
+    from .item import item_note, parallel_retrievers, sasrec_retriever
+
+    rows: list[Any] = []
+    if sasrec is not None:
+        rows.append(sasrec_retriever(n_items, out_dir, sasrec, progress))
+        notes.append(item_note(sasrec, "sasrec"))
+        extra_config["sasrec"] = to_dict(sasrec)
+    if parallel is not None:
+        rows += parallel_retrievers(model_ids, n_items, out_dir, parallel, progress)
+        notes.append(item_note(parallel, "parallel"))
+        extra_config["parallel"] = to_dict(parallel)
+    return rows
+
+
 def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: CompareConfig, n_items: int) -> ModelIds:
     """Train `kind` (or draw random IDs), assign resolved IDs; codes in embeddings row order."""
     start = time.perf_counter()
@@ -280,6 +331,9 @@ def run_comparison(
     retriever_factory: Callable[[list[ModelIds], Path], Sequence[Any]] | None = None,
     generative: Any = None,
     map_models: Callable[[Callable[[str], Any], Sequence[str]], list[Any]] | None = None,
+    parallel: Any = None,
+    sasrec: Any = None,
+    cold_items: float | None = None,
 ) -> dict[str, Any]:
     """The whole comparison: catalog -> embeddings (cached) -> every model -> evaluation -> outputs.
 
@@ -292,13 +346,22 @@ def run_comparison(
     `rqvae_ids.retrieval.RetrievalConfig` (--with-generative): adds a generative retriever
     per ID model (`generative_retrievers`, rows `generative/<kind>`); needs interactions.
     map_models(build, kinds): runs build(kind) for every kind (default: one after the other;
-    the compare-baselines flow: one Prefect task per kind). Returns the summary dict.
+    the compare-baselines flow: one Prefect task per kind). parallel / sasrec: an
+    `ItemRetrieverConfig` (head parallel / sasrec) adding a `parallel/<kind>` row per ID model
+    / one `sasrec` row (None: no such row; both need interactions). cold_items: share of the
+    catalog held out of training and validation (`--cold-items`, in (0, 0.5)), adds cold_* metrics.
+    Returns the summary dict.
     """
     from ..embedding_table import read_embeddings
 
     out_dir = Path(out_dir)
     if generative is not None and interactions is None:
         raise UserError("--with-generative needs --interactions (the generative retriever learns from sequences)")
+    if interactions is None and (parallel is not None or cold_items is not None):
+        raise UserError("--with-parallel and --cold-items need --interactions")
+    from ..evaluate.cold import check_cold_fraction
+
+    check_cold_fraction(cold_items)
     timings: dict[str, float] = {}
     total = time.perf_counter()
     if not hasattr(catalog, "item_ids"):
@@ -329,6 +392,12 @@ def run_comparison(
         progress(f"interactions: loading {interactions}")
         users, seqs, order = load_interactions(interactions, table.item_ids)
         split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
+    cold = None
+    if cold_items is not None:
+        from ..evaluate.cold import choose_cold_items, cold_split
+
+        cold = choose_cold_items(len(table), cold_items, cfg.seed)
+        split = cold_split(split, cold, len(table))
     model_ids, notes, failed = build_models(cfg, Path(embeddings), out_dir, len(table), progress, map_models)
     reused = [m.name for m in model_ids if m.info.get("reused")]
     if reused:
@@ -345,10 +414,13 @@ def run_comparison(
         extra += generative_retrievers(model_ids, out_dir, generative, progress, item_vectors=vectors)
         notes.append(generative_note(generative))
         extra_config["generative"] = to_dict(generative)
+    extra += _item_rows(model_ids, len(table), out_dir, parallel, sasrec, split, progress, notes, extra_config)
+    if cold_items is not None:
+        extra_config["cold_items"] = cold_items
     summary = evaluate_and_write(
         out_dir, table.vectors, model_ids, cfg, retrievers=extra, categories=categories, split=split,
         command=command, notes=notes, failed=failed, timings=timings, progress=progress, started_at=total,
-        extra_config=extra_config,
+        extra_config=extra_config, cold=cold,
     )
     progress(f"done in {summary['timings']['total']:.1f}s: {out_dir / 'report.md'}")
     return summary

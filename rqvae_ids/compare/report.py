@@ -13,12 +13,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-BASELINES = ("popularity", "embedding-knn")
+BASELINES = ("popularity", "embedding-knn", "sasrec")  # rows that need no IDs
 LOWER_IS_BETTER = ("duplicate_rate_raw", "duplicate_rate_resolved", "colliding_share_raw", "recon_mse")
 # Column order of the table; per-level metrics are expanded in place of {i}.
 METRIC_ORDER = (
     "neighbour_recall@10", "neighbour_recall@100",
-    "next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10",
+    "next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10", "cold_recall@10", "cold_ndcg@10",
     "duplicate_rate_raw", "colliding_share_raw", "duplicate_rate_resolved",
     "utilisation_l{i}", "perplexity_l{i}",
     "recon_mse", "recon_cosine",
@@ -124,7 +124,7 @@ def build_report(
         "",
         "Bold: best of the column (where rows differ); `*`: best ID model where a no-ID baseline is best overall. "
         "`next_*` of ID models come from the sid-prefix retriever over that model's IDs; "
-        "`popularity` and `embedding-knn` need no IDs. Resolved IDs append a collision suffix.",
+        "`popularity`, `embedding-knn` and `sasrec` need no IDs. Resolved IDs append a collision suffix.",
         "",
         results_table(comparison, models),
         "",

@@ -160,15 +160,18 @@ def test_compare_baselines_is_the_cli_compare(small_shop, flows_tmp, prefect_har
     assert main(["compare", "--catalog", str(small_shop["catalog"]), "--out", str(cli_out),
                  "--interactions", str(small_shop["interactions"]), "--models", "rqkmeans,random",
                  "--codebook-size", "16", "--neighbour-queries", "100", "--tune-users", "60",
-                 "--with-generative", *flags]) == 0
+                 "--with-generative", "--no-sasrec", "--with-parallel", "--parallel-epochs", "1",
+                 "--cold-items", "0.2", *flags]) == 0
     embeddings = cli_out / "embeddings" / "embeddings.parquet"
     report = compare_baselines(str(small_shop["catalog"]), str(flow_out), str(small_shop["interactions"]),
                                models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]),
                                neighbour_queries=100, tune_users=60, embeddings=str(embeddings),
-                               with_generative=True, generative=gen)
+                               with_generative=True, generative=gen, with_parallel=True,
+                               parallel={"max_epochs": 1}, cold_items=0.2)
     assert os.path.isfile(report)
     cli = pq.read_table(cli_out / "comparison.parquet").to_pandas()
     flow = pq.read_table(flow_out / "comparison.parquet").to_pandas()
-    assert {"rqkmeans", "random", "popularity", "generative/rqkmeans"} <= set(flow["model"])
+    assert {"rqkmeans", "random", "popularity", "generative/rqkmeans", "parallel/random"} <= set(flow["model"])
+    assert "cold_recall@10" in set(flow["metric"])
     timing = [c for c in cli.columns if "second" in c or c.endswith("_s") or "per_s" in c]
     pd.testing.assert_frame_equal(cli.drop(columns=timing), flow.drop(columns=timing))

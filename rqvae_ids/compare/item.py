@@ -1,0 +1,91 @@
+"""`compare --with-parallel` and the `sasrec` row: the item-level retrievers
+(rqvae_ids.retrieval.item_retriever) as comparison rows, like `generative.py` does for
+`generative/<model>`.
+
+Checkpoints: OUT/retrievers/parallel/<model>/ and OUT/retrievers/sasrec/. A rerun into the
+same --out with the same config and the same training data (codes, split) reuses the
+saved weights (the item trainer's own fingerprint check); anything else trains anew.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .config import ModelIds, progress_to_stderr
+
+# The compare's default SASRec budget: small, so a default-on row costs little on the CLI
+# (stated in report.md); retrieve-train --retriever sasrec is the full-budget run.
+SASREC_EPOCHS, SASREC_MAX_MINUTES = 10, 2.0
+
+
+class CompareItem:
+    """One item-level retriever as a comparison row (`parallel/<model>` or `sasrec`).
+
+    `scores_cold`: False for SASRec, whose item table has no row learned for a cold item
+    (its cold_* metrics are reported as not applicable, NaN)."""
+
+    history_extra = 0
+
+    def __init__(self, name: str, n_items: int, cfg: Any, out_dir: Path, codes=None,
+                 progress: Callable[[str], None] = progress_to_stderr, position: str = ""):
+        from ..retrieval.item_retriever import ItemRetriever
+
+        self.name, self.out_dir, self.progress, self.position = name, Path(out_dir), progress, position
+        self.scores_cold = cfg.head != "sasrec"
+        self.inner = ItemRetriever(n_items, cfg, codes=codes, out_dir=self.out_dir, name=name,
+                                   log=lambda msg: progress(f"{name}: {msg}"), reuse=True)
+        self.tuned: dict[str, Any] | None = None
+
+    def fit(self, train_sequences, valid=None) -> "CompareItem":
+        digits = "" if self.inner.codes is None else f" over {self.inner.codes.shape[1]} digits per item"
+        self.progress(f"{self.name}{self.position}: {self.inner.cfg.head} retriever{digits} -> {self.out_dir}")
+        self.inner.fit(train_sequences, valid)
+        rep = self.inner.report
+        self.tuned = {"epochs": rep["epochs"], "best_epoch": rep["best_epoch"],
+                      "best_valid_ndcg@10": rep["best_valid_ndcg@10"]}
+        return self
+
+    def recommend(self, histories, k: int):
+        return self.inner.recommend(histories, k)
+
+
+def parallel_retrievers(model_ids: Sequence[ModelIds], n_items: int, out_dir: str | Path, cfg: Any,
+                        progress: Callable[[str], None] = progress_to_stderr) -> list[CompareItem]:
+    """One `parallel/<kind>` retriever per ID model over its resolved IDs (level codes plus the
+    collision suffix as a last digit, so no two items share a code tuple)."""
+    from ..retrieval.generative import join_suffix
+
+    n = len(model_ids)
+    return [CompareItem(f"parallel/{m.name}", n_items, cfg, Path(out_dir) / "retrievers" / "parallel" / m.name,
+                        codes=join_suffix(m.codes, m.suffix), progress=progress, position=f" ({i}/{n})")
+            for i, m in enumerate(model_ids, 1)]
+
+
+def sasrec_retriever(n_items: int, out_dir: str | Path, cfg: Any,
+                     progress: Callable[[str], None] = progress_to_stderr) -> CompareItem:
+    return CompareItem("sasrec", n_items, cfg, Path(out_dir) / "retrievers" / "sasrec", progress=progress)
+
+
+def item_note(cfg: Any, what: str) -> str:
+    """The report note of the `sasrec` / `parallel/<model>` rows, with their budget."""
+    budget = (f"d_model {cfg.d_model}, n_layer {cfg.n_layer}, at most {cfg.max_epochs} epochs and "
+              f"{cfg.max_minutes:g} min of training, early stopping on validation NDCG@10 (patience {cfg.patience}), "
+              f"seed {cfg.seed}")
+    if what == "sasrec":
+        return (f"`sasrec` row: SASRec with full softmax over the catalog ({budget}; the compare's small budget, "
+                "`--sasrec-epochs`/`--sasrec-max-minutes`; `--no-sasrec` skips it); checkpoint in retrievers/sasrec/.")
+    return (f"`parallel/<model>` rows (`--with-parallel`): the parallel semantic-ID retriever over that model's "
+            f"resolved IDs (levels + collision suffix as digits), exact full-catalog scoring ({budget}); "
+            "checkpoints in retrievers/parallel/<model>/.")
+
+
+def item_settings(head: str, given: dict[str, Any], seed: int) -> Any:
+    """The validated ItemRetrieverConfig of the --parallel-* / --sasrec-* options (fields of
+    ItemRetrieverConfig; unset ones: the item trainer's defaults, except SASRec's small
+    compare budget), seeded by the compare's --seed."""
+    from ..config import from_dict
+    from ..retrieval.item_trainer import ItemRetrieverConfig
+
+    base = {"max_epochs": SASREC_EPOCHS, "max_minutes": SASREC_MAX_MINUTES} if head == "sasrec" else {}
+    return from_dict(ItemRetrieverConfig, {**base, **given, "head": head, "seed": seed}, where=f"compare --{head}-*")

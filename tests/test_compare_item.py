@@ -1,0 +1,144 @@
+"""`rqvae-ids compare` with the item-level retrievers: the `sasrec` row (default with
+--interactions, `--no-sasrec` skips it), `--with-parallel` rows `parallel/<model>`, and
+`--cold-items` (the split and the cold_* metrics); checkpoints reused on a rerun; bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("torch")
+
+from rqvae_ids.cli import main  # noqa: E402
+from rqvae_ids.embedding_table import write_embeddings  # noqa: E402
+from rqvae_ids.evaluate.cold import choose_cold_items, cold_split, cold_users  # noqa: E402
+from rqvae_ids.evaluate.sequences import leave_one_out  # noqa: E402
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
+NEXT = {"next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10"}
+COLD = {"cold_recall@10", "cold_ndcg@10"}
+
+
+@pytest.fixture
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """300 demo items with their interactions and random 16-d embeddings (no embedding model run)."""
+    out = tmp_path_factory.mktemp("tiny_item")
+    items = pd.read_csv(DEMO / "items.csv", dtype=str, keep_default_na=False).head(300)
+    inter = pd.read_csv(DEMO / "interactions.csv", dtype={"user_id": str, "item_id": str})
+    inter = inter[inter["item_id"].isin(set(items["item_id"]))]
+    items.to_csv(out / "items.csv", index=False)
+    inter.to_csv(out / "interactions.csv", index=False)
+    vectors = np.random.default_rng(0).normal(size=(len(items), 16)).astype(np.float32)
+    write_embeddings(out / "emb.parquet", items["item_id"], ["x"] * len(items), vectors, "test")
+    return {"catalog": out / "items.csv", "interactions": out / "interactions.csv", "emb": out / "emb.parquet"}
+
+
+def _args(tiny, out, *extra):
+    return ["compare", "--catalog", str(tiny["catalog"]), "--interactions", str(tiny["interactions"]),
+            "--embeddings", str(tiny["emb"]), "--out", str(out), "--models", "rqkmeans,random", "--levels", "3",
+            "--codebook-size", "16", "--neighbour-queries", "50", "--tune-users", "50", *extra]
+
+
+def test_sasrec_and_parallel_rows_cold_metrics_and_reuse(tiny, tmp_path, capsys, one_thread):
+    out = tmp_path / "cmp"
+    args = _args(tiny, out, "--with-parallel", "--parallel-epochs", "2", "--sasrec-epochs", "2",
+                 "--cold-items", "0.2")
+    assert main(args) == 0
+    table = pd.read_parquet(out / "comparison.parquet")
+    by_model = table.groupby("model")["metric"].apply(set)
+    for name in ("sasrec", "parallel/rqkmeans", "parallel/random"):
+        assert by_model[name] == NEXT | COLD, name
+    for name in ("popularity", "embedding-knn", "rqkmeans", "random"):
+        assert NEXT | COLD <= by_model[name], name
+    value = table.set_index(["model", "metric"])["value"]
+    # SASRec cannot score a cold item: not applicable (NaN), never a zero.
+    assert np.isnan(value[("sasrec", "cold_recall@10")]) and np.isnan(value[("sasrec", "cold_ndcg@10")])
+    for name in ("parallel/rqkmeans", "embedding-knn", "popularity"):
+        assert 0 <= value[(name, "cold_recall@10")] <= 1 and value[(name, "cold_ndcg@10")] <= value[(name, "cold_recall@10")]
+    # A never-seen item has no count: popularity ranks none of them in its top 10 ahead of seen ones.
+    assert value[("popularity", "cold_recall@10")] == 0.0
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["models"][-3:] == ["sasrec", "parallel/rqkmeans", "parallel/random"]  # after the ID models
+    assert summary["config"]["sasrec"]["max_epochs"] == 2 and summary["config"]["cold_items"] == 0.2
+    for ckpt in ("sasrec", "parallel/rqkmeans", "parallel/random"):
+        assert (out / "retrievers" / ckpt / "model.safetensors").is_file()
+    report = (out / "report.md").read_text()
+    assert "| sasrec |" in report and "| parallel/rqkmeans |" in report
+    assert "`sasrec` row" in report and "at most 2 epochs" in report and "not applicable" in report
+    assert "Cold items: 60 of 300" in report
+    # Rerun into the same --out: the saved retrievers are reused, same numbers.
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.count("reusing ") == 3 and "epoch=" not in err
+    again = pd.read_parquet(out / "comparison.parquet").set_index(["model", "metric"])["value"]
+    for name in ("sasrec", "parallel/rqkmeans"):
+        assert again[(name, "next_recall@10")] == value[(name, "next_recall@10")]
+
+
+def test_no_sasrec_skips_the_row(tiny, tmp_path, one_thread):
+    out = tmp_path / "cmp"
+    assert main(_args(tiny, out, "--no-sasrec", "--epochs", "1")) == 0
+    models = set(pd.read_parquet(out / "comparison.parquet")["model"])
+    assert "sasrec" not in models and not any(m.startswith("parallel/") for m in models)
+    assert not (out / "retrievers").exists()
+
+
+def test_cold_split_removes_exactly_the_chosen_items():
+    rng = np.random.default_rng(1)
+    n_items = 40
+    seqs = [rng.integers(0, n_items, rng.integers(3, 12)).astype(np.int64) for _ in range(200)]
+    split = leave_one_out([str(i) for i in range(200)], seqs, max_history=5)
+    cold = choose_cold_items(n_items, 0.1, seed=3)
+    assert len(cold) == 4 and np.array_equal(cold, choose_cold_items(n_items, 0.1, seed=3))
+    assert not np.array_equal(cold, choose_cold_items(n_items, 0.1, seed=4))
+    c = cold_split(split, cold, n_items)
+    is_cold = np.isin(np.arange(n_items), cold)
+    for before, after in zip(split.train, c.train):
+        assert np.array_equal(after, before[~is_cold[before]])  # occurrences dropped, order kept
+    assert not any(is_cold[h].any() for h in c.valid_histories) and not is_cold[c.valid_targets].any()
+    kept = [i for i, t in enumerate(split.valid_targets)
+            if not is_cold[t] and (~is_cold[split.valid_histories[i]]).any()]
+    assert np.array_equal(c.valid_targets, split.valid_targets[kept])
+    for i, h in zip(kept, c.valid_histories):
+        assert np.array_equal(h, split.valid_histories[i][~is_cold[split.valid_histories[i]]])
+    # The test side is untouched; the cold test users are those with a cold target.
+    assert np.array_equal(c.test_targets, split.test_targets)
+    assert all(np.array_equal(a, b) for a, b in zip(c.test_histories, split.test_histories))
+    assert set(cold_users(c, cold)) == {i for i, t in enumerate(split.test_targets) if is_cold[t]}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cold-items", "0.5"], "--cold-items must be in (0, 0.5)"),
+    (["--cold-items", "0"], "--cold-items must be in (0, 0.5)"),
+    (["--cold-items", "-0.1"], "--cold-items must be in (0, 0.5)"),
+    (["--parallel-epochs", "1"], "--parallel-* options need --with-parallel"),
+    (["--no-sasrec", "--sasrec-epochs", "1"], "no effect with --no-sasrec"),
+    (["--sasrec-epochs", "0"], "max_epochs must be positive"),
+])
+def test_item_option_errors(tiny, tmp_path, capsys, argv, message):
+    out = tmp_path / "cmp"
+    assert main(_args(tiny, out, *argv)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing written
+
+
+def test_cold_items_need_interactions(tiny, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--catalog", str(tiny["catalog"]), "--out", str(out), "--cold-items", "0.1"]) == 2
+    assert "need --interactions" in capsys.readouterr().err and not out.exists()
