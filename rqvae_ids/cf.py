@@ -25,11 +25,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .config import check, to_dict
 from .errors import UserError
-from .io import decode_metadata, require_file, sha256_file, sha256_text, write_parquet_atomic
+from .io import decode_metadata, read_parquet_table, require_file, sha256_file, sha256_text, write_parquet_atomic
 
 CF_FILE = "cf_embeddings.parquet"
 
@@ -180,12 +179,8 @@ def write_cf_table(path: str | os.PathLike, item_ids, vectors: np.ndarray, meta:
 def read_cf_table(path: str | os.PathLike, item_ids) -> CFTable:
     """cf_embeddings.parquet aligned with the catalog `item_ids`; a file built for another
     catalog (recorded catalog hash differs, or ids outside the catalog) is a UserError."""
-    p = require_file(path, "CF embeddings file")
-    try:
-        table = pq.read_table(p)
-        meta = decode_metadata(table.schema)
-    except (OSError, pa.ArrowInvalid) as e:
-        raise UserError(f"cannot read CF embeddings {p}: {e}") from None
+    p, table = read_parquet_table(path, "CF embeddings file")
+    meta = decode_metadata(table.schema)
     if not {"item_id", "embedding"} <= set(table.column_names):
         raise UserError(f"{p}: not a CF embeddings file (needs columns item_id, embedding)")
     item_ids = [str(i) for i in item_ids]

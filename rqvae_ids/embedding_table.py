@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .errors import UserError
-from .io import decode_metadata, require_file, write_parquet_atomic
+from .io import decode_metadata, read_parquet_table, write_parquet_atomic
 
 
 def embeddings_schema(dim: int) -> pa.Schema:
@@ -76,11 +75,7 @@ def write_embeddings(
 
 def read_embeddings(path: str | os.PathLike) -> EmbeddingTable:
     """Read an embeddings.parquet written by `rqvae-ids embed`; clear errors on bad files."""
-    p = require_file(path, "embeddings file")
-    try:
-        table = pq.read_table(p)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise UserError(f"cannot read embeddings file {p}: {e}") from None
+    p, table = read_parquet_table(path, "embeddings file")
     names = set(table.column_names)
     missing = {"item_id", "text_sha256", "embedding"} - names
     if missing:

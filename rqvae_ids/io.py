@@ -173,6 +173,18 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     return p
 
 
+def read_parquet_table(path: str | os.PathLike, what: str) -> tuple[Path, pa.Table]:
+    """(path, table) of a Parquet file, or a UserError naming `what` when it is missing, a folder
+    or not readable Parquet (the one way every reader of our tables opens them)."""
+    from .errors import UserError
+
+    p = require_file(path, what)
+    try:
+        return p, pq.read_table(p)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise UserError(f"cannot read {what} {p}: {e}") from None
+
+
 def file_in_dir(path: str | os.PathLike | None, name: str, what: str = "file") -> str | None:
     """`path`, or `path/name` when `path` is a folder holding `name` (`--embeddings out/emb`
     for out/emb/embeddings.parquet). A folder without it: a UserError saying so. None stays None."""

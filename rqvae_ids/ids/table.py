@@ -19,10 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import UserError
-from ..io import decode_metadata, require_file, write_parquet_atomic, write_text_atomic
+from ..io import decode_metadata, read_parquet_table, write_parquet_atomic, write_text_atomic
 from .lookup import format_token
 
 MAX_CODE = np.iinfo(np.uint16).max
@@ -109,11 +108,7 @@ def write_semantic_ids(
 
 def read_semantic_ids(path: str | os.PathLike) -> SemanticIds:
     """Read a semantic_ids.parquet written by `rqvae-ids assign`; UserError on bad files."""
-    p = require_file(path, "semantic IDs file")
-    try:
-        table = pq.read_table(p)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise UserError(f"cannot read semantic IDs file {p}: {e}") from None
+    p, table = read_parquet_table(path, "semantic IDs file")
     names = table.column_names
     missing = {"item_id", "suffix", "sid", "text_sha256", "c0"} - set(names)
     if missing:
