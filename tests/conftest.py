@@ -25,3 +25,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (it lives beside the checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (seeded sequence-model runs compare equal; restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

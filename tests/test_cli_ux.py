@@ -72,6 +72,23 @@ def test_interactions_described_one_way():
     assert all(INTERACTIONS in h for h in helps.values()), helps
 
 
+def _sigint_once(proc, ready, seconds: float, poll: float) -> tuple[str, str]:
+    """Wait (at most `seconds`) until the Path `ready` exists, send SIGINT to the still-running
+    `proc`, and return its (stdout, stderr); the process is killed whatever happens."""
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + seconds
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(poll)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+
+
 # --------------------------------------------------------------------- interrupt and resume
 
 
@@ -97,10 +114,8 @@ def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(
     import json
     import os
     import shlex
-    import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     from rqvae_ids.cli import main
@@ -112,15 +127,7 @@ def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
-    try:
-        deadline = time.monotonic() + 240
-        while not (out / "train_state.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    stdout, stderr = _sigint_once(proc, out / "train_state.json", seconds=240, poll=0.2)
     assert proc.returncode == 130, stderr
     epoch = json.loads((out / "train_state.json").read_text())["epoch"]
     lines = stderr.strip().splitlines()
@@ -364,10 +371,8 @@ def test_prefect_telemetry_off_unless_the_user_chose(monkeypatch):
 @pytest.mark.timeout(300)
 def test_ctrl_c_in_run_is_quiet_and_keeps_latest(tmp_path):
     """SIGINT while a stage runs: exit 130, no Prefect "Crash detected!" lines, latest unchanged."""
-    import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     catalog = tmp_path / "items.csv"
@@ -388,15 +393,7 @@ def test_ctrl_c_in_run_is_quiet_and_keeps_latest(tmp_path):
                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="90")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    try:
-        deadline = time.monotonic() + 200
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    stdout, stderr = _sigint_once(proc, marker, seconds=200, poll=0.3)
     assert proc.returncode == 130, stderr
     assert "Crash detected" not in stderr and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1] == (f"interrupted: {tmp_path / 'out'}/latest unchanged "

@@ -18,16 +18,6 @@ KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "random")
 NEXT = {"next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10"}
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def demo_slice(tmp_path_factory) -> dict[str, Path]:
     """Cats + dogs items of the demo catalog (346) and 300 users with >= 4 interactions on them."""

@@ -23,16 +23,6 @@ NEXT = {"next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10"}
 COLD = {"cold_recall@10", "cold_ndcg@10"}
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     """300 demo items with their interactions and random 16-d embeddings (no embedding model run)."""
