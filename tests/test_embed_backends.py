@@ -23,17 +23,9 @@ from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, load_encoder
 from rqvae_ids.embed_backends import DEFAULT_BACKEND, valid_export
 from rqvae_ids.errors import UserError
 from rqvae_ids.embedding_table import read_embeddings
+from test_embed import IDS, TEXTS  # the same six item texts as the torch path's tests
 
 REPO = Path(__file__).resolve().parents[1]
-TEXTS = [
-    "LEGO City fire station with three minifigures",
-    "Wooden train set, 52 pieces, compatible with Brio",
-    "Plush teddy bear, 30 cm, machine washable",
-    "Catan board game, 3-4 players, ages 10+",
-    "Remote control racing car with rechargeable battery",
-    "Jigsaw puzzle 1000 pieces: mountain lake at dawn",
-]
-IDS = [f"item{i}" for i in range(len(TEXTS))]
 # the smallest mean cosine to torch each backend must keep on these texts
 MIN_MEAN = {"onnx": 0.9999, "openvino": 0.9999, "onnx-int8": 0.98, "openvino-int8": 0.98}
 
