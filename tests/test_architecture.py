@@ -16,6 +16,7 @@ PACKAGE = REPO / "rqvae_ids"
 # handlers. Keys are the top-level names inside rqvae_ids/ (a module or a package).
 FLOORS = {
     "__init__": 0, "errors": 0, "io": 0, "config": 0, "metrics": 0, "runtime": 0, "knn": 0, "embedding_table": 0,
+    "cf_table": 0,
     "quantizers": 1, "models": 1,
     "catalog": 2, "embed": 2, "embed_backends": 2, "train": 2, "ids": 2,
     "evaluate": 3, "cf": 3,
