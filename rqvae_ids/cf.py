@@ -7,10 +7,12 @@ so no validation or test target is ever seen), factorised by a seeded randomized
 (Levy & Goldberg: SVD of shifted PPMI ~ word2vec's SGNS). Items that never co-occur with
 another in the training part get no CF embedding; the tokenizers fall back to text for them.
 
-`cf_embeddings.parquet`: item_id (string), embedding (fixed_size_list<float32>[c]) for the
-items that have one, in catalog order; metadata `interactions_sha256`, `catalog_sha256`
-(sha256 of the catalog's item ids, in order), the CFConfig and counts. `build_cf_table`
-reuses a file whose key (interactions hash, catalog, config) matches: the cache.
+`cf_embeddings.parquet` (format and readers: `rqvae_ids/cf_table.py`, floor 0, so that ID
+assignment can read the CF embeddings a model was trained with): `build_cf_table` writes it
+and reuses a file whose key (interactions hash, catalog, config) matches: the cache. Rows of
+items outside the catalog are dropped, said and counted (metadata `interactions.notes`);
+interactions with no usable sequence are a UserError before anything is written
+(`check_interactions` says so up front, for the pipeline's preflight).
 
 It reads interactions with evaluate/sequences.py (documented as shared foundation in
 docs/ARCHITECTURE.md: it only needs errors/io).
