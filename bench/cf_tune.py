@@ -59,7 +59,7 @@ def main() -> None:
     for f in (args.embeddings, args.interactions):
         if not Path(f).is_file():
             sys.exit(f"skipped: {f} not found (the Toys data lives in ../shared/data, beside the checkout)")
-    # the `train --set` grammar (as bench/tune.py): a key bare (lr) or dotted, typed by its field
+    # the `train --set` grammar (bench/tune.py): a key bare (lr) or dotted (model.cf_weight)
     overrides = parse_set(args.overrides, TrainConfig, flag="key=value", bare=True, strip="train.")
     overrides = {k.rsplit(".", 1)[-1]: v for k, v in overrides.items()}
     base = ROOT / "bench" / "out" / "cf_tune"
