@@ -8,7 +8,9 @@ import sys
 
 from ._help import INTERACTIONS
 
-MODELS = "rqvae,vqvae,vae,ae,rqkmeans,random"
+# = ",".join(rqvae_ids.compare.config.MODEL_KINDS) (a test keeps them equal; spelled out so
+# that `--help` does not import numpy/pandas).
+MODELS = "rqvae,rqvae-text,vqvae,vae,ae,rqkmeans,rqkmeans-cf,random"
 # --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
 GENERATIVE_FIELDS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n_head",
                      "epochs": "max_epochs", "patience": "patience", "batch_size": "batch_size", "lr": "lr",
@@ -31,11 +33,14 @@ GENERATIVE_FLAGS = [
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
-        help="compare RQ-VAE IDs with AE/VAE/VQ-VAE/residual k-means/random IDs on a catalog",
+        help="compare (collaborative) RQ-VAE IDs with AE/VAE/VQ-VAE/residual k-means (+CF)/random IDs on a catalog",
         description=(
             "Embed the catalog (cached), train every model with the same levels, codebook size, seed "
-            "and epochs, assign resolved IDs, measure ID quality, neighbour recall and (with "
-            "--interactions) next-item retrieval; write comparison.parquet, comparison.json, "
+            "and epochs, assign resolved IDs. With --interactions, `rqvae` is the collaborative RQ-VAE "
+            "(CF embeddings of the interactions' training part, cached in --out/cf/), `rqvae-text` the "
+            "text-only one and `rqkmeans-cf` residual k-means on [text, alpha * CF]; without, `rqvae` is "
+            "text only and those two rows are left out (noted in report.md). Then measure ID quality, "
+            "neighbour recall and (with --interactions) next-item retrieval; write comparison.parquet, comparison.json, "
             "report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
             "retriever is also trained on every model's IDs (same sequence model for all) and "
             "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/. With "
@@ -159,7 +164,8 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def _item_settings(args: argparse.Namespace, seed: int):
-    """(parallel, sasrec) ItemRetrieverConfigs or None, validated before anything is trained."""
+    """(parallel ItemRetrieverConfig or None, sasrec ItemRetrieverConfig or False), validated
+    before anything is trained."""
     from ..compare.item import item_settings
     from ..errors import UserError
 
@@ -172,6 +178,6 @@ def _item_settings(args: argparse.Namespace, seed: int):
     if sas and args.no_sasrec:
         raise UserError("--sasrec-* options have no effect with --no-sasrec")
     parallel = item_settings("parallel", par, seed) if args.with_parallel else None
-    # The sasrec row comes with interactions (none to learn from without them).
-    sasrec = item_settings("sasrec", sas, seed) if not args.no_sasrec and args.interactions is not None else None
+    # Validated here; run_comparison adds the row only with interactions (none to learn from without).
+    sasrec = False if args.no_sasrec else item_settings("sasrec", sas, seed)
     return parallel, sasrec
