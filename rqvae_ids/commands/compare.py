@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(CF embeddings of the interactions' training part, cached in --out/cf/), `rqvae-text` the "
             "text-only one and `rqkmeans-cf` residual k-means on [text, alpha * CF]; without, `rqvae` is "
             "text only and those two rows are left out (noted in report.md). Then measure ID quality, "
-            "neighbour recall and (with --interactions) next-item retrieval; write comparison.parquet, comparison.json, "
-            "report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
+            "neighbour recall and (with --interactions) next-item retrieval; write comparison.parquet, "
+            "comparison.json, report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
             "retriever is also trained on every model's IDs (same sequence model for all) and "
             "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/. With "
             "--interactions, a small-budget SASRec row `sasrec` too (--no-sasrec skips it); --with-parallel adds "
@@ -66,6 +66,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="query items for neighbour recall, >= 1 (default 2000)")
     p.add_argument("--tune-users", type=int, default=3000, metavar="N",
                    help="validation users for tuning retrievers (default 3000)")
+    add_retriever_args(p)
+    from ..catalog import add_catalog_args  # --catalog and its format/column options
+
+    add_catalog_args(p)
+    # dest -> flag, so the report can spell the command exactly (e.g. catalog_format -> --format).
+    flags = {a.dest: a.option_strings[-1] for a in p._actions if a.option_strings and a.dest != "help"}
+    p.set_defaults(func=handler, _flags=flags)
+
+
+def add_retriever_args(p: argparse.ArgumentParser) -> None:
+    """The retriever rows' options: --with-generative (and --generative-*), --with-parallel,
+    the sasrec row's, --cold-items."""
     p.add_argument("--with-generative", action="store_true",
                    help="also train a generative retriever on every model's IDs (needs --interactions); "
                         "rows generative/<model> with next_recall@5/10, next_ndcg@5/10")
@@ -92,12 +104,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hold this share of catalog items, in (0, 0.5), out of every training and validation "
                         "sequence (seeded by --seed) and report cold_recall@10/cold_ndcg@10 over the test users "
                         "whose target is one of them (needs --interactions)")
-    from ..catalog import add_catalog_args  # --catalog and its format/column options
-
-    add_catalog_args(p)
-    # dest -> flag, so the report can spell the command exactly (e.g. catalog_format -> --format).
-    flags = {a.dest: a.option_strings[-1] for a in p._actions if a.option_strings and a.dest != "help"}
-    p.set_defaults(func=handler, _flags=flags)
 
 
 def command_line(args: argparse.Namespace) -> str:

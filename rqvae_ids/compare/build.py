@@ -66,7 +66,8 @@ def compare_cf(interactions: Path, item_ids, split, out_dir: Path, cfg: CompareC
 
 
 def build_models(cfg: CompareConfig, embeddings: Path, out_dir: Path, n_items: int,
-                 progress: Callable[[str], None], map_models=None, cf=None) -> tuple[list[ModelIds], list[str], list[str]]:
+                 progress: Callable[[str], None], map_models=None,
+                 cf=None) -> tuple[list[ModelIds], list[str], list[str]]:
     """(built ModelIds, notes, failed kinds) of every kind in cfg.models; one failing model (e.g. too
     many collisions) becomes a note rather than hiding the others. cf: the comparison's CFTable or None."""
     def build(kind: str) -> ModelIds | UserError:

@@ -146,7 +146,8 @@ def measure_retrievers(vectors: np.ndarray, model_ids: Sequence[ModelIds], cfg: 
     ]
     candidates += [(r.name, r) for r in retrievers]  # last: the slow ones (generative)
     if cold is not None:
-        m.notes.append(_cold_note(split, cold, n_items, [r.name for r in retrievers if not getattr(r, "scores_cold", True)]))
+        cannot = [r.name for r in retrievers if not getattr(r, "scores_cold", True)]
+        m.notes.append(_cold_note(split, cold, n_items, cannot))
     extra, ids_names = {r.name for r in retrievers}, {ids.name for ids in model_ids}
     for name, retriever in candidates:
         label = getattr(retriever, "name", name)

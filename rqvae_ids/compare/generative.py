@@ -44,8 +44,8 @@ class CompareGenerative:
         # Budget knobs (epochs, minutes, patience, device) may change and still resume; the item
         # vectors (content on) are part of the data.
         cfg = {k: v for k, v in to_dict(self.inner.cfg).items() if k not in RESUMABLE_KEYS}
-        width = self.inner.trie.width
-        key = {"retrieval": cfg, "data_sha256": data_fingerprint(codes, train_sequences, self.inner.item_vectors, width)}
+        data = data_fingerprint(codes, train_sequences, self.inner.item_vectors, self.inner.trie.width)
+        key = {"retrieval": cfg, "data_sha256": data}
         if valid is not None:
             key["valid_sha256"] = data_fingerprint(codes, list(valid[0]) + [np.asarray(valid[1])])
         key = json.loads(json.dumps(key))
