@@ -179,7 +179,7 @@ def test_compare_baselines_is_the_cli_compare(small_shop, flows_tmp, prefect_har
                                models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]),
                                neighbour_queries=100, tune_users=60, embeddings=str(embeddings),
                                with_generative=True, generative=gen, with_parallel=True,
-                               parallel={"max_epochs": 1}, cold_items=0.2)
+                               parallel={"max_epochs": 1}, cold_items=0.2, with_sasrec=False)
     assert os.path.isfile(report)
     cli = pq.read_table(cli_out / "comparison.parquet").to_pandas()
     flow = pq.read_table(flow_out / "comparison.parquet").to_pandas()
