@@ -129,15 +129,8 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
     timings["collisions_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     oracle = LatentOracle(model, vectors, codes, chunk_size, distance)
-    if resolve == "suffix":
-        resolved = resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix)
-        columns = [resolved.codes[:, l] for l in range(L)] + [resolved.suffix]
-    elif resolve == "balanced":
-        resolved = resolve_balanced(codes, table.item_ids, table.text_sha256, K, oracle, held, held_suffix)
-        columns = [resolved.codes[:, l] for l in range(L)] + [resolved.suffix]
-    else:
-        resolved = resolve_reassign(codes, table.item_ids, K, oracle, held)
-        columns = [resolved.codes[:, l] for l in range(L)]
+    resolved = _resolve(resolve, codes, table, K, oracle, held, held_suffix)
+    columns = [resolved.codes[:, l] for l in range(L)] + ([resolved.suffix] if resolve in WITH_SUFFIX else [])
     timings["resolve_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     sids = format_sids_arrow(columns)
@@ -170,6 +163,15 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         "timings": timings,
     }
     return Assignment(table.item_ids, table.text_sha256, codes, resolved, sids, metadata, report)
+
+
+def _resolve(resolve: str, codes, table: EmbeddingTable, K: int, oracle, held, held_suffix) -> Resolved:
+    """Unique IDs from the raw codes by the chosen strategy (held items keep theirs)."""
+    if resolve == "suffix":
+        return resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix)
+    if resolve == "balanced":
+        return resolve_balanced(codes, table.item_ids, table.text_sha256, K, oracle, held, held_suffix)
+    return resolve_reassign(codes, table.item_ids, K, oracle, held)
 
 
 def write_assignment(a: Assignment, out_dir: str | os.PathLike, config: dict[str, Any] | None = None) -> dict[str, str]:

@@ -149,7 +149,7 @@ def test_refresh_keeps_unchanged_ids_and_retrain_maps_them(pipeline_run, flows_t
     assert "train" not in report and report["model"]["source"] == str(before / "model")  # not retrained
 
     # rqkmeans-cf: a collaborative retrain in seconds; the flow is the same for every kind
-    fast = {"train.model.kind": "rqkmeans-cf", "train.epochs": 0, "evaluate.enabled": False}
+    fast = {"train.model.kind": "rqkmeans-cf", "train.epochs": 0}
     retrained = Path(retrain(str(catalog), str(out), str(pipeline_run["interactions"]), overrides=fast))
     assert json.loads((retrained / "model" / "config.json").read_text())["cf"]["used"] is True
     assign = json.loads((retrained / "run_report.json").read_text())["stages"]["assign"]
