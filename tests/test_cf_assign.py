@@ -109,3 +109,11 @@ def test_cf_embeddings_of_another_catalog_or_other_interactions_are_refused(trai
     (model_dir / CF_FILE).unlink()
     report = assign_ids(model_dir, trained["emb"], tmp / "no_cf")
     assert report["cf"]["items_with_cf"] == 0 and "text alone" in report["cf"]["note"]
+
+
+def test_cli_assign_says_how_many_items_used_cf(trained, capsys):
+    assert main(["assign", "--model-dir", str(trained["model_dir"]), "--embeddings", str(trained["emb"]),
+                 "--out", str(trained["tmp"] / "cli_ids")]) == 0
+    with_cf = int(read_cf_table(trained["model_dir"] / CF_FILE, trained["ids"]).has.sum())
+    assert f"CF embeddings: {with_cf} items coded from text + CF, {N - with_cf} from their text alone" in \
+        capsys.readouterr().out
