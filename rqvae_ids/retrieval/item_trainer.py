@@ -52,6 +52,7 @@ class ItemRetrieverConfig:
     temperature: float = 0.05  # parallel: cosine-logit temperature (RPG grid 0.03-0.07)
     combine: Literal["mean", "sum"] = "mean"  # parallel: item = mean or sum of its digit embeddings
     content: bool = False  # add a projection of each item's text embedding (needs item vectors)
+    id_input: bool = False  # parallel: also an item-ID embedding in the input (output stays the codes)
     seed: int = 0
     device: str = "auto"
     max_minutes: float = 10.0  # wall-clock training budget; 0 = none
@@ -74,6 +75,7 @@ class ItemRetrieverConfig:
         check(self.max_minutes >= 0, f"max_minutes must be >= 0 (0 = no budget), got {self.max_minutes}")
         check(self.schedule in ("constant", "cosine"), f"schedule must be constant or cosine, got {self.schedule!r}")
         check(not (self.content and self.head == "sasrec"), "content applies to the parallel head only")
+        check(not (self.id_input and self.head == "sasrec"), "id_input applies to the parallel head only")
 
 
 def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=None):
@@ -84,7 +86,7 @@ def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=Non
         n_items=n_items, head=cfg.head, depth=depth, width=max(width, 2) if codes is not None else 0,
         d_model=cfg.d_model, n_layer=cfg.n_layer, n_head=cfg.n_head, dropout=cfg.dropout,
         max_len=cfg.max_history, temperature=cfg.temperature, combine=cfg.combine,
-        content_dim=0 if vectors is None else vectors.shape[1],
+        content_dim=0 if vectors is None else vectors.shape[1], id_input=cfg.id_input,
     )
 
 
