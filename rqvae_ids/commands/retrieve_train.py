@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--content-embeddings", default=None, metavar="FILE",
                    help="embeddings.parquet of the items (every item of --ids): adds each history item's "
                         "projected text embedding to its input (parallel, tiger; default off)")
-    p.add_argument("--epochs", type=int, default=None, help="max epochs (default tiger 10, else 200; early stopping)")
+    p.add_argument("--epochs", type=int, default=None, help="max epochs (default tiger 10, else 20: the length of the cosine learning-rate schedule; early stopping)")
     p.add_argument("--patience", type=int, default=None, help="epochs without a better valid NDCG@10 (default tiger 3, else 8)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default tiger 128, else 256)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default tiger 2e-3, else 5e-3)")
