@@ -15,9 +15,11 @@ trained on FILE sees in-distribution vectors). In one process, in this order:
             resolution, SID strings, every output file written to a temp dir (once)
   command   with --end-to-end: `assign_ids` (what `rqvae-ids assign` runs: read
             embeddings.parquet, validate, encode, resolve, write every output) on
-            N/10 and N items written to Parquet first; the marginal items/s
-            (N - N/10) / (t_N - t_N/10) excludes the fixed cost (imports, model load)
-            and is compared with the bare forward of the same run
+            N/10 and N items written to Parquet first (each size timed --rounds times,
+            alternating, best kept); the marginal items/s (N - N/10) / (t_N - t_N/10)
+            excludes the fixed cost (imports, model load) and is compared with the bare
+            forward of the same run; --legacy-layout also times files in the embeddings
+            layout before issue 15 (fixed_size_list<float32>)
 Targets: assign throughput >= 0.8 x bare; memory beyond the input/output arrays < 4 GiB;
 command marginal >= 0.6 x bare (issue 15).
 
@@ -100,6 +102,9 @@ def main() -> int:
     parser.add_argument("--skip-full", action="store_true", help="skip the end-to-end assign_table phase")
     parser.add_argument("--end-to-end", action="store_true",
                         help="also time assign_ids (the command's path, Parquet in and out) on N/10 and N items")
+    parser.add_argument("--legacy-layout", action="store_true",
+                        help="with --end-to-end: also time the command on embeddings files in the layout before "
+                             "issue 15 (embedding as fixed_size_list<float32>)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
@@ -183,7 +188,9 @@ def main() -> int:
         res["full_mem_delta_gib"] = m.delta / GiB
 
     if args.end_to_end:
-        res["command"] = command_marginal(args, table, x)
+        res["command"] = command_marginal(args, table, x, bare_forward)
+        # the bare forward was also timed between the command rounds: the best of all is the floor
+        res["bare_s"] = min(res["bare_s"], *res["command"]["bare_s"])
     n = args.items
     out = {
         "items": n, "dim": d, "data": f"around {args.like} (noise norm 0.5)" if args.like else "isotropic",
@@ -202,6 +209,7 @@ def main() -> int:
         "memory_method": "peak RSS (psutil, 2 ms sampling) during the phase minus RSS before it; input array excluded, codes included",
         **res,
     }
+    legacy = res.get("command", {}).get("layouts", {}).get("fixed_size_list")
     print(json.dumps(out, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
@@ -210,29 +218,64 @@ def main() -> int:
           + (f" | full assign_ids path {out['full_items_per_s']:,.0f} items/s ({out['full_vs_bare']:.2f}x bare, "
              f"+{out['full_mem_delta_gib']:.2f} GiB)" if out["full_items_per_s"] else "")
           + (f" | assign command marginal {res['command']['marginal_items_per_s']:,.0f} items/s "
-             f"({out['command_marginal_vs_bare']:.2f}x bare)" if "command" in res else ""))
+             f"({out['command_marginal_vs_bare']:.2f}x bare)" if "command" in res else "")
+          + (f" | legacy-layout files {legacy['marginal_items_per_s']:,.0f} items/s "
+             f"({legacy['marginal_items_per_s'] / out['bare_items_per_s']:.2f}x bare)" if legacy else ""))
     return 0
 
 
 
-def command_marginal(args, table, x) -> dict:
-    """assign_ids on the first N/10 and on all N items (embeddings.parquet written first):
-    seconds of each and the marginal items/s between them."""
+def command_marginal(args, table, x, bare_forward) -> dict:
+    """assign_ids on the first N/10 and on all N items (embeddings.parquet written first), each
+    timed `--rounds` times, alternating, the best kept: seconds of each and the marginal items/s
+    between them (bare_forward timed once per round too). With --legacy-layout the same on files
+    in the layout before issue 15."""
     from rqvae_ids.ids.assign import assign_ids
     from rqvae_ids.embedding_table import write_embeddings
 
     sizes = (max(args.items // 10, 1), args.items)
-    times = {}
+    layouts = ("float32le", "fixed_size_list") if args.legacy_layout else ("float32le",)
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
+        files = {}
         for n in sizes:
-            emb = Path(tmp) / f"emb{n}.parquet"
-            write_embeddings(emb, table.item_ids[:n], table.text_sha256[:n], x[:n], table.model)
+            files[n, "float32le"] = Path(tmp) / f"emb{n}.parquet"
+            write_embeddings(files[n, "float32le"], table.item_ids[:n], table.text_sha256[:n], x[:n], table.model)
+            if args.legacy_layout:
+                files[n, "fixed_size_list"] = legacy_copy(files[n, "float32le"], Path(tmp) / f"legacy{n}.parquet")
+        times = {key: [] for key in files}
+        bare = []
+        for _ in range(args.rounds):
             t = time.perf_counter()
-            assign_ids(args.model_dir, emb, Path(tmp) / f"ids{n}")
-            times[n] = time.perf_counter() - t
+            bare_forward()
+            bare.append(time.perf_counter() - t)
+            for key, emb in files.items():
+                t = time.perf_counter()
+                assign_ids(args.model_dir, emb, Path(tmp) / f"ids-{key[0]}-{key[1]}")
+                times[key].append(time.perf_counter() - t)
     small, big = sizes
-    return {"sizes": list(sizes), "seconds": [times[small], times[big]],
-            "marginal_items_per_s": (big - small) / (times[big] - times[small])}
+    for layout in layouts:
+        best = [min(times[small, layout]), min(times[big, layout])]
+        out[layout] = {"sizes": list(sizes), "seconds": best, "rounds": [times[small, layout], times[big, layout]],
+                       "marginal_items_per_s": (big - small) / (best[1] - best[0])}
+    return {**out["float32le"], "layouts": out, "bare_s": bare}
+
+
+def legacy_copy(path: Path, dest: Path) -> Path:
+    """`path` rewritten as write_embeddings wrote it before issue 15: `embedding` as
+    fixed_size_list<float32>[d], pyarrow's default options."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rqvae_ids.embedding_table import read_embeddings
+
+    t = pq.read_table(path)
+    v = read_embeddings(path).vectors
+    col = pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1), type=pa.float32()), v.shape[1])
+    schema = pa.schema([t.schema.field("item_id"), t.schema.field("text_sha256"),
+                        pa.field("embedding", col.type, nullable=False)], metadata=t.schema.metadata)
+    pq.write_table(pa.Table.from_arrays([t.column("item_id"), t.column("text_sha256"), col], schema=schema), dest)
+    return dest
 
 
 if __name__ == "__main__":

@@ -1,8 +1,18 @@
 """The embeddings table: schema declared once, read and written here.
 
-`embeddings.parquet` columns: item_id (string), text_sha256 (string),
-embedding (fixed_size_list<float32>[d]); schema metadata `rqvae_ids.model`
-(embedding model identity) and `rqvae_ids.dim`. Rows are in catalog order.
+`embeddings.parquet` columns: item_id (string), text_sha256 (string), embedding
+(fixed_size_binary[4*d]: the item's d float32 values, little-endian, in order; the
+field's metadata says so); schema metadata `rqvae_ids.model` (embedding model
+identity), `rqvae_ids.dim` and `rqvae_ids.embedding_layout` ("float32le"). Rows are in
+catalog order. Outside Python-with-numpy a row is `struct.unpack(f"<{d}f", value)`;
+with numpy the whole column is `np.frombuffer(b"".join(values), "<f4").reshape(-1, d)`.
+
+Why bytes and not a list of floats: Parquet has no flat fixed-size list, so Arrow
+stores `fixed_size_list<float32>[d]` as a LIST with a repetition and a definition level
+per value, and decoding them made reading the file cost more than the encoder pass
+of `assign` (bench/RESULTS.md, issue 15). The binary column reads as one buffer that
+numpy views without a copy. Files written before (`embedding` as
+`fixed_size_list<float32>[d]`) are still read.
 """
 
 from __future__ import annotations
@@ -15,15 +25,19 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import UserError
-from .io import decode_metadata, read_parquet_table, write_parquet_atomic
+from .io import decode_metadata, object_strings, read_parquet_table, write_parquet_atomic
+
+
+LAYOUT = "float32le"  # schema metadata `rqvae_ids.embedding_layout` of the files written here
 
 
 def embeddings_schema(dim: int) -> pa.Schema:
+    described = {"encoding": f"{dim} x float32, little-endian"}
     return pa.schema(
         [
             pa.field("item_id", pa.string(), nullable=False),
             pa.field("text_sha256", pa.string(), nullable=False),
-            pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False),
+            pa.field("embedding", pa.binary(4 * dim), nullable=False, metadata=described),
         ]
     )
 
@@ -58,19 +72,25 @@ def write_embeddings(
     model: str,
     extra_metadata: dict[str, Any] | None = None,
 ) -> None:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    """Write the table atomically. vectors: (N, d) float32 (any other float dtype is cast)."""
+    vectors = np.ascontiguousarray(vectors, dtype="<f4")
     n, dim = vectors.shape
-    flat = pa.array(vectors.reshape(-1), type=pa.float32())
+    # the (N, d) array's own bytes become the column's data buffer: no copy, no per-row work
+    column = pa.FixedSizeBinaryArray.from_buffers(pa.binary(4 * dim), n, [None, pa.py_buffer(vectors)])
     table = pa.Table.from_arrays(
         [
-            pa.array(list(item_ids), type=pa.string()),
-            pa.array(list(text_sha256), type=pa.string()),
-            pa.FixedSizeListArray.from_arrays(flat, dim),
+            pa.array(np.asarray(item_ids, dtype=object), type=pa.string()),
+            pa.array(np.asarray(text_sha256, dtype=object), type=pa.string()),
+            column,
         ],
         schema=embeddings_schema(dim),
     )
-    meta = {"model": model, "dim": dim, "items": n, **(extra_metadata or {})}
-    write_parquet_atomic(table, path, meta)
+    meta = {"model": model, "dim": dim, "items": n, "embedding_layout": LAYOUT, **(extra_metadata or {})}
+    # float bits barely compress (snappy saved 0.3 % on MiniLM vectors) nor repeat, and min/max
+    # of raw bytes mean nothing: plain, uncompressed pages without statistics
+    strings = ["item_id", "text_sha256"]
+    write_parquet_atomic(table, path, meta, use_dictionary=strings, write_statistics=strings,
+                         compression={"item_id": "snappy", "text_sha256": "snappy", "embedding": "none"})
 
 
 def read_embeddings(path: str | os.PathLike) -> EmbeddingTable:
@@ -80,25 +100,44 @@ def read_embeddings(path: str | os.PathLike) -> EmbeddingTable:
     missing = {"item_id", "text_sha256", "embedding"} - names
     if missing:
         raise UserError(f"{p} is not an embeddings file: missing column(s) {sorted(missing)}")
-    col = table.column("embedding").combine_chunks()
-    if not pa.types.is_fixed_size_list(col.type):
-        raise UserError(f"{p}: column 'embedding' must be fixed_size_list<float32>, got {col.type}")
-    dim = col.type.list_size
-    vectors = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    vectors = vectors.reshape(len(table), dim)
+    vectors = _vectors(table.column("embedding"), p)
     meta = decode_metadata(table.schema)
     return EmbeddingTable(
-        item_ids=_strings(table.column("item_id")),
-        text_sha256=_strings(table.column("text_sha256")),
+        item_ids=object_strings(table.column("item_id")),
+        text_sha256=object_strings(table.column("text_sha256")),
         vectors=vectors,
         model=str(meta.get("model", "unknown")),
         metadata=meta,
     )
 
 
-def _strings(column: pa.ChunkedArray) -> np.ndarray:
-    """(N,) object array of str, built in Arrow's C loop (no Python list in between)."""
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+def _vectors(column: pa.ChunkedArray, path) -> np.ndarray:
+    """(N, d) float32 of the `embedding` column, either layout; a view of Arrow's buffer
+    (read-only) when the file holds one row group, one copy otherwise."""
+    kind = column.type
+    if column.null_count:
+        raise UserError(f"{path}: column 'embedding' has {column.null_count} null row(s)")
+    if pa.types.is_fixed_size_binary(kind) and kind.byte_width % 4 == 0 and kind.byte_width:
+        dim = kind.byte_width // 4
+        parts = [_binary_floats(chunk, dim) for chunk in column.chunks if len(chunk)]
+    elif pa.types.is_fixed_size_list(kind) and pa.types.is_floating(kind.value_type):
+        dim = kind.list_size  # the layout before issue 15
+        parts = [chunk.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+                 for chunk in column.chunks if len(chunk)]
+    else:
+        raise UserError(f"{path}: column 'embedding' must be fixed_size_binary[4*d] (float32le) or "
+                        f"fixed_size_list<float>, got {kind}")
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty((0, dim), dtype=np.float32)
+
+
+def _binary_floats(chunk: pa.FixedSizeBinaryArray, dim: int) -> np.ndarray:
+    """(len(chunk), dim) float32 view of a fixed_size_binary chunk's data buffer."""
+    width = 4 * dim
+    data = chunk.buffers()[1]
+    floats = np.frombuffer(data, dtype="<f4", count=len(chunk) * dim, offset=chunk.offset * width)
+    return floats.astype(np.float32, copy=False).reshape(len(chunk), dim)
 
 
 def check_finite(vectors: np.ndarray, what: str = "embeddings") -> None:

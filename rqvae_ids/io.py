@@ -99,15 +99,16 @@ def decode_metadata(schema: pa.Schema) -> dict[str, Any]:
 
 
 def write_parquet_atomic(
-    table: pa.Table, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+    table: pa.Table, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None, **options: Any
 ) -> None:
-    """Write `table` (with its explicit schema) atomically; `metadata` goes into the schema."""
+    """Write `table` (with its explicit schema) atomically; `metadata` goes into the schema,
+    `options` (e.g. `compression`, `use_dictionary`) to `pyarrow.parquet.write_table`."""
     if metadata:
         merged = dict(table.schema.metadata or {})
         merged.update(encode_metadata(metadata))
         table = table.replace_schema_metadata(merged)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **options)
 
 
 def read_parquet_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -180,9 +181,20 @@ def read_parquet_table(path: str | os.PathLike, what: str) -> tuple[Path, pa.Tab
 
     p = require_file(path, what)
     try:
-        return p, pq.read_table(p)
+        # ParquetFile.read, not read_table: the dataset scanner behind read_table cuts every
+        # column into 128Ki-row chunks, and a numpy view of a column needs one chunk per row group
+        with pq.ParquetFile(p, memory_map=True) as f:
+            return p, f.read()
     except (pa.ArrowInvalid, OSError) as e:
         raise UserError(f"cannot read {what} {p}: {e}") from None
+
+
+def object_strings(column: pa.ChunkedArray | pa.Array) -> Any:
+    """(N,) numpy object array of the str values of a string column, built in Arrow's C loop
+    (no Python list in between; equal to `np.asarray(column.to_pylist(), dtype=object)`)."""
+    import numpy as np
+
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def file_in_dir(path: str | os.PathLike | None, name: str, what: str = "file") -> str | None:
