@@ -38,7 +38,7 @@ def codes_of(model, x, cf):
 
 def main() -> None:
     from rqvae_ids.cf import build_cf_table
-    from rqvae_ids.config import parse_overrides
+    from rqvae_ids.config import parse_set
     from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever
     from rqvae_ids.evaluate.neighbours import neighbour_recall
     from rqvae_ids.evaluate.retrievers import SidPrefixRetriever
@@ -46,7 +46,7 @@ def main() -> None:
     from rqvae_ids.metrics import colliding_share, utilisation
     from rqvae_ids.models import load_model
     from rqvae_ids.embedding_table import read_embeddings
-    from rqvae_ids.train import config_from_args, train_model
+    from rqvae_ids.train import TrainConfig, config_from_args, train_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")
@@ -59,7 +59,9 @@ def main() -> None:
     for f in (args.embeddings, args.interactions):
         if not Path(f).is_file():
             sys.exit(f"skipped: {f} not found (the Toys data lives in ../shared/data, beside the checkout)")
-    overrides = parse_overrides(args.overrides, flag="key=value")
+    # the `train --set` grammar (bench/tune.py): a key bare (lr) or dotted (model.cf_weight)
+    overrides = parse_set(args.overrides, TrainConfig, flag="key=value", bare=True, strip="train.")
+    overrides = {k.rsplit(".", 1)[-1]: v for k, v in overrides.items()}
     base = ROOT / "bench" / "out" / "cf_tune"
     emb = read_embeddings(args.embeddings)
     x = np.asarray(emb.vectors, dtype=np.float32)

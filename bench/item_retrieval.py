@@ -72,13 +72,13 @@ def codes_for(spec: str, emb) -> np.ndarray:
 
 
 def run(args) -> dict:
-    from rqvae_ids.config import from_dict, parse_overrides, to_dict
+    from rqvae_ids.config import from_dict, parse_set, to_dict
     from rqvae_ids.evaluate.harness import evaluate_retriever
     from rqvae_ids.retrieval.item_retriever import ItemRetriever
     from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig
 
     emb, split = load(args)
-    cfg = from_dict(ItemRetrieverConfig, {"head": args.head, **parse_overrides(args.set)}, where="--set")
+    cfg = from_dict(ItemRetrieverConfig, {"head": args.head, **parse_set(args.set, ItemRetrieverConfig)}, where="--set")
     codes = codes_for(args.codes, emb) if args.head == "parallel" else None
     r = ItemRetriever(len(emb), cfg, codes, np.asarray(emb.vectors) if cfg.content else None, None, name=args.name)
     r.fit(split.train, (split.valid_histories, split.valid_targets))

@@ -56,6 +56,7 @@ def compare_baselines(
     generative: dict[str, Any] | None = None,
     with_parallel: bool = False,
     parallel: dict[str, Any] | None = None,
+    with_sasrec: bool = True,
     sasrec: dict[str, Any] | None = None,
     cold_items: float | None = None,
 ) -> str:
@@ -65,9 +66,10 @@ def compare_baselines(
     share levels, codebook_size, epochs and seed given here). neighbour_queries,
     tune_users: None for the CLI's defaults. generative: RetrievalConfig fields of the
     generative retrievers (with_generative; the CLI's --generative-* options).
-    parallel: ItemRetrieverConfig fields of the parallel/<model> rows (with_parallel). sasrec:
-    ItemRetrieverConfig fields of the sasrec row ({} for the compare's small budget; None, the
-    default here, leaves the row out, like the CLI's --no-sasrec). cold_items: --cold-items.
+    parallel: ItemRetrieverConfig fields of the parallel/<model> rows (with_parallel).
+    with_sasrec: the `sasrec` row, on by default whenever interactions are given, as in the
+    CLI and `run_comparison` (False: the CLI's --no-sasrec); sasrec: its ItemRetrieverConfig
+    fields (None: the compare's small budget). cold_items: --cold-items.
     """
     if generative and not with_generative:
         raise UserError("generative options need with_generative=True")
@@ -82,7 +84,9 @@ def compare_baselines(
         raise UserError("parallel options need with_parallel=True")
     check_cold_fraction(cold_items)
     par_cfg = item_settings("parallel", dict(parallel or {}), cmp_cfg.seed) if with_parallel else None
-    sas_cfg = item_settings("sasrec", dict(sasrec), cmp_cfg.seed) if sasrec is not None and interactions else None
+    if sasrec and not with_sasrec:
+        raise UserError("sasrec options have no effect with with_sasrec=False")
+    sas_cfg = item_settings("sasrec", dict(sasrec or {}), cmp_cfg.seed) if with_sasrec else False
     log = get_run_logger()
     run_comparison(catalog, out, cmp_cfg, interactions=interactions, embeddings=embeddings,
                    catalog_kwargs=cfg.catalog.kwargs(), embed_cfg=cfg.embed, command="flows.compare.compare_baselines",

@@ -29,7 +29,8 @@ def semantic_ids_pipeline(
 ) -> str:
     """Build semantic IDs for `catalog` into a new run of `out`; returns the run folder.
 
-    interactions: user-item log for next-item retrieval metrics (optional).
+    interactions: user-item log (optional): training reads its CF embeddings (collaborative model,
+    unless cf.enabled is false) and evaluation its next-item metrics.
     config: pipeline config file (YAML/TOML); overrides: dotted keys, e.g. {"train.epochs": 5}.
     model: a trained model folder to reuse instead of training.
     wait: wait for a concurrent run on `out` to finish instead of failing (default: config run.wait_for_lock).
@@ -47,7 +48,8 @@ def semantic_ids_pipeline(
             embed_report = tasks.embed(items, run_dir, cfg.embed)
         embeddings = run.record("embed", embed_report)["path"]
         if model is None:
-            model_dir = run.record("train", tasks.train(embeddings, run_dir, cfg.train))["path"]
+            cf = tasks.train_inputs(interactions, embeddings, run_dir, cfg, run)
+            model_dir = run.record("train", tasks.train(embeddings, run_dir, cfg.train, cf))["path"]
         else:
             model_dir = run.record("model", tasks.copy_model(model, run_dir))["path"]
         run.record("assign", tasks.assign(model_dir, embeddings, run_dir, cfg.ids))

@@ -3,7 +3,10 @@
 Re-reads the catalog, embeds only texts missing from the shared cache, assigns
 with the frozen model of `OUT/latest` (copied into the new run) and carries the
 previous IDs of unchanged items over (`assign_ids(previous=...)`), then
-publishes the run as the new `latest`.
+publishes the run as the new `latest`. No training: a new item's ID comes from its
+text alone (the model's encoder reads text; rqkmeans-cf uses the CF embeddings copied
+with the model for the items that have one, text for new items). `interactions`
+only feeds the evaluation.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """`retrain`: the weekly job. Retrain the tokenizer, assign fresh IDs, map old IDs to new.
 
 A new model gives new codes, so IDs are not carried over; `id_mapping.parquet`
-(item_id, old_sid, new_sid, changed) tells downstream systems what moved.
+(item_id, old_sid, new_sid, changed) tells downstream systems what moved. With
+interactions the model is trained on their CF embeddings too (the pipeline's default).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def retrain(
         previous = tasks.find_latest(out)  # under the lock: the run this one builds on
         items = run.record("ingest", tasks.ingest(catalog, run_dir, cfg.catalog))["path"]
         embeddings = run.record("embed", tasks.embed(items, run_dir, cfg.embed))["path"]
-        model_dir = run.record("train", tasks.train(embeddings, run_dir, cfg.train))["path"]
+        cf = tasks.train_inputs(interactions, embeddings, run_dir, cfg, run)  # collaborative, as the first run
+        model_dir = run.record("train", tasks.train(embeddings, run_dir, cfg.train, cf))["path"]
         new_ids = run.record("assign", tasks.assign(model_dir, embeddings, run_dir, cfg.ids))["path"]
         run.record("id_mapping", tasks.id_mapping(f"{previous}/{SEMANTIC_IDS}", new_ids, run_dir))
         if cfg.evaluate.enabled:

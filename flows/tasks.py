@@ -94,10 +94,29 @@ def merge_shards(items: str, vector_paths: list[str], out_dir: str, cfg) -> dict
     return sharding.merge_shards(items, vector_paths, out_dir, cfg)
 
 
+@task(name="collaborative embeddings", cache_policy=NO_CACHE)
+def cf_embeddings(interactions: str, embeddings: str, run_dir: str, cfg) -> dict[str, Any]:
+    """CF embeddings of the items from the interactions' training part (beside the model)."""
+    report = stages.cf_embeddings(interactions, embeddings, run_dir, cfg)
+    logger = get_run_logger()
+    for note in report["interactions"].get("notes", []):
+        logger.warning(note)
+    logger.info("CF embeddings for %d of %d items", report["items_with_cf"], report["items"])
+    return report
+
+
+def train_inputs(interactions: str | None, embeddings: str, run_dir: str, cfg: PipelineConfig, run) -> str | None:
+    """The CF embeddings training reads (recorded as the run's "cf" stage), or None: text-only
+    training without interactions or with cf.enabled false."""
+    if interactions is None or not cfg.cf.enabled:
+        return None
+    return run.record("cf", cf_embeddings(interactions, embeddings, run_dir, cfg.cf.embedding))["path"]
+
+
 @task(name="train tokenizer", cache_policy=NO_CACHE)
-def train(embeddings: str, run_dir: str, cfg) -> dict[str, Any]:
-    """Train the RQ-VAE (or the configured kind) on the embeddings."""
-    report = stages.train(embeddings, run_dir, cfg)
+def train(embeddings: str, run_dir: str, cfg, cf: str | None = None) -> dict[str, Any]:
+    """Train the RQ-VAE (or the configured kind) on the embeddings; with `cf`, collaboratively."""
+    report = stages.train(embeddings, run_dir, cfg, cf)
     get_run_logger().info("trained %s in %.1f s (%s epochs)", report.get("kind"), report.get("seconds", 0), report.get("epochs"))
     return report
 
@@ -147,6 +166,7 @@ def publish_artifacts(run_dir: str, title: str, key: str) -> str:
 __all__ = [
     "DaskOptions",
     "assign",
+    "cf_embeddings",
     "copy_model",
     "embed",
     "encode_shard",
@@ -160,4 +180,5 @@ __all__ = [
     "plan_shards",
     "publish_artifacts",
     "train",
+    "train_inputs",
 ]

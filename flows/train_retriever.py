@@ -1,7 +1,8 @@
-"""`train_retriever`: train the generative retriever on a semantic_ids.parquet (thin flow).
+"""`train_retriever`: train a next-item retriever (thin flow).
 
-All logic lives in `rqvae_ids.retrieval.generative.train_retriever`; the flow only
-names the inputs and returns the report path.
+The same choice as `rqvae-ids retrieve-train --retriever {parallel,sasrec,tiger}` (default sasrec):
+all logic lives in `rqvae_ids.retrieval.choice.train_chosen`; the flow only names the inputs and
+returns the report path.
 """
 
 from __future__ import annotations
@@ -10,20 +11,26 @@ from typing import Any
 
 from prefect import flow, task
 
+from rqvae_ids.retrieval.choice import DEFAULT_RETRIEVER
+
 
 @task(name="train-retriever", retries=0)
-def train_retriever_task(ids: str, interactions: str, out: str, overrides: dict[str, Any] | None) -> str:
-    """semantic_ids.parquet + interactions -> retriever directory; returns train_report.json's path."""
-    from rqvae_ids.config import from_dict
-    from rqvae_ids.retrieval.generative import train_retriever as run
-    from rqvae_ids.retrieval.trainer import RetrievalConfig
+def train_retriever_task(ids: str | None, interactions: str, out: str, overrides: dict[str, Any] | None,
+                         retriever: str) -> str:
+    """interactions (+ semantic_ids.parquet for parallel/tiger) -> retriever directory; returns
+    train_report.json's path."""
+    from rqvae_ids.retrieval.choice import train_chosen
 
-    cfg = from_dict(RetrievalConfig, overrides, where="train_retriever overrides")
-    run(ids, interactions, out, cfg)
+    train_chosen(retriever, interactions, out, overrides, ids_path=ids)
     return f"{out}/train_report.json"
 
 
 @flow(name="train_retriever", log_prints=True)
-def train_retriever(ids: str, interactions: str, out: str, overrides: dict[str, Any] | None = None) -> str:
-    """Train (or resume) the generative retriever in `out`; `overrides` are RetrievalConfig fields."""
-    return train_retriever_task(ids, interactions, out, overrides)
+def train_retriever(ids: str | None, interactions: str, out: str, overrides: dict[str, Any] | None = None,
+                    retriever: str = DEFAULT_RETRIEVER) -> str:
+    """Train (or reuse/resume) `retriever` in `out`; `overrides` are fields of its config
+    (ItemRetrieverConfig for parallel/sasrec, RetrievalConfig for tiger)."""
+    from rqvae_ids.retrieval.choice import check_choice
+
+    check_choice(retriever, ids)  # a bad choice fails before any task starts
+    return train_retriever_task(ids, interactions, out, overrides, retriever)

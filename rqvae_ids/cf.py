@@ -7,10 +7,12 @@ so no validation or test target is ever seen), factorised by a seeded randomized
 (Levy & Goldberg: SVD of shifted PPMI ~ word2vec's SGNS). Items that never co-occur with
 another in the training part get no CF embedding; the tokenizers fall back to text for them.
 
-`cf_embeddings.parquet`: item_id (string), embedding (fixed_size_list<float32>[c]) for the
-items that have one, in catalog order; metadata `interactions_sha256`, `catalog_sha256`
-(sha256 of the catalog's item ids, in order), the CFConfig and counts. `build_cf_table`
-reuses a file whose key (interactions hash, catalog, config) matches: the cache.
+`cf_embeddings.parquet` (format and readers: `rqvae_ids/cf_table.py`, floor 0, so that ID
+assignment can read the CF embeddings a model was trained with): `build_cf_table` writes it
+and reuses a file whose key (interactions hash, catalog, config) matches: the cache. Rows of
+items outside the catalog are dropped, said and counted (metadata `interactions.notes`);
+interactions with no usable sequence are a UserError before anything is written
+(`check_interactions` says so up front, for the pipeline's preflight).
 
 It reads interactions with evaluate/sequences.py (documented as shared foundation in
 docs/ARCHITECTURE.md: it only needs errors/io).
@@ -18,19 +20,22 @@ docs/ARCHITECTURE.md: it only needs errors/io).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
+from .cf_table import CF_FILE, CFTable, catalog_sha256, cf_for_items, read_cf_table, write_cf_table
 from .config import check, to_dict
 from .errors import UserError
-from .io import decode_metadata, read_parquet_table, require_file, sha256_file, sha256_text, write_parquet_atomic
+from .io import require_file, sha256_file
 
-CF_FILE = "cf_embeddings.parquet"
+__all__ = ["CF_FILE", "CFConfig", "CFTable", "build_cf_table", "catalog_sha256", "cf_for_embeddings", "cf_for_items",
+           "cf_vectors", "read_cf_table", "train_part", "write_cf_table"]
+
+
+NO_SIGNAL = ("interactions: no two items co-occur in the training part of any sequence: "
+             "no collaborative signal to learn from")
 
 
 @dataclass(frozen=True)
@@ -46,24 +51,6 @@ class CFConfig:
         check(self.dim >= 1 and self.window >= 1, "cf dim and window must be >= 1")
         check(0.0 < self.smoothing <= 1.0, f"cf smoothing must be in (0, 1], got {self.smoothing}")
         check(self.shift >= 0, f"cf shift must be >= 0, got {self.shift}")
-
-
-@dataclass
-class CFTable:
-    """CF embeddings aligned with a catalog: vectors (N, c) float32 (zero rows where missing),
-    has (N,) bool, plus the file's metadata."""
-
-    vectors: np.ndarray
-    has: np.ndarray
-    metadata: dict[str, Any]
-
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
-
-
-def catalog_sha256(item_ids) -> str:
-    return sha256_text("\n".join(map(str, item_ids)))
 
 
 def cooccurrence(train_sequences, n_items: int, window: int):
@@ -119,8 +106,7 @@ def cf_vectors(train_sequences, n_items: int, cfg: CFConfig) -> tuple[np.ndarray
     """(N, c) float32 L2-normalised CF embeddings (zero rows where missing), (N,) bool has."""
     counts = cooccurrence(train_sequences, n_items, cfg.window)
     if counts.nnz == 0:
-        raise UserError("interactions: no two items co-occur in the training part of any sequence: "
-                        "no collaborative signal to learn from")
+        raise UserError(NO_SIGNAL)
     m = ppmi(counts, cfg.smoothing, cfg.shift)
     has = np.asarray((m != 0).sum(axis=1)).ravel() > 0
     rank = min(cfg.dim, int(has.sum()) - 1) if has.sum() > 1 else 1
@@ -135,18 +121,42 @@ def cf_vectors(train_sequences, n_items: int, cfg: CFConfig) -> tuple[np.ndarray
     return out, has
 
 
-def train_part(interactions_path, item_ids, cfg: CFConfig, log=None):
-    """The harness's leave-one-out training sequences (catalog indices) of the interactions file."""
+def train_part(interactions_path, item_ids, cfg: CFConfig, log=None) -> tuple[list[np.ndarray], dict]:
+    """(the harness's leave-one-out training sequences as catalog indices, what was used).
+
+    Rows whose item is not in the catalog are dropped with a note (count and an example) that
+    goes to `log` (default: stderr) and into the returned counts' `notes`."""
+    import sys
+
     from .evaluate.sequences import leave_one_out, load_interactions
 
-    kw = {"log": log} if log is not None else {}
-    users, seqs, order = load_interactions(interactions_path, item_ids, **kw)
-    return leave_one_out(users, seqs, cfg.max_history, order).train
+    notes: list[str] = []
+
+    def note(message: str) -> None:
+        notes.append(message)
+        (log or (lambda m: print(m, file=sys.stderr)))(message)
+
+    users, seqs, order = load_interactions(interactions_path, item_ids, log=note)
+    train = leave_one_out(users, seqs, cfg.max_history, order).train
+    used = {"users": len(train), "train_interactions": int(sum(len(s) for s in train)),
+            "users_too_short": len(users) - len(train), "notes": notes}
+    return train, used
+
+
+def check_interactions(interactions_path, item_ids, cfg: CFConfig | None = None) -> dict:
+    """What `build_cf_table` would learn from, without building it: a UserError now for a file with
+    no usable sequence (the pipeline's preflight), else the counts of `train_part` (notes included)."""
+    cfg = cfg or CFConfig()
+    train, used = train_part(interactions_path, [str(i) for i in item_ids], cfg, log=lambda message: None)
+    if not any(len(s) > 1 and (s[1:] != s[:-1]).any() for s in train):
+        raise UserError(NO_SIGNAL)
+    return used
 
 
 def build_cf_table(interactions_path, item_ids, out_path, cfg: CFConfig | None = None, log=None) -> CFTable:
     """CF embeddings of the catalog `item_ids` from the interactions' training part, written to
-    out_path atomically; an existing file with the same key is read back instead (the cache)."""
+    out_path atomically; an existing file with the same key is read back instead (the cache).
+    Bad or unusable interactions: a UserError before anything is written."""
     cfg = cfg or CFConfig()
     item_ids = [str(i) for i in item_ids]
     key = {"interactions_sha256": sha256_file(require_file(interactions_path, "interactions file")),
@@ -159,46 +169,10 @@ def build_cf_table(interactions_path, item_ids, out_path, cfg: CFConfig | None =
                 return cached
         except UserError:
             pass  # stale or foreign cache: rebuilt below
-    vectors, has = cf_vectors(train_part(interactions_path, item_ids, cfg, log), len(item_ids), cfg)
-    write_cf_table(out, [i for i, h in zip(item_ids, has) if h], vectors[has],
-                   {**key, "items_total": len(item_ids), "items_with_cf": int(has.sum())})
-    return CFTable(vectors, has, {**key, "items_total": len(item_ids), "items_with_cf": int(has.sum())})
-
-
-def write_cf_table(path: str | os.PathLike, item_ids, vectors: np.ndarray, meta: dict[str, Any]) -> None:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = vectors.shape[1]
-    schema = pa.schema([pa.field("item_id", pa.string(), nullable=False),
-                        pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False)])
-    table = pa.Table.from_arrays(
-        [pa.array(list(item_ids), pa.string()),
-         pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dim)], schema=schema)
-    write_parquet_atomic(table, path, {**meta, "dim": dim})
-
-
-def read_cf_table(path: str | os.PathLike, item_ids) -> CFTable:
-    """cf_embeddings.parquet aligned with the catalog `item_ids`; a file built for another
-    catalog (recorded catalog hash differs, or ids outside the catalog) is a UserError."""
-    p, table = read_parquet_table(path, "CF embeddings file")
-    meta = decode_metadata(table.schema)
-    if not {"item_id", "embedding"} <= set(table.column_names):
-        raise UserError(f"{p}: not a CF embeddings file (needs columns item_id, embedding)")
-    item_ids = [str(i) for i in item_ids]
-    if meta.get("catalog_sha256") not in (None, catalog_sha256(item_ids)):
-        raise UserError(f"{p}: CF embeddings of another catalog (catalog hash differs); rebuild them")
-    ids = table.column("item_id").to_pylist()
-    index = {i: n for n, i in enumerate(item_ids)}
-    rows = np.array([index.get(i, -1) for i in ids], np.int64)
-    if (rows < 0).any():
-        raise UserError(f"{p}: CF embeddings of another catalog ({int((rows < 0).sum())} item ids not in it, "
-                        f"e.g. {ids[int(np.argmax(rows < 0))]!r})")
-    col = table.column("embedding").combine_chunks()
-    dim = col.type.list_size
-    vecs = np.asarray(col.values.to_numpy(zero_copy_only=False), np.float32).reshape(len(ids), dim)
-    vectors = np.zeros((len(item_ids), dim), np.float32)
-    vectors[rows] = vecs
-    has = np.zeros(len(item_ids), bool)
-    has[rows] = True
+    train, used = train_part(interactions_path, item_ids, cfg, log)
+    vectors, has = cf_vectors(train, len(item_ids), cfg)
+    meta = {**key, "items_total": len(item_ids), "items_with_cf": int(has.sum()), "interactions": used}
+    write_cf_table(out, [i for i, h in zip(item_ids, has) if h], vectors[has], meta)
     return CFTable(vectors, has, meta)
 
 

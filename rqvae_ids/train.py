@@ -244,7 +244,7 @@ def cf_meta(cf) -> dict[str, Any]:
     """What config.json records about the collaborative signal."""
     if cf is None:
         return {"used": False}
-    keys = ("interactions_sha256", "catalog_sha256", "items_with_cf", "items_total", "cf")
+    keys = ("interactions_sha256", "catalog_sha256", "items_with_cf", "items_total", "cf", "interactions")
     return {"used": True, **{k: cf.metadata.get(k) for k in keys}}
 
 

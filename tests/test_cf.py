@@ -69,3 +69,14 @@ def test_another_catalog_and_unusable_interactions_are_clear_errors(tmp_path):
     with pytest.raises(UserError, match="3 or more"):
         build_cf_table(short, CATALOG, tmp_path / "x.parquet")
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_interactions_of_items_outside_the_catalog_are_dropped_counted_and_said(tmp_path):
+    rows = clustered_sequences() + [("u1", "gone1", 10), ("u2", "gone2", 11), ("u3", "gone1", 12)]
+    inter = write_interactions(tmp_path / "inter.csv", rows)
+    said = []
+    table = build_cf_table(inter, CATALOG, tmp_path / "cf.parquet", CFConfig(dim=4), log=said.append)
+    assert len(said) == 1 and "dropped 3 of 363 rows" in said[0] and "not in the catalog" in said[0]
+    used = read_cf_table(tmp_path / "cf.parquet", CATALOG).metadata["interactions"]
+    assert used["notes"] == said and used["users"] == 60 and used["train_interactions"] == 60 * 4
+    assert table.has.sum() == 30

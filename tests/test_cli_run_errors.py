@@ -88,8 +88,14 @@ def test_user_error_inside_the_flow_is_one_line_without_prefect_logs(tmp_path, c
                     "--set", "train.epochs=-1"], "epochs"),
         (lambda d: ["--catalog", str(_csv(d / "ok.csv", "item_id,title\na,x\nb,y\n")),
                     "--embed-model", str(d / "nope")], "model directory not found"),
+        # training reads the interactions' CF embeddings: a file they cannot be learnt from fails now
+        (lambda d: ["--catalog", str(_csv(d / "ok.csv", "item_id,title\na,x\nb,y\n")),
+                    "--interactions", str(_csv(d / "two.csv", "user_id,item_id\nu1,a\nu1,b\n"))], "3 or more"),
+        (lambda d: ["--catalog", str(_csv(d / "ok.csv", "item_id,title\na,x\nb,y\n")),
+                    "--interactions", str(_csv(d / "aab.csv", "user_id,item_id\nu1,a\nu1,a\nu1,b\nu1,a\n"))],
+         "no two items co-occur"),
     ],
-    ids=["catalog", "interactions", "config", "embed-model"],
+    ids=["catalog", "interactions", "config", "embed-model", "no-sequence", "no-cooccurrence"],
 )
 def test_bad_input_fails_before_prefect_starts_and_writes_nothing(tmp_path, cli_env, make, message):
     """Checked by what happened, not by the clock: Prefect was never imported, nothing written."""
@@ -102,6 +108,17 @@ def test_bad_input_fails_before_prefect_starts_and_writes_nothing(tmp_path, cli_
     assert line.startswith("rqvae-ids run: error: ") and message in line, line
     assert proc.stdout.strip() == "prefect imported: False"
     assert not (tmp_path / "out").exists()
+
+
+def test_interactions_without_cf_signal_pass_when_training_is_text_only(tmp_path):
+    from rqvae_ids.pipeline.preflight import check_run_inputs
+
+    catalog = _csv(tmp_path / "items.csv", "item_id,title\na,x\nb,y\n")
+    inter = _csv(tmp_path / "aab.csv", "user_id,item_id\nu1,a\nu1,a\nu1,b\nu1,a\n")
+    overrides = {"train.model.codebook_size": 2}
+    with pytest.raises(UserError, match="no two items co-occur"):
+        check_run_inputs(catalog, inter, None, overrides)
+    assert check_run_inputs(catalog, inter, None, {**overrides, "cf.enabled": False}) == []
 
 
 def test_small_catalog_warns_before_the_run(tmp_path):

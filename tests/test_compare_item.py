@@ -132,3 +132,80 @@ def test_cold_items_need_interactions(tiny, tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--catalog", str(tiny["catalog"]), "--out", str(out), "--cold-items", "0.1"]) == 2
     assert "need --interactions" in capsys.readouterr().err and not out.exists()
+
+
+CF_KINDS = "rqvae,rqvae-text,rqkmeans,rqkmeans-cf,random"
+
+
+def test_collaborative_rows_with_interactions(tiny, tmp_path, one_thread):
+    """Issue 14's rows: `rqvae` (collaborative), `rqvae-text`, `rqkmeans`, `rqkmeans-cf`, with the
+    same metric names as every ID model; CF embeddings built once in OUT/cf/ from the split's
+    training part; rqkmeans-cf codes items with a CF embedding from [text, alpha * CF]."""
+    from rqvae_ids.cf import read_cf_table
+    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.ids import read_semantic_ids
+    from rqvae_ids.models import load_model
+
+    out = tmp_path / "cmp"
+    assert main(_args(tiny, out, "--no-sasrec", "--epochs", "1", "--models", CF_KINDS)) == 0  # the last --models wins
+    table = pd.read_parquet(out / "comparison.parquet")
+    by_model = table.groupby("model")["metric"].apply(set)
+    for name in ("rqvae", "rqvae-text", "rqkmeans-cf"):
+        assert by_model[name] == by_model["rqkmeans"], name  # same metric names as every ID model's
+    assert NEXT <= by_model["rqkmeans-cf"]
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["models"] == ["popularity", "embedding-knn", *CF_KINDS.split(",")]
+    assert any(n.startswith("Collaborative rows (rqvae, rqkmeans-cf)") for n in summary["notes"])
+    # rqvae trained with the CF term, rqvae-text without (config.json records it).
+    assert json.loads((out / "models" / "rqvae" / "config.json").read_text())["cf"]["used"] is True
+    assert json.loads((out / "models" / "rqvae-text" / "config.json").read_text())["cf"] == {"used": False}
+    emb = read_embeddings(tiny["emb"])
+    cf = read_cf_table(out / "cf" / "cf_embeddings.parquet", emb.item_ids)
+    assert 0 < cf.has.sum() < len(emb)  # some items never co-occur in the training part: text only
+    model = load_model(out / "models" / "rqkmeans-cf")
+    codes, _ = read_semantic_ids(out / "ids" / "rqkmeans-cf" / "semantic_ids.parquet").codes_in_order(emb.item_ids, "t")
+    joint = model.encode_codes(model.cf_inputs(emb.vectors, cf.vectors, cf.has))
+    assert np.array_equal(codes, joint)
+    assert not np.array_equal(codes[cf.has], model.encode_codes(emb.vectors)[cf.has])  # CF moved some codes
+
+
+def test_without_interactions_rqvae_is_text_only_and_the_cf_rows_are_left_out(tiny, tmp_path, one_thread):
+    out = tmp_path / "cmp"
+    argv = ["compare", "--catalog", str(tiny["catalog"]), "--embeddings", str(tiny["emb"]), "--out", str(out),
+            "--models", CF_KINDS, "--levels", "3", "--codebook-size", "16", "--neighbour-queries", "50",
+            "--epochs", "1"]
+    assert main(argv) == 0
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["models"] == ["rqvae", "rqkmeans", "random"]
+    assert set(pd.read_parquet(out / "comparison.parquet")["model"]) == {"rqvae", "rqkmeans", "random"}
+    report = (out / "report.md").read_text()
+    assert "rqvae-text, rqkmeans-cf left out: no interactions given" in report
+    assert "`rqvae` is then the text-only RQ-VAE" in report
+    assert json.loads((out / "models" / "rqvae" / "config.json").read_text())["cf"] == {"used": False}
+    assert not (out / "cf").exists() and not (out / "models" / "rqkmeans-cf").exists()
+    assert main(argv[:-4] + ["--models", "rqkmeans-cf", "--out", str(tmp_path / "x")]) == 2  # nothing left to build
+
+
+def test_the_sasrec_row_has_one_default_everywhere():
+    """On whenever interactions are given, in the CLI, the library call and the flow alike."""
+    import inspect
+
+    from rqvae_ids.compare.comparison import run_comparison
+    from rqvae_ids.compare.item import SASREC_EPOCHS, sasrec_setting
+
+    assert inspect.signature(run_comparison).parameters["sasrec"].default is True
+    assert sasrec_setting(True, 3).max_epochs == SASREC_EPOCHS and sasrec_setting(True, 3).seed == 3
+    assert sasrec_setting(False, 0) is None and sasrec_setting(None, 0) is None
+    flows = Path(__file__).resolve().parents[1] / "flows" / "compare.py"
+    assert "with_sasrec: bool = True," in flows.read_text()  # the flow's parameter (read: no Prefect import here)
+    from rqvae_ids.cli import build_parser
+
+    args = build_parser().parse_args(["compare", "--catalog", "c", "--out", "o", "--interactions", "i"])
+    assert args.no_sasrec is False
+
+
+def test_cli_model_list_is_the_library_one():
+    from rqvae_ids.commands.compare import MODELS
+    from rqvae_ids.compare.config import MODEL_KINDS
+
+    assert MODELS == ",".join(MODEL_KINDS)

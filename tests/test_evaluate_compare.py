@@ -117,7 +117,8 @@ def test_end_to_end_tiny_catalog(tmp_path):
     cfg = CompareConfig(models=("ae", "rqkmeans", "random"), levels=3, codebook_size=16, epochs=1,
                         neighbour_queries=100, tune_users=100)
     summary = run_comparison(catalog, tmp_path / "out", cfg, interactions=tmp_path / "inter.csv",
-                             embeddings=tmp_path / "emb.parquet", command="test", progress=lambda m: None)
+                             embeddings=tmp_path / "emb.parquet", command="test", progress=lambda m: None,
+                             sasrec=False)
     assert summary["models"] == ["popularity", "embedding-knn", "ae", "rqkmeans", "random"]
     table = pd.read_parquet(tmp_path / "out" / "comparison.parquet")
     assert set(table["model"]) == set(summary["models"])
@@ -134,6 +135,6 @@ def test_end_to_end_tiny_catalog(tmp_path):
     # A rerun into the same folder reuses the trained model instead of training again.
     again = run_comparison(catalog, tmp_path / "out", CompareConfig(models=("rqkmeans",), levels=3, codebook_size=16,
                            epochs=1, neighbour_queries=100, tune_users=100), interactions=tmp_path / "inter.csv",
-                           embeddings=tmp_path / "emb.parquet", progress=lambda m: None)
+                           embeddings=tmp_path / "emb.parquet", progress=lambda m: None, sasrec=False)
     assert any("Reused" in n for n in again["notes"])
     assert again["metrics"]["rqkmeans"] == pytest.approx(m["rqkmeans"])

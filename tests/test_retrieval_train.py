@@ -153,3 +153,32 @@ def _golden_run(data, arch, tmp_path):
 @pytest.mark.parametrize("arch", ["decoder", "encdec"])
 def test_training_loop_bit_identical_to_its_golden_digest(data, arch, tmp_path):
     assert _golden_run(data, arch, tmp_path) == GOLDEN[arch]
+
+
+def test_width_comes_from_the_ids_codebook_size_and_old_retrievers_still_load(tmp_path):
+    """IDs whose data never use the top codes keep K = the stored codebook_size (not max code + 1)
+    in the trained retriever; a retriever saved before K was stored loads with the derived K."""
+    from rqvae_ids.ids.table import write_semantic_ids
+    from rqvae_ids.retrieval.generative import train_retriever
+
+    codes, users, seqs = catalog(2)  # codes < 4 on the levels, suffix < 3
+    ids, inter = write_ids_and_interactions(tmp_path, codes, users, seqs)
+    items = [f"i{i}" for i in range(len(codes))]
+    write_semantic_ids(ids, items, codes[:, :2], codes[:, 2], [f"<a_{a}><b_{b}><c_{c}>" for a, b, c in codes],
+                       ["x"] * len(codes), {"kind": "test", "levels": 2, "codebook_size": 8, "suffix_token": True,
+                                            "suffix_size": 8})
+    out = tmp_path / "retr"
+    train_retriever(ids, inter, out, replace(TINY, max_epochs=1), log=lambda *_: None)
+    assert json.loads((out / "config.json").read_text())["codebook_size"] == 8
+    loaded = GenerativeRetriever.load(out, device="cpu", log=lambda *_: None)
+    assert loaded.trie.width == 8 and loaded.model.cfg.width == 8
+    # An old retriever: trained without a stored K (derived: 4), config.json without codebook_size.
+    old = tmp_path / "old"
+    split = leave_one_out(users, seqs)
+    GenerativeRetriever(codes, replace(TINY, max_epochs=1), old, log=lambda *_: None).fit(
+        split.train, (split.valid_histories, split.valid_targets))
+    config = json.loads((old / "config.json").read_text())
+    del config["codebook_size"]
+    (old / "config.json").write_text(json.dumps(config))
+    again = GenerativeRetriever.load(old, device="cpu", log=lambda *_: None)
+    assert again.trie.width == 4 and again.recommend([np.array([0, 1])], 5).shape == (1, 5)

@@ -70,3 +70,23 @@ def test_join_suffix_only_when_the_ids_carry_a_suffix_token():
     assert join_suffix(codes, suffix).tolist() == [[1, 2, 0], [1, 2, 1]]
     assert join_suffix(codes, suffix, suffix_token=False).tolist() == [[1, 2], [1, 2]]
     assert join_suffix(codes, None).tolist() == [[1, 2], [1, 2]]
+
+
+def test_width_is_the_stored_codebook_size_not_the_largest_code():
+    codes = np.array([[0, 1], [2, 0], [1, 2]])  # codebook of 8, but no item uses a code above 2
+    assert SidTrie(codes).width == 3  # no width stored (old checkpoints): derived from the data
+    trie = SidTrie(codes, width=8)
+    assert trie.width == 8 and trie.next_node.shape[1] == 8
+    assert (trie.lookup(codes) == np.arange(3)).all() and trie.lookup(np.array([[7, 7]]))[0] == -1
+    with pytest.raises(UserError, match="does not fit the codebook size 2"):
+        SidTrie(codes, width=2)
+
+
+def test_sid_width_reads_the_ids_metadata():
+    from types import SimpleNamespace
+
+    from rqvae_ids.retrieval.generative import sid_width
+
+    assert sid_width(SimpleNamespace(metadata={"codebook_size": 16, "suffix_size": 16}, suffix_token=True)) == 16
+    assert sid_width(SimpleNamespace(metadata={"codebook_size": 16, "suffix_size": 0}, suffix_token=False)) == 16
+    assert sid_width(SimpleNamespace(metadata={}, suffix_token=True)) is None  # older files: derived from codes

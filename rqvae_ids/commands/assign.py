@@ -75,6 +75,10 @@ def handler(args: argparse.Namespace) -> int:
     else:
         print(f"moved: {res['items_moved']} items ({res['moved_share']:.4%}), distortion added "
               f"{res['distortion_added_mean_moved']:.4f} per moved item")
+    if report.get("cf"):  # rqkmeans-cf: the CF embeddings saved with the model
+        c = report["cf"]
+        print(c.get("note") or f"CF embeddings: {c['items_with_cf']} items coded from text + CF, "
+                               f"{c['items_text_only']} from their text alone")
     if report["stability"]:
         s = report["stability"]
         print(f"previous: kept {s['kept']}, edited {s['edited']}, new {s['new']}, removed {s['removed']}")

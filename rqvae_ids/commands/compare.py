@@ -8,7 +8,9 @@ import sys
 
 from ._help import INTERACTIONS
 
-MODELS = "rqvae,vqvae,vae,ae,rqkmeans,random"
+# = ",".join(rqvae_ids.compare.config.MODEL_KINDS) (a test keeps them equal; spelled out so
+# that `--help` does not import numpy/pandas).
+MODELS = "rqvae,rqvae-text,vqvae,vae,ae,rqkmeans,rqkmeans-cf,random"
 # --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
 GENERATIVE_FIELDS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n_head",
                      "epochs": "max_epochs", "patience": "patience", "batch_size": "batch_size", "lr": "lr",
@@ -31,12 +33,15 @@ GENERATIVE_FLAGS = [
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
-        help="compare RQ-VAE IDs with AE/VAE/VQ-VAE/residual k-means/random IDs on a catalog",
+        help="compare (collaborative) RQ-VAE IDs with AE/VAE/VQ-VAE/residual k-means (+CF)/random IDs on a catalog",
         description=(
             "Embed the catalog (cached), train every model with the same levels, codebook size, seed "
-            "and epochs, assign resolved IDs, measure ID quality, neighbour recall and (with "
-            "--interactions) next-item retrieval; write comparison.parquet, comparison.json, "
-            "report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
+            "and epochs, assign resolved IDs. With --interactions, `rqvae` is the collaborative RQ-VAE "
+            "(CF embeddings of the interactions' training part, cached in --out/cf/), `rqvae-text` the "
+            "text-only one and `rqkmeans-cf` residual k-means on [text, alpha * CF]; without, `rqvae` is "
+            "text only and those two rows are left out (noted in report.md). Then measure ID quality, "
+            "neighbour recall and (with --interactions) next-item retrieval; write comparison.parquet, "
+            "comparison.json, report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
             "retriever is also trained on every model's IDs (same sequence model for all) and "
             "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/. With "
             "--interactions, a small-budget SASRec row `sasrec` too (--no-sasrec skips it); --with-parallel adds "
@@ -61,6 +66,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="query items for neighbour recall, >= 1 (default 2000)")
     p.add_argument("--tune-users", type=int, default=3000, metavar="N",
                    help="validation users for tuning retrievers (default 3000)")
+    add_retriever_args(p)
+    from ..catalog import add_catalog_args  # --catalog and its format/column options
+
+    add_catalog_args(p)
+    # dest -> flag, so the report can spell the command exactly (e.g. catalog_format -> --format).
+    flags = {a.dest: a.option_strings[-1] for a in p._actions if a.option_strings and a.dest != "help"}
+    p.set_defaults(func=handler, _flags=flags)
+
+
+def add_retriever_args(p: argparse.ArgumentParser) -> None:
+    """The retriever rows' options: --with-generative (and --generative-*), --with-parallel,
+    the sasrec row's, --cold-items."""
     p.add_argument("--with-generative", action="store_true",
                    help="also train a generative retriever on every model's IDs (needs --interactions); "
                         "rows generative/<model> with next_recall@5/10, next_ndcg@5/10")
@@ -87,12 +104,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hold this share of catalog items, in (0, 0.5), out of every training and validation "
                         "sequence (seeded by --seed) and report cold_recall@10/cold_ndcg@10 over the test users "
                         "whose target is one of them (needs --interactions)")
-    from ..catalog import add_catalog_args  # --catalog and its format/column options
-
-    add_catalog_args(p)
-    # dest -> flag, so the report can spell the command exactly (e.g. catalog_format -> --format).
-    flags = {a.dest: a.option_strings[-1] for a in p._actions if a.option_strings and a.dest != "help"}
-    p.set_defaults(func=handler, _flags=flags)
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -159,7 +170,8 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def _item_settings(args: argparse.Namespace, seed: int):
-    """(parallel, sasrec) ItemRetrieverConfigs or None, validated before anything is trained."""
+    """(parallel ItemRetrieverConfig or None, sasrec ItemRetrieverConfig or False), validated
+    before anything is trained."""
     from ..compare.item import item_settings
     from ..errors import UserError
 
@@ -172,6 +184,6 @@ def _item_settings(args: argparse.Namespace, seed: int):
     if sas and args.no_sasrec:
         raise UserError("--sasrec-* options have no effect with --no-sasrec")
     parallel = item_settings("parallel", par, seed) if args.with_parallel else None
-    # The sasrec row comes with interactions (none to learn from without them).
-    sasrec = item_settings("sasrec", sas, seed) if not args.no_sasrec and args.interactions is not None else None
+    # Validated here; run_comparison adds the row only with interactions (none to learn from without).
+    sasrec = False if args.no_sasrec else item_settings("sasrec", sas, seed)
     return parallel, sasrec

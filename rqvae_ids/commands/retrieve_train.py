@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..retrieval.choice import DEFAULT_RETRIEVER, RETRIEVERS, WHY_DEFAULT
 from ._help import INTERACTIONS
 
 
@@ -57,11 +58,6 @@ def register(subparsers) -> None:
     p.set_defaults(func=handler)
 
 
-RETRIEVERS = ("parallel", "sasrec", "tiger")
-DEFAULT_RETRIEVER = "sasrec"
-WHY_DEFAULT = ("best validation Recall@10 on Amazon Toys within a 10-15 min CPU budget: 0.066 vs parallel "
-               "0.047 over OPQ IDs (bench/RESULTS.md); choose parallel to use the semantic IDs, tiger for the "
-               "TIGER baseline")
 _SHARED = {"layers": "n_layer", "d_model": "d_model", "heads": "n_head", "dropout": "dropout", "epochs": "max_epochs",
            "patience": "patience", "batch_size": "batch_size", "lr": "lr", "valid_users": "valid_users",
            "max_minutes": "max_minutes", "seed": "seed", "device": "device"}
@@ -72,57 +68,23 @@ _ONLY = {"arch": "tiger", "user_buckets": "tiger", "beam": "tiger", "temperature
 
 def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
+    from ..io import check_out_dir, file_in_dir
+    from ..retrieval.choice import check_choice, train_chosen  # torch is imported lazily, inside
 
     wrong = [f"--{f.replace('_', '-')}" for f, only in _ONLY.items() if getattr(args, f) is not None and only != args.retriever]
     if wrong:
         raise UserError(f"{', '.join(wrong)} do(es) not apply to --retriever {args.retriever}")
-    if args.retriever != "sasrec" and args.ids is None:
-        raise UserError(f"--retriever {args.retriever} needs --ids semantic_ids.parquet")
+    check_choice(args.retriever, args.ids)
     if args.retriever == "sasrec" and args.content_embeddings is not None:
         raise UserError("--content-embeddings does not apply to --retriever sasrec (item IDs only)")
-    if args.retriever == "tiger":
-        return _tiger(args)
-    return _item(args)
-
-
-def _item(args: argparse.Namespace) -> int:
-    from ..config import from_dict
-    from ..io import check_out_dir, file_in_dir
-    from ..retrieval.item_retriever import train_item_retriever  # torch is imported lazily, inside
-    from ..retrieval.item_trainer import ItemRetrieverConfig
-
-    given = {field: getattr(args, flag) for flag, field in _ITEM_FLAGS.items() if getattr(args, flag) is not None}
-    given["head"] = args.retriever
-    if args.content_embeddings is not None:
-        given["content"] = True
-    cfg = from_dict(ItemRetrieverConfig, given, where="retrieve-train")
+    flags = _FLAGS if args.retriever == "tiger" else _ITEM_FLAGS
+    given = {field: getattr(args, flag) for flag, field in flags.items() if getattr(args, flag) is not None}
     ids = file_in_dir(args.ids, "semantic_ids.parquet", "--ids")
     content = file_in_dir(args.content_embeddings, "embeddings.parquet", "--content-embeddings")
     check_out_dir(args.out)
-    report = train_item_retriever(args.interactions, args.out, cfg, ids_path=ids,
-                                  content_embeddings=content, reuse=not args.no_resume)
+    report = train_chosen(args.retriever, args.interactions, args.out, given, ids_path=ids,
+                          content_embeddings=content, resume=not args.no_resume)
     print(json.dumps({"retriever": args.retriever, "test": report["test"], "epochs": report["epochs"],
                       "best_epoch": report["best_epoch"], "train_seconds": round(report["train_seconds"], 1),
-                      "infer_users_per_s": round(report["infer_users_per_s"], 1)}))
-    return 0
-
-
-def _tiger(args: argparse.Namespace) -> int:
-    from ..config import from_dict
-    from ..io import check_out_dir, file_in_dir
-    from ..retrieval.generative import train_retriever  # torch is imported lazily, inside
-    from ..retrieval.trainer import RetrievalConfig
-
-    given = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag) is not None}
-    if args.content_embeddings is not None:
-        given["content"] = True
-    cfg = from_dict(RetrievalConfig, given, where="retrieve-train")  # every model setting checked here
-    ids = file_in_dir(args.ids, "semantic_ids.parquet", "--ids")
-    content = file_in_dir(args.content_embeddings, "embeddings.parquet", "--content-embeddings")
-    check_out_dir(args.out)
-    report = train_retriever(ids, args.interactions, args.out, cfg, resume=not args.no_resume,
-                             content_embeddings=content)
-    print(json.dumps({"test": report["test"], "epochs": report["epochs"], "best_epoch": report["best_epoch"],
-                      "train_seconds": round(report["train_seconds"], 1),
                       "infer_users_per_s": round(report["infer_users_per_s"], 1)}))
     return 0

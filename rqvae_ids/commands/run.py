@@ -52,7 +52,9 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     """Options shared by `run` and `demo`."""
     if catalog_required:
         add_catalog_flags(p)
-        p.add_argument("--interactions", metavar="FILE", help=f"{INTERACTIONS}: enables next-item metrics")
+        p.add_argument("--interactions", metavar="FILE",
+                       help=f"{INTERACTIONS}: the model trains on their CF embeddings too (collaborative; "
+                            "--set cf.enabled=false for text-only) and the evaluation adds next-item metrics")
         p.add_argument("--out", required=True, metavar="DIR", help="output folder (runs/, latest, cache/)")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline config (YAML or TOML) with every knob of every stage; see configs/default.yaml")

@@ -43,7 +43,9 @@ def register(subparsers) -> None:
     )
     add_catalog_flags(p)  # --catalog (re-read by every run) and its format/column options
     p.add_argument("--out", required=True, metavar="DIR", help="output folder with at least one successful run")
-    p.add_argument("--interactions", metavar="FILE", help=f"{INTERACTIONS}: enables next-item metrics")
+    p.add_argument("--interactions", metavar="FILE",
+                   help=f"{INTERACTIONS}: the weekly retrain trains on their CF embeddings too (collaborative), "
+                        "both jobs add next-item metrics; the daily refresh never trains")
     p.add_argument("--config", metavar="FILE", help="config file (default: the config of the latest run)")
     p.add_argument("--refresh-cron", default="0 3 * * *", metavar="CRON",
                    help='refresh schedule (default "0 3 * * *": daily 03:00); "" for on demand only')

@@ -15,7 +15,12 @@ import pandas as pd
 
 from ..config import check
 
-MODEL_KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "random")
+# The comparison's rows (issue 14): `rqvae` is collaborative whenever interactions are given
+# (text-only without), `rqvae-text` always text only, `rqkmeans` text, `rqkmeans-cf` residual
+# k-means on [text, alpha * CF]; the rest are the text-only baselines (compare/build.py).
+MODEL_KINDS = ("rqvae", "rqvae-text", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf", "random")
+# Rows that only exist with interactions (left out, with a report note, without them).
+CF_ROWS = ("rqvae-text", "rqkmeans-cf")
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,14 @@ class CompareGenerative:
     history_extra = 0
 
     def __init__(self, model: ModelIds, cfg: Any, out_dir: Path, progress: Callable[[str], None] = progress_to_stderr,
-                 position: str = "", item_vectors=None):
+                 position: str = "", item_vectors=None, width: int | None = None):
         from ..retrieval.generative import retriever_for
 
         self.kind, self.out_dir, self.progress, self.position = model.name, Path(out_dir), progress, position
         self.name = f"generative/{model.name}"
         self.inner = retriever_for(model.name, model.codes, model.suffix, cfg=cfg, out_dir=self.out_dir,
-                                   log=lambda msg: progress(f"{self.name}: {msg}"), item_vectors=item_vectors)
+                                   log=lambda msg: progress(f"{self.name}: {msg}"), item_vectors=item_vectors,
+                                   width=width)
         self.tuned: dict[str, Any] | None = None
 
     def fit(self, train_sequences, valid=None) -> "CompareGenerative":
@@ -43,7 +44,8 @@ class CompareGenerative:
         # Budget knobs (epochs, minutes, patience, device) may change and still resume; the item
         # vectors (content on) are part of the data.
         cfg = {k: v for k, v in to_dict(self.inner.cfg).items() if k not in RESUMABLE_KEYS}
-        key = {"retrieval": cfg, "data_sha256": data_fingerprint(codes, train_sequences, self.inner.item_vectors)}
+        data = data_fingerprint(codes, train_sequences, self.inner.item_vectors, self.inner.trie.width)
+        key = {"retrieval": cfg, "data_sha256": data}
         if valid is not None:
             key["valid_sha256"] = data_fingerprint(codes, list(valid[0]) + [np.asarray(valid[1])])
         key = json.loads(json.dumps(key))
@@ -71,13 +73,15 @@ class CompareGenerative:
 
 
 def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cfg: Any,
-                          progress: Callable[[str], None] = progress_to_stderr, item_vectors=None) -> list[CompareGenerative]:
+                          progress: Callable[[str], None] = progress_to_stderr, item_vectors=None,
+                          width: int | None = None) -> list[CompareGenerative]:
     """`retriever_factory` of --with-generative: one `CompareGenerative` per ID model,
     checkpoints in out_dir/retrievers/<kind>/. cfg: a RetrievalConfig shared by all;
-    item_vectors: (N, d) embeddings in the models' codes order (read when cfg.content)."""
+    item_vectors: (N, d) embeddings in the models' codes order (read when cfg.content);
+    width: the comparison's codebook size K (every model's codes and suffixes are below it)."""
     n = len(model_ids)
-    return [CompareGenerative(m, cfg, Path(out_dir) / "retrievers" / m.name, progress, f" ({i}/{n})", item_vectors)
-            for i, m in enumerate(model_ids, 1)]
+    return [CompareGenerative(m, cfg, Path(out_dir) / "retrievers" / m.name, progress, f" ({i}/{n})", item_vectors,
+                              width) for i, m in enumerate(model_ids, 1)]
 
 
 def generative_note(cfg: Any) -> str:

@@ -89,3 +89,12 @@ def item_settings(head: str, given: dict[str, Any], seed: int) -> Any:
 
     base = {"max_epochs": SASREC_EPOCHS, "max_minutes": SASREC_MAX_MINUTES} if head == "sasrec" else {}
     return from_dict(ItemRetrieverConfig, {**base, **given, "head": head, "seed": seed}, where=f"compare --{head}-*")
+
+
+def sasrec_setting(sasrec: Any, seed: int) -> Any:
+    """The `sasrec` row's ItemRetrieverConfig, or None for no row: one default for the CLI, the
+    library call and the compare-baselines flow. True: the compare's small budget; a config:
+    that one; False/None: no row. (Only asked where the comparison has interactions.)"""
+    if sasrec is True:
+        return item_settings("sasrec", {}, seed)
+    return sasrec or None

@@ -89,11 +89,15 @@ class Assignment:
 
 
 def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", previous=None,
-                 checkpoint: str = "", chunk_size: int = DEFAULT_CHUNK_SIZE) -> Assignment:
+                 checkpoint: str = "", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 inputs: np.ndarray | None = None) -> Assignment:
     """Assign IDs to an in-memory embeddings table with a loaded Tokenizer (no files written).
 
-    previous: a SemanticIds from the same checkpoint, or None.
+    previous: a SemanticIds from the same checkpoint, or None. inputs: (N, d') float32 model
+    inputs in table order when they are more than the text embedding (rqkmeans-cf: text ⊕ α·CF,
+    see `model_inputs`); None: the table's vectors.
     """
+    vectors = table.vectors if inputs is None else inputs
     L, K = int(model.levels), int(model.codebook_size)
     if K > 65536:
         raise UserError(f"codebook_size {K} does not fit the uint16 code columns")
@@ -112,7 +116,7 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
     distance = np.full(len(table), np.nan, dtype=np.float32)  # NaN: not known from the encoding pass
     path = None
     if todo.size:
-        enc = encode_chunked(model, table.vectors if todo.size == len(table) else table.vectors[todo], chunk_size)
+        enc = encode_chunked(model, vectors if todo.size == len(table) else vectors[todo], chunk_size)
         codes[todo], path = enc.codes, enc.path
         if enc.distance is not None:
             distance[todo] = enc.distance
@@ -124,16 +128,9 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
     raw_report = collision_report(codes, K)
     timings["collisions_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
-    oracle = LatentOracle(model, table.vectors, codes, chunk_size, distance)
-    if resolve == "suffix":
-        resolved = resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix)
-        columns = [resolved.codes[:, l] for l in range(L)] + [resolved.suffix]
-    elif resolve == "balanced":
-        resolved = resolve_balanced(codes, table.item_ids, table.text_sha256, K, oracle, held, held_suffix)
-        columns = [resolved.codes[:, l] for l in range(L)] + [resolved.suffix]
-    else:
-        resolved = resolve_reassign(codes, table.item_ids, K, oracle, held)
-        columns = [resolved.codes[:, l] for l in range(L)]
+    oracle = LatentOracle(model, vectors, codes, chunk_size, distance)
+    resolved = _resolve(resolve, codes, table, K, oracle, held, held_suffix)
+    columns = [resolved.codes[:, l] for l in range(L)] + ([resolved.suffix] if resolve in WITH_SUFFIX else [])
     timings["resolve_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     sids = format_sids_arrow(columns)
@@ -166,6 +163,15 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         "timings": timings,
     }
     return Assignment(table.item_ids, table.text_sha256, codes, resolved, sids, metadata, report)
+
+
+def _resolve(resolve: str, codes, table: EmbeddingTable, K: int, oracle, held, held_suffix) -> Resolved:
+    """Unique IDs from the raw codes by the chosen strategy (held items keep theirs)."""
+    if resolve == "suffix":
+        return resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix)
+    if resolve == "balanced":
+        return resolve_balanced(codes, table.item_ids, table.text_sha256, K, oracle, held, held_suffix)
+    return resolve_reassign(codes, table.item_ids, K, oracle, held)
 
 
 def write_assignment(a: Assignment, out_dir: str | os.PathLike, config: dict[str, Any] | None = None) -> dict[str, str]:
@@ -214,13 +220,40 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
     if not pd.Index(table.item_ids).is_unique:
         raise UserError(f"{embeddings_path} has duplicate item_id values")
     model = _load_model(model_dir)
+    inputs, cf_report = model_inputs(model, model_dir, cfg, table)
     a = assign_table(model, table, resolve=resolve, previous=prev,
-                     checkpoint=checkpoint_sha256(model_dir), chunk_size=chunk_size)
+                     checkpoint=checkpoint_sha256(model_dir), chunk_size=chunk_size, inputs=inputs)
+    if cf_report is not None:
+        a.report["cf"] = cf_report
     config = {"model_dir": os.fspath(model_dir), "embeddings": os.fspath(embeddings_path),
               "out_dir": os.fspath(out_dir), "resolve": resolve,
               "previous": os.fspath(previous) if previous is not None else None, "chunk_size": chunk_size}
     a.report["outputs"] = write_assignment(a, out_dir, config)
     return a.report
+
+
+def model_inputs(model: Any, model_dir, cfg: dict[str, Any], table: EmbeddingTable):
+    """(inputs for assign_table or None, CF report or None). A tokenizer that reads CF embeddings
+    besides text (rqkmeans-cf, `cf_inputs`) gets those it was trained with, from
+    `model_dir/cf_embeddings.parquet` (written there by `train --interactions` and the pipeline):
+    items that have one are encoded from text ⊕ α·CF, the others (new since training) from their
+    text alone. Every other kind reads text only (rqvae's collaborative term shapes training, not
+    encoding)."""
+    from ..cf_table import CF_FILE, cf_for_items
+
+    if not callable(getattr(model, "cf_inputs", None)):
+        return None, None
+    path = Path(model_dir) / CF_FILE
+    if not path.is_file():
+        return None, {"items_with_cf": 0, "items_text_only": len(table),
+                      "note": f"no {CF_FILE} beside the model: every item encoded from its text alone"}
+    cf = cf_for_items(path, table.item_ids)
+    trained_on = (cfg.get("cf") or {}).get("interactions_sha256")
+    if trained_on is not None and cf.metadata.get("interactions_sha256") != trained_on:
+        raise UserError(f"{path}: not the CF embeddings {model_dir} was trained with (interactions hash differs)")
+    with_cf = int(cf.has.sum())
+    return model.cf_inputs(table.vectors, cf.vectors, cf.has), {
+        "items_with_cf": with_cf, "items_text_only": len(table) - with_cf, "cf_items_gone": cf.metadata["items_gone"]}
 
 
 def _load_model(model_dir):

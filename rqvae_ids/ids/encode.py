@@ -100,6 +100,8 @@ class ResidualSearch:
             return None
         if not (isinstance(model, torch.nn.Module) and callable(getattr(model, "latent", None))):
             return None
+        if not getattr(model, "residual_search", True):  # codes are not nearest codewords of the latent
+            return None
         if model.training or _device(model).type != "cpu":
             return None
         block = np.ascontiguousarray(sample, dtype=np.float32)

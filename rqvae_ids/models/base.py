@@ -67,9 +67,11 @@ class ModelConfig:
     cf_dim: int = 0
     cf_weight: float = 0.1  # lambda
     cf_temperature: float = 0.1
-    # which latent the term aligns: "quantized" (straight-through codeword sum, LETTER) or
-    # "latent" (the encoder output before quantization)
-    cf_target: Literal["quantized", "latent"] = "quantized"
+    # which latent the term aligns: "quantized" (straight-through codeword sum, LETTER),
+    # "latent" (the encoder output before quantization) or "prefix" (the straight-through level-0
+    # codeword alone: items of one first code share one projection, so co-consumed items are
+    # pulled into the same prefix, which is what a sid-prefix retriever reads)
+    cf_target: Literal["quantized", "latent", "prefix"] = "quantized"
     cf_alpha: float = 0.7  # rqkmeans-cf: weight of the CF part in [text, alpha * CF] (best on Toys validation)
 
     def __post_init__(self):
@@ -209,8 +211,8 @@ class Tokenizer(nn.Module):
                 parts[f"quant_l{l}"] = ll.detach()
         if cf is not None and self.collaborative:
             keep = cf_mask if cf_mask is not None else torch.ones(len(z), dtype=torch.bool, device=z.device)
-            target = z if self.cfg.cf_target == "quantized" else z_cont
-            parts["cf"] = info_nce(self.cf_proj(target[keep]), cf[keep], self.cfg.cf_temperature)
+            parts["cf"] = info_nce(self.cf_proj(self._cf_latent(z, z_cont, codes)[keep]), cf[keep],
+                                   self.cfg.cf_temperature)
         recon = self.decoder(z)
         parts["recon"] = self.recon_loss(recon, x)
         loss = parts["recon"] + self.cfg.quant_weight * parts.get("quant", 0.0)
@@ -224,6 +226,16 @@ class Tokenizer(nn.Module):
             parts["kl"] = kl
             loss = loss + (self.cfg.kl_weight if kl_weight is None else kl_weight) * kl
         return ModelOutput(recon, codes, loss, parts)
+
+    def _cf_latent(self, z_q: torch.Tensor, z: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
+        """The (B, D) latent the collaborative term reads (cfg.cf_target); before the codebooks are
+        fitted (codes None) every target falls back to the encoder output."""
+        if codes is None or self.cfg.cf_target == "latent":
+            return z
+        if self.cfg.cf_target == "prefix":
+            first = self.quantizer.layers[0].embed[codes[:, 0]]
+            return z + (first - z).detach()  # value: the level-0 codeword; gradient: to the encoder
+        return z_q
 
     @torch.no_grad()
     def init_linear_(self, x: torch.Tensor) -> None:

@@ -21,6 +21,9 @@ from .base import ModelConfig, Tokenizer, replace
 class RQKMeansCF(Tokenizer):
     kind = "rqkmeans-cf"
     neural = False
+    # rows without CF take the nearest codewords of their text part, not of the whole latent:
+    # ids.encode's fast path (nearest codewords of the latent) would give other codes
+    residual_search = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(replace(cfg, latent_dim=cfg.input_dim + cfg.cf_dim))

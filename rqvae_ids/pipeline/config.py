@@ -9,6 +9,7 @@ once. `configs/default.yaml` lists every knob with its default and meaning.
     catalog:   how to read the catalog (load_catalog's options)
     embed:     EmbedConfig (model, batch size, device; cache defaults to OUT/cache/)
     train:     TrainConfig (+ train.model: ModelConfig, the architecture)
+    cf:        the collaborative signal training reads when interactions are given
     ids:       collision resolution
     evaluate:  ID quality, neighbour recall, next-item retrieval
     dask:      shard the embedding stage over a Dask cluster
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ..cf import CFConfig
 from ..config import check, from_dict, to_dict
 from ..embed import EmbedConfig
 from ..errors import UserError
@@ -42,6 +44,17 @@ class CatalogOptions:
 
     def kwargs(self) -> dict[str, Any]:
         return to_dict(self)
+
+
+@dataclass(frozen=True)
+class CFOptions:
+    """Collaborative training (issue 14). With interactions, the pipeline builds CF embeddings from
+    their leave-one-out training part (`rqvae_ids.cf`, into model/cf_embeddings.parquet) and trains
+    with them: rqvae adds its InfoNCE term, rqkmeans-cf clusters text ⊕ α·CF. IDs of new items still
+    come from their text alone."""
+
+    enabled: bool = True  # False: train text-only even when interactions are given (they still feed evaluation)
+    embedding: CFConfig = field(default_factory=CFConfig)
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,7 @@ class PipelineConfig:
     catalog: CatalogOptions = field(default_factory=CatalogOptions)
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    cf: CFOptions = field(default_factory=CFOptions)
     ids: IdsOptions = field(default_factory=IdsOptions)
     evaluate: EvaluateOptions = field(default_factory=EvaluateOptions)
     dask: DaskOptions = field(default_factory=DaskOptions)

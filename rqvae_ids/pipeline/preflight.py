@@ -36,6 +36,10 @@ def check_run_inputs(
 
         # Unknown items are a note, said once by the evaluate stage; an unusable file is an error now.
         load_interactions(interactions, items, log=lambda message: None)
+        if model_dir is None and cfg.cf.enabled:
+            from ..cf import check_interactions
+
+            check_interactions(interactions, items, cfg.cf.embedding)  # training reads their CF embeddings
     resolve_model(cfg.embed.model)  # a missing --embed-model folder
     warnings = []
     if model_dir is None:

@@ -65,8 +65,10 @@ def end_line(stage: str, report: dict[str, Any], s: float) -> str:
         return f"{report['items']} items, {took}, {report['encoded']} encoded, {report['cached']} from cache"
     if stage == "train":
         used = f", codes used {_pct(report['utilisation'])}" if report.get("utilisation") else ""
-        epochs = "k-means" if report.get("kind") == "rqkmeans" else f"{report.get('epochs')} epochs"
+        epochs = "k-means" if report.get("kind") in ("rqkmeans", "rqkmeans-cf") else f"{report.get('epochs')} epochs"
         return f"{epochs}, {took}{used}"
+    if stage == "cf embeddings":
+        return f"{report['items_with_cf']} of {report['items']} items have one, {took}"
     if stage == "model":
         return f"frozen copy of {report.get('source')}, {took}"
     if stage == "assign":

@@ -6,6 +6,8 @@ writes into a run folder (see `runs.py`):
 
     items.parquet          ingest: item_id, text, category in catalog order
     embeddings.parquet     embed (+ embed_report.json, embed_config.json)
+    model/cf_embeddings.parquet  cf (with interactions): the CF embeddings training reads; they stay
+                           beside the model, which encodes with them (rqkmeans-cf) and travels with them
     model/                 train (or a copy of a frozen model for refresh)
     semantic_ids.parquet   assign (+ tokens.txt, collisions.parquet, collision_report.json, assign_report.json)
     id_mapping.parquet     retrain only: old -> new ID of every item
@@ -32,6 +34,7 @@ ITEMS = "items.parquet"
 EMBEDDINGS = "embeddings.parquet"
 MODEL = "model"
 SEMANTIC_IDS = "semantic_ids.parquet"
+CF_EMBEDDINGS = f"{MODEL}/cf_embeddings.parquet"
 ID_MAPPING = "id_mapping.parquet"
 EVALUATION = "evaluation"
 
@@ -91,16 +94,49 @@ def embed(items_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -> dic
     return {**report, "path": str(Path(run_dir) / EMBEDDINGS)}
 
 
-def train(embeddings_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -> dict[str, Any]:
-    """Train the tokenizer (cfg: TrainConfig) into `run_dir/model/`."""
+def cf_embeddings(interactions: str | os.PathLike, embeddings_path: str | os.PathLike,
+                  run_dir: str | os.PathLike, cfg) -> dict[str, Any]:
+    """CF embeddings of the run's items (cfg: CFConfig) from the interactions' leave-one-out
+    training part, into `run_dir/model/cf_embeddings.parquet`. Rows of items not in the catalog
+    are dropped and counted (report `interactions.notes`); interactions with no usable sequence
+    are a UserError before anything is written."""
+    from ..cf import build_cf_table
+    from ..embedding_table import read_embeddings
+
+    path = Path(run_dir) / CF_EMBEDDINGS
+    with progress.stage("cf embeddings", f"from {Path(interactions).name}, training part only") as box:
+        item_ids = read_embeddings(embeddings_path).item_ids
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = build_cf_table(interactions, item_ids, path, cfg, log=progress.say)
+        used = table.metadata.get("interactions") or {}
+        box["report"] = report = {"items": len(item_ids), "items_with_cf": int(table.has.sum()), "dim": table.dim,
+                                  "interactions_sha256": table.metadata.get("interactions_sha256"),
+                                  "interactions": used, "path": str(path)}
+    return report
+
+
+def train(embeddings_path: str | os.PathLike, run_dir: str | os.PathLike, cfg,
+          cf_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Train the tokenizer (cfg: TrainConfig) into `run_dir/model/`; with `cf_path` (the run's
+    cf_embeddings.parquet) collaboratively (rqvae: InfoNCE term; rqkmeans-cf: text ⊕ α·CF)."""
     from ..train import train_model
 
     model_dir = Path(run_dir) / MODEL
     items = pq.read_metadata(embeddings_path).num_rows
-    budget = "" if cfg.model.kind == "rqkmeans" else f", up to {cfg.epochs} epochs"
-    with progress.stage(f"train {cfg.model.kind}", f"{items} items{budget}", kind="train") as box:
-        box["report"] = report = train_model(embeddings_path, model_dir, cfg, progress=progress.bars())
+    cf = _read_cf(cf_path, embeddings_path) if cf_path is not None else None
+    budget = "" if cfg.model.kind in ("rqkmeans", "rqkmeans-cf") else f", up to {cfg.epochs} epochs"
+    with_cf = f", CF embeddings for {int(cf.has.sum())}" if cf is not None else ", text only"
+    with progress.stage(f"train {cfg.model.kind}", f"{items} items{with_cf}{budget}", kind="train") as box:
+        report = train_model(embeddings_path, model_dir, cfg, progress=progress.bars(), cf=cf)
+        box["report"] = report = {**report, "cf": cf is not None}
     return {**report, "path": str(model_dir)}
+
+
+def _read_cf(cf_path, embeddings_path):
+    from ..cf_table import read_cf_table
+    from ..embedding_table import read_embeddings
+
+    return read_cf_table(cf_path, read_embeddings(embeddings_path).item_ids)
 
 
 def copy_model(model_dir: str | os.PathLike, run_dir: str | os.PathLike) -> dict[str, Any]:

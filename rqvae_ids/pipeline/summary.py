@@ -34,9 +34,13 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("items", ingest.get("items")))
     if embed:
         rows.append(("embedded (encoded / from cache)", f"{embed.get('encoded')} / {embed.get('cached')}"))
+    cf = stages.get("cf") or {}
+    if cf:
+        rows.append(("CF embeddings (items with one)", f"{cf.get('items_with_cf')} of {cf.get('items')}"))
     if train:
         rows.append(("model", f"{train.get('kind')} {train.get('levels')}x{train.get('codebook_size')}, "
-                              f"{train.get('epochs')} epochs, {train.get('seconds')} s"))
+                              f"{train.get('epochs')} epochs, {train.get('seconds')} s"
+                              + (", collaborative" if train.get("cf") else ", text only")))
         if train.get("final_val_loss") is not None:
             rows.append(("final val loss", train["final_val_loss"]))
     elif model:

@@ -35,10 +35,23 @@ def sid_codes(ids) -> np.ndarray:
     return join_suffix(ids.codes, ids.suffix, getattr(ids, "suffix_token", True))
 
 
+def sid_width(ids) -> int | None:
+    """K of `sid_codes(ids)`: the codebook size stored in the IDs' metadata (and the suffix
+    token's range, `suffix_size`, when the IDs carry one); None where the file predates it."""
+    meta = getattr(ids, "metadata", None) or {}
+    if meta.get("codebook_size") is None:
+        return None
+    width = int(meta["codebook_size"])
+    if getattr(ids, "suffix_token", True):
+        width = max(width, int(meta.get("suffix_size") or 0))
+    return width
+
+
 def retriever_for(name: str, codes, suffix=None, cfg: RetrievalConfig | None = None, out_dir=None,
                   suffix_token: bool = True, **kw):
     """Hook for `rqvae-ids compare --with-generative`: a retriever named `generative/<name>`
-    over one model's IDs. codes (N, L) level codes in catalog order; suffix (N,) or None."""
+    over one model's IDs. codes (N, L) level codes in catalog order; suffix (N,) or None;
+    kw: GenerativeRetriever's (width: the IDs' codebook size)."""
     return GenerativeRetriever(join_suffix(codes, suffix, suffix_token), cfg, out_dir, name=f"generative/{name}", **kw)
 
 
@@ -50,18 +63,20 @@ class GenerativeRetriever:
     exclude_history: drop the user's own history items from the ranking (the
     harness policy; then `history_extra = 0` tells the harness not to ask for more);
     item_vectors: (N, d) item text embeddings in the order of `codes`, needed (and only
-    read) when cfg.content.
+    read) when cfg.content. width: K, the IDs' codebook size (`sid_width`), saved in
+    config.json; None derives it from `codes` (max code + 1), as retrievers saved before did.
     """
 
     history_extra = 0
 
     def __init__(self, codes, cfg: RetrievalConfig | None = None, out_dir=None, name: str = "generative",
-                 exclude_history: bool = True, resume: bool = True, log=print, item_vectors=None):
+                 exclude_history: bool = True, resume: bool = True, log=print, item_vectors=None,
+                 width: int | None = None):
         from .trainer import content_vectors
         from .trie import SidTrie
 
         self.cfg = cfg or RetrievalConfig()
-        self.trie = SidTrie(codes)
+        self.trie = SidTrie(codes, width)
         self.item_vectors = content_vectors(self.cfg, item_vectors, len(self.trie))
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.name, self.exclude_history, self.resume, self.log = name, exclude_history, resume, log
@@ -77,12 +92,14 @@ class GenerativeRetriever:
                              minlength=len(self.trie))
         self.popular = np.argsort(-counts, kind="stable")
         self.model, self.report = train(self.trie.codes, train_sequences, valid, self.out_dir, self.cfg, users=users,
-                                        resume=self.resume, log=self.log, item_vectors=self.item_vectors)
+                                        resume=self.resume, log=self.log, item_vectors=self.item_vectors,
+                                        width=self.trie.width)
         if self.out_dir is not None:
             from ..config import to_dict
 
             write_json_atomic(self.out_dir / "config.json",
-                              {"retrieval": to_dict(self.cfg), **self.extra_config, "provenance": provenance()})
+                              {"retrieval": to_dict(self.cfg), "codebook_size": self.trie.width, **self.extra_config,
+                               "provenance": provenance()})
             with atomic_path(self.out_dir / "codes.npy") as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, self.trie.codes)
@@ -119,8 +136,10 @@ class GenerativeRetriever:
         for f in (BEST, "codes.npy", "config.json"):
             if not (out / f).is_file():
                 raise UserError(f"{out}: not a trained retriever ({f} missing)")
-        cfg = from_dict(RetrievalConfig, json.loads((out / "config.json").read_text())["retrieval"], where="config.json")
-        cfg = replace(cfg, device=device)
+        saved = json.loads((out / "config.json").read_text())
+        cfg = replace(from_dict(RetrievalConfig, saved["retrieval"], where="config.json"), device=device)
+        # Retrievers saved before the codebook size was stored: K derived from codes.npy, as they were trained.
+        kw.setdefault("width", saved.get("codebook_size"))
         vectors = None
         if cfg.content:  # the item vectors are saved with the weights
             from safetensors import safe_open
@@ -169,12 +188,12 @@ def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, 
     if cfg.content and content_embeddings is None:
         raise UserError("content=True needs the items' embeddings (--content-embeddings FILE)")
     ids = read_semantic_ids(ids_path)
-    codes = sid_codes(ids)
+    codes, width = sid_codes(ids), sid_width(ids)
     vectors = content_vectors_for(content_embeddings, ids.item_ids) if cfg.content else None
     users, seqs, order = load_interactions(interactions_path, list(ids.item_ids))
     split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
     out = Path(out_dir)
-    r = GenerativeRetriever(codes, cfg, out, resume=resume, log=log, item_vectors=vectors)
+    r = GenerativeRetriever(codes, cfg, out, resume=resume, log=log, item_vectors=vectors, width=width)
     r.extra_config = {"ids": os.fspath(ids_path), "interactions": os.fspath(interactions_path)}
     if cfg.content:
         r.extra_config["content_embeddings"] = os.fspath(content_embeddings)

@@ -14,9 +14,9 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -55,6 +55,8 @@ class ItemRetrieverConfig:
     seed: int = 0
     device: str = "auto"
     max_minutes: float = 10.0  # wall-clock training budget; 0 = none
+    # learning rate after the warm-up: constant, or cosine decay to 0 at max_epochs (RPG)
+    schedule: Literal["constant", "cosine"] = "constant"
 
     def __post_init__(self):
         check(self.head in ("sasrec", "parallel"), f"head must be sasrec or parallel, got {self.head!r}")
@@ -70,6 +72,7 @@ class ItemRetrieverConfig:
         check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         check(self.combine in ("mean", "sum"), f"combine must be mean or sum, got {self.combine!r}")
         check(self.max_minutes >= 0, f"max_minutes must be >= 0 (0 = no budget), got {self.max_minutes}")
+        check(self.schedule in ("constant", "cosine"), f"schedule must be constant or cosine, got {self.schedule!r}")
         check(not (self.content and self.head == "sasrec"), "content applies to the parallel head only")
 
 
@@ -173,9 +176,6 @@ def train(n_items, train_sequences, valid, out_dir, cfg: ItemRetrieverConfig, co
     for the parallel head; item_vectors (N, c) when cfg.content; out_dir None = nothing on disk;
     reuse: return the weights already in out_dir when they were trained on the same data and config.
     """
-    import torch
-
-    from ..evaluate.ranking import next_item_metrics
     from ..runtime import resolve_device, seed_everything
     from .item_model import ItemSeqModel
 
@@ -189,78 +189,176 @@ def train(n_items, train_sequences, valid, out_dir, cfg: ItemRetrieverConfig, co
     model = ItemSeqModel(model_config(cfg, n_items, codes, item_vectors), codes, item_vectors).to(device)
     fp = fingerprint(n_items, seqs, codes, item_vectors)
     out = Path(out_dir) if out_dir is not None else None
-    if reuse and out is not None and (out / BEST).is_file():
-        meta = load_weights(model, out / BEST)
-        if meta.get("data_sha256") == fp and meta.get("config") == to_dict(cfg):
-            log(f"reusing {out / BEST} (same data and config)")
-            return model.eval(), meta["report"]
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
-    lengths = (x_all != n_items).sum(1)
-    steps_per_epoch = math.ceil(len(x_all) / cfg.batch_size)
-    warmup = max(1, min(cfg.warmup_steps, steps_per_epoch * cfg.max_epochs // 10))
-    if valid is not None:
-        vh, vt = valid
-        pick = np.arange(len(vt))
-        if cfg.valid_users and len(vt) > cfg.valid_users:
-            pick = np.sort(np.random.default_rng(cfg.seed).choice(len(vt), cfg.valid_users, replace=False))
-        vh, vt = [vh[i] for i in pick], np.asarray(vt)[pick]
-    log(f"{cfg.head}: {model.n_params():,} parameters, {len(x_all):,} windows, {steps_per_epoch} steps/epoch on {device}")
-    state = {"step": 0, "best": -math.inf, "best_epoch": 0, "bad": 0, "history": [], "train_seconds": 0.0}
-    best_sd = None
+    if reuse and out is not None and (report := reused_report(model, out / BEST, fp, cfg, log)) is not None:
+        return model.eval(), report
+    run = Run(cfg, model, make_optimizer(model, cfg), x_all, y_all, (x_all != n_items).sum(1),
+              validation_subset(valid, cfg), device)
+    log(f"{cfg.head}: {model.n_params():,} parameters, {len(x_all):,} windows, {run.steps_per_epoch} steps/epoch "
+        f"on {device}")
+    state = LoopState()
     for epoch in range(cfg.max_epochs):
-        te = time.perf_counter()
-        model.train()
-        neg_rng = np.random.default_rng([cfg.seed, epoch, 1])
-        losses = []
-        for idx in batches(lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])):
-            width = int(lengths[idx].max())  # trimmed: no compute on columns that are padding everywhere
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * min(1.0, (state["step"] + 1) / warmup)
-            neg = None
-            if cfg.head == "sasrec" and cfg.negatives:
-                neg = torch.from_numpy(neg_rng.integers(0, n_items, cfg.negatives)).to(device)
-            loss = model.loss(torch.from_numpy(x_all[idx, :width]).to(device),
-                              torch.from_numpy(y_all[idx, :width]).to(device), neg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
-            state["step"] += 1
-        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_s": time.perf_counter() - te}
-        if valid is not None:
-            m = next_item_metrics(recommend(model, vh, 10, cfg.max_history), vt)
-            row.update({f"valid_{k}": v for k, v in m.items()})
-            score = m["next_ndcg@10"]
-        else:
-            score = -row["loss"]
-        row["seconds"] = time.perf_counter() - te
-        state["train_seconds"] += row["seconds"]
-        state["history"].append(row)
-        if score > state["best"]:
-            state.update(best=score, best_epoch=epoch + 1, bad=0)
-            best_sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            state["bad"] += 1
+        row = run_epoch(run, state, epoch)
         log(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if state["bad"] >= cfg.patience:
-            log(f"stopping: no better validation NDCG@10 for {cfg.patience} epochs")
+        if should_stop(state, cfg, log):
             break
-        if cfg.max_minutes and state["train_seconds"] > 60 * cfg.max_minutes:
-            log(f"stopping: time budget of {cfg.max_minutes} min spent")
-            break
-    model.load_state_dict(best_sd)
+    model.load_state_dict(state.best_weights)
     model.eval()
-    report = {"config": to_dict(cfg), "n_params": model.n_params(), "windows": len(x_all), "device": device,
-              "epochs": len(state["history"]), "best_epoch": state["best_epoch"],
-              "best_valid_ndcg@10": state["best"], "train_seconds": state["train_seconds"],
-              "wall_seconds": time.perf_counter() - t0, "history": state["history"], "data_sha256": fp}
+    report = final_report(run, state, len(x_all), fp, t0)
     if out is not None:
         save_weights(model, out / BEST, {"config": to_dict(cfg), "data_sha256": fp, "report": report})
     return model, report
+
+
+@dataclass
+class LoopState:
+    """What changes from epoch to epoch."""
+
+    step: int = 0
+    best: float = -math.inf  # best validation NDCG@10 (or -loss without validation)
+    best_epoch: int = 0
+    bad: int = 0  # epochs since the best
+    history: list = field(default_factory=list)
+    train_seconds: float = 0.0
+    best_weights: dict | None = None
+
+
+@dataclass
+class Run:
+    """What the named steps share and do not change: config, model, optimizer, the training windows."""
+
+    cfg: ItemRetrieverConfig
+    model: Any
+    opt: Any
+    x: np.ndarray  # (E, S) windows
+    y: np.ndarray  # (E, S) targets, -100 = no loss
+    lengths: np.ndarray  # (E,) real items per window
+    valid: tuple | None  # (histories, targets) scored after each epoch
+    device: str
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.x) / self.cfg.batch_size)
+
+    @property
+    def warmup(self) -> int:
+        return max(1, min(self.cfg.warmup_steps, self.steps_per_epoch * self.cfg.max_epochs // 10))
+
+
+def reused_report(model, path: Path, fp: str, cfg: ItemRetrieverConfig, log) -> dict | None:
+    """The saved report when `path` holds weights trained on the same data and config (loaded into model)."""
+    if not path.is_file():
+        return None
+    meta = load_weights(model, path)
+    if meta.get("data_sha256") == fp and meta.get("config") == to_dict(cfg):
+        log(f"reusing {path} (same data and config)")
+        return meta["report"]
+    return None
+
+
+def make_optimizer(model, cfg: ItemRetrieverConfig):
+    """AdamW, betas (0.9, 0.98) as SASRec's reference code; no decay on biases and norms."""
+    import torch
+
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def validation_subset(valid, cfg: ItemRetrieverConfig) -> tuple | None:
+    """The validation users scored each epoch: all, or a seeded sample of `valid_users`."""
+    if valid is None:
+        return None
+    vh, vt = valid
+    pick = np.arange(len(vt))
+    if cfg.valid_users and len(vt) > cfg.valid_users:
+        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(vt), cfg.valid_users, replace=False))
+    return [vh[i] for i in pick], np.asarray(vt)[pick]
+
+
+def run_epoch(run: Run, state: LoopState, epoch: int) -> dict[str, Any]:
+    """One epoch of steps, then validation; records the row and the best weights in `state`."""
+    te = time.perf_counter()
+    row = {"epoch": epoch + 1, "loss": train_epoch(run, state, epoch), "train_s": time.perf_counter() - te}
+    if run.valid is not None:
+        m = validate(run)
+        row.update({f"valid_{k}": v for k, v in m.items()})
+        score = m["next_ndcg@10"]
+    else:
+        score = -row["loss"]
+    row["seconds"] = time.perf_counter() - te
+    state.train_seconds += row["seconds"]
+    state.history.append(row)
+    if score > state.best:
+        state.best, state.best_epoch, state.bad = score, epoch + 1, 0
+        state.best_weights = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    else:
+        state.bad += 1
+    return row
+
+
+def train_epoch(run: Run, state: LoopState, epoch: int) -> float:
+    """Seeded length-bucketed batches, one optimizer step each; returns the mean loss."""
+    cfg = run.cfg
+    run.model.train()
+    neg_rng = np.random.default_rng([cfg.seed, epoch, 1])
+    losses = []
+    for idx in batches(run.lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])):
+        for g in run.opt.param_groups:
+            g["lr"] = learning_rate(run, state.step)
+        neg = None
+        if cfg.head == "sasrec" and cfg.negatives:
+            neg = neg_rng.integers(0, run.model.cfg.n_items, cfg.negatives)
+        losses.append(train_step(run, idx, neg))
+        state.step += 1
+    return float(np.mean(losses))
+
+
+def learning_rate(run: Run, step: int) -> float:
+    """Linear warm-up to cfg.lr, then constant or cosine decay to 0 at max_epochs (RPG's schedule)."""
+    cfg = run.cfg
+    warm = min(1.0, (step + 1) / run.warmup)
+    if cfg.schedule == "constant" or step < run.warmup:
+        return cfg.lr * warm
+    total = max(run.warmup + 1, run.steps_per_epoch * cfg.max_epochs)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - run.warmup) / (total - run.warmup))))
+
+
+def train_step(run: Run, idx: np.ndarray, negatives: np.ndarray | None) -> float:
+    import torch
+
+    width = int(run.lengths[idx].max())  # trimmed: no compute on columns that are padding everywhere
+    to = lambda a: torch.from_numpy(a).to(run.device)  # noqa: E731
+    loss = run.model.loss(to(run.x[idx, :width]), to(run.y[idx, :width]), None if negatives is None else to(negatives))
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.opt.step()
+    return loss.item()
+
+
+def validate(run: Run) -> dict[str, float]:
+    from ..evaluate.ranking import next_item_metrics
+
+    vh, vt = run.valid
+    return next_item_metrics(recommend(run.model, vh, 10, run.cfg.max_history), vt)
+
+
+def should_stop(state: LoopState, cfg: ItemRetrieverConfig, log) -> bool:
+    if state.bad >= cfg.patience:
+        log(f"stopping: no better validation NDCG@10 for {cfg.patience} epochs")
+        return True
+    if cfg.max_minutes and state.train_seconds > 60 * cfg.max_minutes:
+        log(f"stopping: time budget of {cfg.max_minutes} min spent")
+        return True
+    return False
+
+
+def final_report(run: Run, state: LoopState, n_windows: int, fp: str, t0: float) -> dict[str, Any]:
+    return {"config": to_dict(run.cfg), "n_params": run.model.n_params(), "windows": n_windows, "device": run.device,
+            "epochs": len(state.history), "best_epoch": state.best_epoch, "best_valid_ndcg@10": state.best,
+            "train_seconds": state.train_seconds, "wall_seconds": time.perf_counter() - t0,
+            "history": state.history, "data_sha256": fp}
 
 
 def save_weights(model, path, meta: dict) -> None:

@@ -90,8 +90,14 @@ def model_config(cfg: RetrievalConfig, depth: int, width: int):
     )
 
 
-def data_fingerprint(codes: np.ndarray, sequences: Sequence[np.ndarray], item_vectors=None) -> str:
+def data_fingerprint(codes: np.ndarray, sequences: Sequence[np.ndarray], item_vectors=None,
+                     width: int | None = None) -> str:
+    """sha256 of what a checkpoint was trained on. width: the codebook size K, hashed only where
+    it differs from the data-derived max code + 1, so checkpoints saved before K was stored
+    (then always data-derived) keep their fingerprint."""
     h = hashlib.sha256(np.ascontiguousarray(codes, dtype=np.int64).tobytes())
+    if width is not None and int(width) != int(np.max(codes)) + 1:
+        h.update(f"width={int(width)}".encode())
     for s in sequences:
         h.update(np.asarray(s, dtype=np.int64).tobytes() + b"|")
     if item_vectors is not None:  # content on: other vectors, other model
@@ -159,7 +165,7 @@ class Run:
 
 
 def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=None, resume=True, log=print,
-          item_vectors=None):
+          item_vectors=None, width: int | None = None):
     """Train a SeqModel on `train_sequences` over the IDs `codes`.
 
     codes: (N, T) int code tuples (levels + suffix), catalog order.
@@ -168,13 +174,14 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
     out_dir: checkpoints and report; None = keep nothing on disk.
     users: user ids aligned with train_sequences/valid (only for user tokens).
     item_vectors: (N, d) item text embeddings in catalog order, read when cfg.content.
+    width: K, the IDs' codebook size (None: derived from `codes`, see trie.code_width).
     Returns (model with the best weights, report dict).
     """
     t0 = time.perf_counter()
-    run = setup(codes, train_sequences, cfg, users, item_vectors)
+    run = setup(codes, train_sequences, cfg, users, item_vectors, width)
     if valid is not None:
         run.valid = validation_set(valid, users, run.seqs, cfg, len(run.trie))
-    fingerprint = data_fingerprint(codes, run.seqs, run.vectors)
+    fingerprint = data_fingerprint(codes, run.seqs, run.vectors, run.trie.width)
     out = Path(out_dir) if out_dir is not None else None
     state = LoopState()
     if out is not None and resume and (out / CHECKPOINT).is_file():
@@ -197,7 +204,7 @@ def train(codes, train_sequences, valid, out_dir, cfg: RetrievalConfig, users=No
     return run.model, train_report(run, state, fingerprint, t0)
 
 
-def setup(codes, train_sequences, cfg: RetrievalConfig, users, item_vectors) -> Run:
+def setup(codes, train_sequences, cfg: RetrievalConfig, users, item_vectors, width: int | None = None) -> Run:
     """Seed, trie, examples, model and AdamW (weight decay on matrices only) on the device."""
     import torch
 
@@ -208,7 +215,7 @@ def setup(codes, train_sequences, cfg: RetrievalConfig, users, item_vectors) -> 
 
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    trie = SidTrie(codes)
+    trie = SidTrie(codes, width)
     vectors = content_vectors(cfg, item_vectors, len(trie))
     mcfg = model_config(cfg, trie.depth, trie.width)
     seqs = [np.asarray(s, dtype=np.int64) for s in train_sequences]

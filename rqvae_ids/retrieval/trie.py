@@ -20,7 +20,8 @@ class SidTrie:
 
     Attributes:
         depth: T, tokens per ID.
-        width: K, number of values per position (max code + 1).
+        width: K, number of values per position: the IDs' codebook size (`width`, read
+            from the semantic IDs' metadata or the retriever's config.json), else max code + 1.
         next_node: (n_internal, K) int64, child node of (node, value) or -1.
             Nodes 0..n_internal-1 are the internal nodes (depth < T), root = 0.
         leaf_item: (n_leaves,) int64, catalog index of each leaf; a child id
@@ -29,7 +30,7 @@ class SidTrie:
     the IDs stage appends a dedup suffix).
     """
 
-    def __init__(self, codes: np.ndarray):
+    def __init__(self, codes: np.ndarray, width: int | None = None):
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[0] == 0 or codes.shape[1] == 0:
             raise UserError(f"semantic IDs: expected a non-empty (N, T) code matrix, got shape {codes.shape}")
@@ -38,7 +39,7 @@ class SidTrie:
         codes = codes.astype(np.int64)
         n, depth = codes.shape
         self.depth = depth
-        self.width = int(codes.max()) + 1
+        self.width = code_width(codes, width)
         self.n_items = n
         # Node ids per depth: unique prefixes of length d (d = 0..T-1) are internal nodes.
         node_of_prefix = np.zeros(n, np.int64)  # node of each item's prefix at current depth
@@ -93,3 +94,15 @@ class SidTrie:
 
     def __len__(self) -> int:
         return self.n_items
+
+
+def code_width(codes: np.ndarray, width: int | None = None) -> int:
+    """K of the code tuples: `width` (the codebook size stored with the IDs) when known, checked
+    against the data; None (a retriever saved before the width was stored, or bare codes)
+    falls back to max code + 1, which is too small when no item uses the top code."""
+    used = int(np.max(codes)) + 1
+    if width is None:
+        return used
+    if int(width) < used:
+        raise UserError(f"semantic IDs: code {used - 1} does not fit the codebook size {width} stored with them")
+    return int(width)

@@ -40,12 +40,16 @@ def test_run_writes_every_table_and_points_latest(pipeline_run):
     import re
 
     lines = [l for l in pipeline_run["stderr"].splitlines() if l.startswith("[run] ")]
-    stages = ["ingest", "embed", "train rqvae", "assign", "evaluate"]
+    # with interactions the model trains on their CF embeddings (the pipeline's default)
+    stages = ["ingest", "embed", "cf embeddings", "train rqvae", "assign", "evaluate"]
     assert [l.split(":")[0][6:] for l in lines] == [s for s in stages for _ in (0, 1)], lines
     assert all(lines[i].endswith(": started") or ": started (" in lines[i] for i in range(0, len(lines), 2))
     assert lines[1].startswith("[run] ingest: 300 items, ")
-    assert re.fullmatch(r"\[run\] train rqvae: \d+ epochs, [0-9.]+ s, codes used \d+/\d+/\d+ %", lines[5]), lines[5]
-    assert re.fullmatch(r"\[run\] evaluate: [0-9.]+ s, neighbour_recall@10 0\.\d+, next_recall@10 0\.\d+", lines[9])
+    assert re.fullmatch(r"\[run\] cf embeddings: \d+ of 300 items have one, [0-9.]+ s", lines[5]), lines[5]
+    assert re.fullmatch(r"\[run\] train rqvae: started \(300 items, CF embeddings for \d+, up to 20 epochs\)", lines[6])
+    assert re.fullmatch(r"\[run\] train rqvae: \d+ epochs, [0-9.]+ s, codes used \d+/\d+/\d+ %", lines[7]), lines[7]
+    assert re.fullmatch(r"\[run\] evaluate: [0-9.]+ s, neighbour_recall@10 0\.\d+, next_recall@10 0\.\d+", lines[11])
+    assert "collaborative" in pipeline_run["stdout"]  # the summary's model row
 
     ids = [r["item_id"] for r in pipeline_run["rows"]]
     items = pq.read_table(run / "items.parquet")
@@ -54,6 +58,9 @@ def test_run_writes_every_table_and_points_latest(pipeline_run):
     assert list(emb.item_ids) == ids and emb.vectors.shape == (300, 384) and np.isfinite(emb.vectors).all()
     model = load_model(run / "model")
     assert (model.levels, model.codebook_size) == (3, 16)
+    assert model.collaborative and (run / "model" / "cf_embeddings.parquet").is_file()
+    cf = json.loads((run / "model" / "config.json").read_text())["cf"]
+    assert cf["used"] is True and len(cf["interactions_sha256"]) == 64
     sids = read_semantic_ids(run / "semantic_ids.parquet")
     assert sorted(sids.item_ids.tolist()) == sorted(ids)
     assert len(set(sids.sids.tolist())) == 300  # collision-free
@@ -139,9 +146,14 @@ def test_refresh_keeps_unchanged_ids_and_retrain_maps_them(pipeline_run, flows_t
     assert all(new[i] == old[i] for i in unchanged)
     assert len(new) == 320 and len(set(new.values())) == 320
 
-    # rqkmeans: a retrain in seconds; the flow is the same for every kind
-    fast = {"train.model.kind": "rqkmeans", "train.epochs": 0}
-    retrained = Path(retrain(str(catalog), str(out), overrides=fast))
+    assert "train" not in report and report["model"]["source"] == str(before / "model")  # not retrained
+
+    # rqkmeans-cf: a collaborative retrain in seconds; the flow is the same for every kind
+    fast = {"train.model.kind": "rqkmeans-cf", "train.epochs": 0}
+    retrained = Path(retrain(str(catalog), str(out), str(pipeline_run["interactions"]), overrides=fast))
+    assert json.loads((retrained / "model" / "config.json").read_text())["cf"]["used"] is True
+    assign = json.loads((retrained / "run_report.json").read_text())["stages"]["assign"]
+    assert assign["cf"]["items_with_cf"] > 0 and assign["cf"]["items_text_only"] >= 20  # the new items
     mapping = pq.read_table(retrained / "id_mapping.parquet").to_pandas()
     assert len(mapping) == 320 and set(mapping["item_id"]) == set(new)
     assert runs.latest_run(out) == retrained
@@ -167,7 +179,7 @@ def test_compare_baselines_is_the_cli_compare(small_shop, flows_tmp, prefect_har
                                models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]),
                                neighbour_queries=100, tune_users=60, embeddings=str(embeddings),
                                with_generative=True, generative=gen, with_parallel=True,
-                               parallel={"max_epochs": 1}, cold_items=0.2)
+                               parallel={"max_epochs": 1}, cold_items=0.2, with_sasrec=False)
     assert os.path.isfile(report)
     cli = pq.read_table(cli_out / "comparison.parquet").to_pandas()
     flow = pq.read_table(flow_out / "comparison.parquet").to_pandas()

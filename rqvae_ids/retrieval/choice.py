@@ -1,0 +1,51 @@
+"""Which next-item retriever to train: the one choice shared by `rqvae-ids retrieve-train` and the
+`train_retriever` flow (same names, same default, same checks).
+
+- `sasrec`: item-ID embeddings, full softmax over the catalog (needs no semantic IDs).
+- `parallel`: RPG-style, all digits of the next item's semantic ID predicted at once.
+- `tiger`: one position per ID token, constrained beam search (the TIGER baseline).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UserError
+
+RETRIEVERS = ("parallel", "sasrec", "tiger")
+DEFAULT_RETRIEVER = "sasrec"
+WHY_DEFAULT = ("best validation Recall@10 on Amazon Toys within a 10-15 min CPU budget (bench/RESULTS.md, "
+               "item-level retrievers); choose parallel to use the semantic IDs, tiger for the TIGER baseline")
+
+
+def check_choice(retriever: str, ids_path) -> None:
+    """One-line errors for a retriever name that does not exist or IDs it needs and lacks."""
+    if retriever not in RETRIEVERS:
+        raise UserError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+    if retriever != "sasrec" and ids_path is None:
+        raise UserError(f"--retriever {retriever} needs --ids semantic_ids.parquet (its semantic IDs)")
+
+
+def train_chosen(retriever: str, interactions_path, out_dir, overrides: dict[str, Any] | None = None, ids_path=None,
+                 content_embeddings=None, resume: bool = True, log=print) -> dict:
+    """Train `retriever` into out_dir with config fields `overrides`; returns its report (train_report.json).
+    Every setting is validated before anything is trained or written."""
+    from ..config import from_dict
+
+    check_choice(retriever, ids_path)
+    given = dict(overrides or {})
+    if content_embeddings is not None:
+        given["content"] = True
+    if retriever == "tiger":
+        from .generative import train_retriever
+        from .trainer import RetrievalConfig
+
+        cfg = from_dict(RetrievalConfig, given, where=f"{retriever} settings")
+        return train_retriever(ids_path, interactions_path, out_dir, cfg, resume=resume, log=log,
+                               content_embeddings=content_embeddings)
+    from .item_retriever import train_item_retriever
+    from .item_trainer import ItemRetrieverConfig
+
+    cfg = from_dict(ItemRetrieverConfig, {**given, "head": retriever}, where=f"{retriever} settings")
+    return train_item_retriever(interactions_path, out_dir, cfg, ids_path=ids_path,
+                                content_embeddings=content_embeddings, log=log, reuse=resume)
