@@ -18,8 +18,8 @@ trained on FILE sees in-distribution vectors). In one process, in this order:
             N/10 and N items written to Parquet first (each size timed --rounds times,
             alternating, best kept); the marginal items/s (N - N/10) / (t_N - t_N/10)
             excludes the fixed cost (imports, model load) and is compared with the bare
-            forward of the same run; --legacy-layout also times files in the embeddings
-            layout before issue 15 (fixed_size_list<float32>)
+            forward of the same run; --sequential also times the command with the
+            embeddings read whole before encoding (no overlap: the path before it)
 Targets: assign throughput >= 0.8 x bare; memory beyond the input/output arrays < 4 GiB;
 command marginal >= 0.6 x bare (issue 15).
 
@@ -102,9 +102,9 @@ def main() -> int:
     parser.add_argument("--skip-full", action="store_true", help="skip the end-to-end assign_table phase")
     parser.add_argument("--end-to-end", action="store_true",
                         help="also time assign_ids (the command's path, Parquet in and out) on N/10 and N items")
-    parser.add_argument("--legacy-layout", action="store_true",
-                        help="with --end-to-end: also time the command on embeddings files in the layout before "
-                             "issue 15 (embedding as fixed_size_list<float32>)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="with --end-to-end: also time the command with the embeddings read whole before "
+                             "encoding (no overlap of reading and encoding)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
@@ -209,7 +209,7 @@ def main() -> int:
         "memory_method": "peak RSS (psutil, 2 ms sampling) during the phase minus RSS before it; input array excluded, codes included",
         **res,
     }
-    legacy = res.get("command", {}).get("layouts", {}).get("fixed_size_list")
+    sequential = res.get("command", {}).get("modes", {}).get("sequential")
     print(json.dumps(out, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
@@ -219,8 +219,8 @@ def main() -> int:
              f"+{out['full_mem_delta_gib']:.2f} GiB)" if out["full_items_per_s"] else "")
           + (f" | assign command marginal {res['command']['marginal_items_per_s']:,.0f} items/s "
              f"({out['command_marginal_vs_bare']:.2f}x bare)" if "command" in res else "")
-          + (f" | legacy-layout files {legacy['marginal_items_per_s']:,.0f} items/s "
-             f"({legacy['marginal_items_per_s'] / out['bare_items_per_s']:.2f}x bare)" if legacy else ""))
+          + (f" | read without overlap {sequential['marginal_items_per_s']:,.0f} items/s "
+             f"({sequential['marginal_items_per_s'] / out['bare_items_per_s']:.2f}x bare)" if sequential else ""))
     return 0
 
 
@@ -228,54 +228,47 @@ def main() -> int:
 def command_marginal(args, table, x, bare_forward) -> dict:
     """assign_ids on the first N/10 and on all N items (embeddings.parquet written first), each
     timed `--rounds` times, alternating, the best kept: seconds of each and the marginal items/s
-    between them (bare_forward timed once per round too). With --legacy-layout the same on files
-    in the layout before issue 15."""
-    from rqvae_ids.ids.assign import assign_ids
+    between them (bare_forward timed once per round too). With --sequential the same with the
+    embeddings read whole, then encoded (`_read_vectors` replaced by `sequential_read`)."""
     from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.ids import assign as assign_mod
 
     sizes = (max(args.items // 10, 1), args.items)
-    layouts = ("float32le", "fixed_size_list") if args.legacy_layout else ("float32le",)
+    modes = ("overlapped", "sequential") if args.sequential else ("overlapped",)
+    overlapped = assign_mod._read_vectors
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for n in sizes:
-            files[n, "float32le"] = Path(tmp) / f"emb{n}.parquet"
-            write_embeddings(files[n, "float32le"], table.item_ids[:n], table.text_sha256[:n], x[:n], table.model)
-            if args.legacy_layout:
-                files[n, "fixed_size_list"] = legacy_copy(files[n, "float32le"], Path(tmp) / f"legacy{n}.parquet")
-        times = {key: [] for key in files}
+            files[n] = Path(tmp) / f"emb{n}.parquet"
+            write_embeddings(files[n], table.item_ids[:n], table.text_sha256[:n], x[:n], table.model)
+        times = {(n, mode): [] for n in sizes for mode in modes}
         bare = []
         for _ in range(args.rounds):
             t = time.perf_counter()
             bare_forward()
             bare.append(time.perf_counter() - t)
-            for key, emb in files.items():
+            for (n, mode) in times:
+                assign_mod._read_vectors = overlapped if mode == "overlapped" else sequential_read
                 t = time.perf_counter()
-                assign_ids(args.model_dir, emb, Path(tmp) / f"ids-{key[0]}-{key[1]}")
-                times[key].append(time.perf_counter() - t)
+                assign_mod.assign_ids(args.model_dir, files[n], Path(tmp) / f"ids-{n}-{mode}")
+                times[n, mode].append(time.perf_counter() - t)
+        assign_mod._read_vectors = overlapped
     small, big = sizes
-    for layout in layouts:
-        best = [min(times[small, layout]), min(times[big, layout])]
-        out[layout] = {"sizes": list(sizes), "seconds": best, "rounds": [times[small, layout], times[big, layout]],
-                       "marginal_items_per_s": (big - small) / (best[1] - best[0])}
-    return {**out["float32le"], "layouts": out, "bare_s": bare}
+    for mode in modes:
+        best = [min(times[small, mode]), min(times[big, mode])]
+        out[mode] = {"sizes": list(sizes), "seconds": best, "rounds": [times[small, mode], times[big, mode]],
+                     "marginal_items_per_s": (big - small) / (best[1] - best[0])}
+    return {**out["overlapped"], "modes": out, "bare_s": bare}
 
 
-def legacy_copy(path: Path, dest: Path) -> Path:
-    """`path` rewritten as write_embeddings wrote it before issue 15: `embedding` as
-    fixed_size_list<float32>[d], pyarrow's default options."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def sequential_read(model, path, table, chunk_size, encode):
+    """assign_ids' read without overlap: the whole file read, checked, then encoded by assign_table."""
+    from rqvae_ids.embedding_table import check_finite, read_embeddings
 
-    from rqvae_ids.embedding_table import read_embeddings
-
-    t = pq.read_table(path)
-    v = read_embeddings(path).vectors
-    col = pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1), type=pa.float32()), v.shape[1])
-    schema = pa.schema([t.schema.field("item_id"), t.schema.field("text_sha256"),
-                        pa.field("embedding", col.type, nullable=False)], metadata=t.schema.metadata)
-    pq.write_table(pa.Table.from_arrays([t.column("item_id"), t.column("text_sha256"), col], schema=schema), dest)
-    return dest
+    table.vectors = read_embeddings(path).vectors  # as assign_ids held it before: the read's own array
+    check_finite(table.vectors, f"embeddings {path}")
+    return None
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
     python bench/embeddings_layout.py --like EMB/embeddings.parquet [--items 200000] [--repeat 3]
 
-Layouts: fixed_size_list<float32>[d] (embeddings.parquet before issue 15), list<float32>,
-d float32 columns, fixed_size_binary[4d] (float32 little-endian bytes, the layout now).
+Layouts: fixed_size_list<float32>[d] (the embeddings.parquet contract layout), list<float32>,
+d float32 columns, fixed_size_binary[4d] (float32 little-endian bytes; measured only: the contract keeps the list).
 Every file is written with plain, uncompressed pages (no dictionary) so that only the
 layout differs; one thread (use_threads=False); read time = file -> (N, d) float32 numpy,
 best of --repeat. Rows: --like's vectors repeated to --items. Writes bench/out/embeddings_layout.json.

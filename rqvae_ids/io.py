@@ -174,17 +174,21 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     return p
 
 
-def read_parquet_table(path: str | os.PathLike, what: str) -> tuple[Path, pa.Table]:
+def read_parquet_table(path: str | os.PathLike, what: str,
+                       columns: list[str] | None = None) -> tuple[Path, pa.Table]:
     """(path, table) of a Parquet file, or a UserError naming `what` when it is missing, a folder
-    or not readable Parquet (the one way every reader of our tables opens them)."""
+    or not readable Parquet (the one way every reader of our tables opens them). columns: read
+    only those of them the file has (None: all); the table's schema metadata is the file's."""
     from .errors import UserError
 
     p = require_file(path, what)
     try:
         # ParquetFile.read, not read_table: the dataset scanner behind read_table cuts every
-        # column into 128Ki-row chunks, and a numpy view of a column needs one chunk per row group
+        # column into 128Ki-row chunks that a numpy view would then have to concatenate
         with pq.ParquetFile(p, memory_map=True) as f:
-            return p, f.read()
+            if columns is not None:
+                columns = [c for c in columns if c in f.schema_arrow.names]
+            return p, f.read(columns=columns)
     except (pa.ArrowInvalid, OSError) as e:
         raise UserError(f"cannot read {what} {p}: {e}") from None
 
@@ -235,3 +239,49 @@ def read_json_or_none(path: str | os.PathLike) -> Any:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """The values of `items`, produced by a background thread at most `depth` ahead of the
+    consumer: reading (Arrow releases the GIL) overlaps the consumer's own work. An exception
+    of the producer is raised in the consumer; a consumer that stops early stops the producer."""
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # handed to the consumer, raised there
+            put((end, e))
+        finally:
+            getattr(items, "close", lambda: None)()  # a generator's own cleanup (open files), here
+
+    thread = threading.Thread(target=produce, name="rqvae-ids-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = box.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

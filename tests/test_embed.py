@@ -159,7 +159,7 @@ def test_embeddings_parquet_schema_and_vectors(tmp_path, embedded):
     schema = pq.read_schema(tmp_path / "embeddings.parquet")
     assert schema.field("item_id").type == pa.string()
     assert schema.field("text_sha256").type == pa.string()
-    assert schema.field("embedding").type == pa.binary(4 * 384)  # 384 float32, little-endian (float32le)
+    assert schema.field("embedding").type == pa.list_(pa.float32(), 384)
     table = read_embeddings(tmp_path / "embeddings.parquet")
     assert (table.model, table.dim, table.metadata["dim"]) == ("all-MiniLM-L6-v2", 384, 384)
     assert list(table.item_ids) == IDS
