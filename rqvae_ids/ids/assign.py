@@ -224,11 +224,15 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
     if not pd.Index(table.item_ids).is_unique:
         raise UserError(f"{embeddings_path} has duplicate item_id values")
     model = _load_model(model_dir)
+    t = time.perf_counter()
     encoded = _read_vectors(model, embeddings_path, table, chunk_size, encode=prev is None)
+    read_s = time.perf_counter() - t
     inputs, cf_report = model_inputs(model, model_dir, cfg, table)
     a = assign_table(model, table, resolve=resolve, previous=prev,
                      checkpoint=checkpoint_sha256(model_dir), chunk_size=chunk_size, inputs=inputs,
                      encoded=encoded)
+    # encoded while read: the encoder's time is in read_and_encode_s, not in encode_s
+    a.report["timings"]["read_s" if encoded is None else "read_and_encode_s"] = read_s
     if cf_report is not None:
         a.report["cf"] = cf_report
     config = {"model_dir": os.fspath(model_dir), "embeddings": os.fspath(embeddings_path),
