@@ -61,9 +61,9 @@ def encode_as_filled(model: Any, vectors: np.ndarray, filled: Iterable[int],
         # and copying each chunk would cost memory bandwidth for nothing
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         for ready in filled:
-            if done == 0 and fast is None and ready < min(VERIFY_ROWS, n):
-                continue  # the fast path is checked on the same sample as encode_chunked's
-            if done == 0 and fast is None:
+            if fast is None:  # not chosen yet: on the same sample as encode_chunked's
+                if ready < min(VERIFY_ROWS, n):
+                    continue
                 fast = ResidualSearch.verified(model, vectors[:VERIFY_ROWS]) or False
                 distance = np.empty(n, dtype=np.float32) if fast else None
             while done < n and (ready - done >= chunk_size or ready == n):
