@@ -2,20 +2,26 @@
 
 `embeddings.parquet` columns: item_id (string), text_sha256 (string),
 embedding (fixed_size_list<float32>[d]); schema metadata `rqvae_ids.model`
-(embedding model identity) and `rqvae_ids.dim`. Rows are in catalog order.
+(embedding model identity) and `rqvae_ids.dim`. Rows are in catalog order, in row
+groups of ROW_GROUP_ROWS rows (not part of the contract: it lets a reader stream the
+file, see `fill_vectors`).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .errors import UserError
-from .io import decode_metadata, read_parquet_table, write_parquet_atomic
+from .io import decode_metadata, object_strings, read_parquet_table, write_parquet_atomic
+
+ROW_GROUP_ROWS = 65536  # 2 x assign's default chunk: a streamed read hands the encoder whole chunks
+KEY_COLUMNS = ["item_id", "text_sha256"]
 
 
 def embeddings_schema(dim: int) -> pa.Schema:
@@ -58,54 +64,101 @@ def write_embeddings(
     model: str,
     extra_metadata: dict[str, Any] | None = None,
 ) -> None:
+    """Write the table atomically. vectors: (N, d) float32 (any other float dtype is cast)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     n, dim = vectors.shape
     flat = pa.array(vectors.reshape(-1), type=pa.float32())
     table = pa.Table.from_arrays(
         [
-            pa.array(list(item_ids), type=pa.string()),
-            pa.array(list(text_sha256), type=pa.string()),
+            pa.array(np.asarray(item_ids, dtype=object), type=pa.string()),
+            pa.array(np.asarray(text_sha256, dtype=object), type=pa.string()),
             pa.FixedSizeListArray.from_arrays(flat, dim),
         ],
         schema=embeddings_schema(dim),
     )
     meta = {"model": model, "dim": dim, "items": n, **(extra_metadata or {})}
-    write_parquet_atomic(table, path, meta)
+    write_parquet_atomic(table, path, meta, row_group_size=ROW_GROUP_ROWS)
 
 
-def read_embeddings(path: str | os.PathLike) -> EmbeddingTable:
-    """Read an embeddings.parquet written by `rqvae-ids embed`; clear errors on bad files."""
-    p, table = read_parquet_table(path, "embeddings file")
-    names = set(table.column_names)
-    missing = {"item_id", "text_sha256", "embedding"} - names
+def read_embeddings(path: str | os.PathLike, *, with_vectors: bool = True) -> EmbeddingTable:
+    """Read an embeddings.parquet written by `rqvae-ids embed`; clear errors on bad files.
+
+    with_vectors=False: the `embedding` column is left unread and `vectors` is an
+    uninitialised (N, d) float32 array for `fill_vectors` to fill (assign reads the
+    column while it encodes)."""
+    p, table = read_parquet_table(path, "embeddings file", None if with_vectors else KEY_COLUMNS)
+    schema = table.schema if with_vectors else pq.read_schema(p)
+    missing = {"item_id", "text_sha256", "embedding"} - set(schema.names)
     if missing:
         raise UserError(f"{p} is not an embeddings file: missing column(s) {sorted(missing)}")
-    col = table.column("embedding").combine_chunks()
-    if not pa.types.is_fixed_size_list(col.type):
-        raise UserError(f"{p}: column 'embedding' must be fixed_size_list<float32>, got {col.type}")
-    dim = col.type.list_size
-    vectors = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    vectors = vectors.reshape(len(table), dim)
+    dim = _dim(schema.field("embedding").type, p)
+    if with_vectors:
+        vectors = _vectors(table.column("embedding"), dim, p)
+    else:
+        vectors = np.empty((table.num_rows, dim), dtype=np.float32)
     meta = decode_metadata(table.schema)
     return EmbeddingTable(
-        item_ids=_strings(table.column("item_id")),
-        text_sha256=_strings(table.column("text_sha256")),
+        item_ids=object_strings(table.column("item_id")),
+        text_sha256=object_strings(table.column("text_sha256")),
         vectors=vectors,
         model=str(meta.get("model", "unknown")),
         metadata=meta,
     )
 
 
-def _strings(column: pa.ChunkedArray) -> np.ndarray:
-    """(N,) object array of str, built in Arrow's C loop (no Python list in between)."""
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+def fill_vectors(path: str | os.PathLike, out: np.ndarray, batch_rows: int, what: str = "embeddings") -> Iterator[int]:
+    """Read the `embedding` column of `path` into `out` (N, d) float32, `batch_rows` rows at a
+    time in file order, yielding after each batch how many leading rows of `out` are filled.
+
+    Rows holding NaN/inf are never yielded: the rest is read and the UserError of
+    `check_finite(out, what)` raised. Runs fine in a background thread (io.prefetched):
+    Arrow's Parquet decoding releases the GIL."""
+    filled, bad = 0, False
+    try:
+        with pq.ParquetFile(path, memory_map=True) as f:
+            dim = _dim(f.schema_arrow.field("embedding").type, path)
+            for batch in f.iter_batches(batch_size=batch_rows, columns=["embedding"]):
+                block = _vectors(batch.column(0), dim, path)
+                out[filled:filled + len(block)] = block
+                bad = bad or not _all_finite(block)
+                filled += len(block)
+                if not bad:
+                    yield filled
+    except (pa.ArrowInvalid, OSError) as e:
+        raise UserError(f"cannot read embeddings file {path}: {e}") from None
+    if filled != len(out):
+        raise UserError(f"{path}: {filled} embeddings read, {len(out)} expected (file changed while read?)")
+    if bad:
+        check_finite(out, what)
+
+
+def _dim(kind: pa.DataType, path) -> int:
+    if not (pa.types.is_fixed_size_list(kind) and pa.types.is_floating(kind.value_type)):
+        raise UserError(f"{path}: column 'embedding' must be fixed_size_list<float32>, got {kind}")
+    return kind.list_size
+
+
+def _vectors(column: pa.ChunkedArray | pa.Array, dim: int, path) -> np.ndarray:
+    """(N, d) float32 of an `embedding` column (one copy when it holds several chunks)."""
+    if column.null_count:
+        raise UserError(f"{path}: column 'embedding' has {column.null_count} null row(s)")
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = [c.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+             for c in chunks if len(c)]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty((0, dim), dtype=np.float32)
+
+
+def _all_finite(vectors: np.ndarray) -> bool:
+    # a float64 row sum of float32 values cannot overflow, and is finite exactly when every
+    # value is: no (N, d) boolean temporary
+    return bool(np.isfinite(vectors.sum(axis=1, dtype=np.float64)).all())
 
 
 def check_finite(vectors: np.ndarray, what: str = "embeddings") -> None:
     """Raise UserError if any vector holds NaN or inf (naming the first bad row)."""
-    # Fast path: a float64 row sum of float32 values cannot overflow, and is finite
-    # exactly when every value is; no (N, d) boolean temporary.
-    if np.isfinite(vectors.sum(axis=1, dtype=np.float64)).all():
+    if _all_finite(vectors):
         return
     bad = ~np.isfinite(vectors).all(axis=1)
     if bad.any():

@@ -99,15 +99,16 @@ def decode_metadata(schema: pa.Schema) -> dict[str, Any]:
 
 
 def write_parquet_atomic(
-    table: pa.Table, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+    table: pa.Table, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None, **options: Any
 ) -> None:
-    """Write `table` (with its explicit schema) atomically; `metadata` goes into the schema."""
+    """Write `table` (with its explicit schema) atomically; `metadata` goes into the schema,
+    `options` (e.g. `compression`, `use_dictionary`) to `pyarrow.parquet.write_table`."""
     if metadata:
         merged = dict(table.schema.metadata or {})
         merged.update(encode_metadata(metadata))
         table = table.replace_schema_metadata(merged)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, **options)
 
 
 def read_parquet_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -173,16 +174,31 @@ def require_file(path: str | os.PathLike, what: str = "file") -> Path:
     return p
 
 
-def read_parquet_table(path: str | os.PathLike, what: str) -> tuple[Path, pa.Table]:
+def read_parquet_table(path: str | os.PathLike, what: str,
+                       columns: list[str] | None = None) -> tuple[Path, pa.Table]:
     """(path, table) of a Parquet file, or a UserError naming `what` when it is missing, a folder
-    or not readable Parquet (the one way every reader of our tables opens them)."""
+    or not readable Parquet (the one way every reader of our tables opens them). columns: read
+    only those of them the file has (None: all); the table's schema metadata is the file's."""
     from .errors import UserError
 
     p = require_file(path, what)
     try:
-        return p, pq.read_table(p)
+        # ParquetFile.read, not read_table: the dataset scanner behind read_table cuts every
+        # column into 128Ki-row chunks that a numpy view would then have to concatenate
+        with pq.ParquetFile(p, memory_map=True) as f:
+            if columns is not None:
+                columns = [c for c in columns if c in f.schema_arrow.names]
+            return p, f.read(columns=columns)
     except (pa.ArrowInvalid, OSError) as e:
         raise UserError(f"cannot read {what} {p}: {e}") from None
+
+
+def object_strings(column: pa.ChunkedArray | pa.Array) -> Any:
+    """(N,) numpy object array of the str values of a string column, built in Arrow's C loop
+    (no Python list in between; equal to `np.asarray(column.to_pylist(), dtype=object)`)."""
+    import numpy as np
+
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def file_in_dir(path: str | os.PathLike | None, name: str, what: str = "file") -> str | None:
@@ -223,3 +239,49 @@ def read_json_or_none(path: str | os.PathLike) -> Any:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """The values of `items`, produced by a background thread at most `depth` ahead of the
+    consumer: reading (Arrow releases the GIL) overlaps the consumer's own work. An exception
+    of the producer is raised in the consumer; a consumer that stops early stops the producer."""
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # handed to the consumer, raised there
+            put((end, e))
+        finally:
+            getattr(items, "close", lambda: None)()  # a generator's own cleanup (open files), here
+
+    thread = threading.Thread(target=produce, name="rqvae-ids-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = box.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

@@ -174,6 +174,27 @@ def test_missing_package_is_one_line_naming_the_extra(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists() and not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("backend, absent", [("onnx", "onnxruntime"), ("onnx-int8", "onnxruntime"),
+                                             ("openvino", "openvino"), ("openvino-int8", "nncf")])
+def test_cli_backend_without_its_packages_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys, backend,
+                                                                       absent):
+    import importlib.util
+
+    from rqvae_ids.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real(name, *a))
+    catalog = tmp_path / "items.csv"
+    catalog.write_text("item_id,title\n" + "".join(f"{i},{t.replace(',', ' ')}\n" for i, t in zip(IDS, TEXTS)))
+    out = tmp_path / "out"
+    code = main(["embed", "--catalog", str(catalog), "--out", str(out), "--backend", backend, "--quiet",
+                 "--device", "cpu", "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("rqvae-ids embed: error: ") and absent in err and "pip install 'rqvae-ids[fast]'" in err
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
 def test_model_that_cannot_be_exported_is_a_clear_error_torch_still_works(tmp_path, monkeypatch):
     def broken(st_model, path):
         raise RuntimeError("unsupported operator")

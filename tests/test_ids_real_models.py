@@ -69,3 +69,17 @@ def test_fast_path_distance_matches_oracle_and_chunking(real_setup):
     np.testing.assert_allclose(a.distance, b.distance, rtol=1e-5, atol=1e-6)
     oracle = LatentOracle(model, x, a.codes)  # no known distances: recomputed from the latent
     np.testing.assert_allclose(a.distance, oracle.distance(np.arange(400)), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [[400], [1, 5, 130, 131, 260, 399, 400], list(range(0, 401, 13)) + [400]])
+def test_encoding_while_filled_is_encode_chunked_exactly(real_setup, steps):
+    from rqvae_ids.ids.encode import encode_as_filled, encode_chunked
+
+    _, _, x, dirs = real_setup
+    model = models.load_model(dirs["rqvae"])
+    a = encode_chunked(model, x, 61)
+    b = encode_as_filled(model, x, iter(steps), 61)
+    assert b.path == a.path == "residual_search"
+    assert np.array_equal(a.codes, b.codes) and np.array_equal(a.distance, b.distance)  # bitwise
+    with pytest.raises(ValueError, match="only"):
+        encode_as_filled(model, x, iter([100, 200]), 61)

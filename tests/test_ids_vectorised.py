@@ -62,24 +62,51 @@ def test_check_finite_fast_path_still_names_bad_rows():
 
 @pytest.mark.parametrize("resolve", ["suffix", "reassign"])
 def test_assign_output_identical_to_reference_helpers(tmp_path, monkeypatch, resolve):
+    """New: the embeddings file (contract layout, several row groups) read in batches by a
+    background thread while the encoder runs, vectorised helpers. Reference: the same file read
+    whole before encoding, as before issue 15, processed by the per-item helpers. Both a first
+    assignment and one with --previous (the semantic_ids reader) must match."""
     import pyarrow as pa
     from test_ids_fakes import FakeTokenizer, load_fake, make_embeddings
 
     from rqvae_ids import embedding_table as tables
+    from rqvae_ids.ids import table as sid_table
 
     monkeypatch.setattr(assign_mod, "_load_model", load_fake)
+    monkeypatch.setattr(tables, "ROW_GROUP_ROWS", 700)  # 5 row groups, batches of 256 rows across them
     model_dir = FakeTokenizer.random(k=32).save(tmp_path / "model")
     emb = tmp_path / "emb.parquet"
     ids = [f"it-{i}-é" if i % 7 else f"{i:x}" for i in np.random.default_rng(3).permutation(3000)]
     make_embeddings(emb, n=3000, ids=ids)
-    assign_mod.assign_ids(model_dir, emb, tmp_path / "new", resolve=resolve)
+    assert pq.read_schema(emb).field("embedding").type == pa.list_(pa.float32(), 16)
+    assert pq.ParquetFile(emb).metadata.num_row_groups == 5
+    streamed = []
+    real_prefetched = assign_mod.prefetched
+    monkeypatch.setattr(assign_mod, "prefetched", lambda it, depth: streamed.append(1) or real_prefetched(it, depth))
+    assign_mod.assign_ids(model_dir, emb, tmp_path / "new", resolve=resolve, chunk_size=256)
+    assign_mod.assign_ids(model_dir, emb, tmp_path / "new2", resolve=resolve, chunk_size=256,
+                          previous=tmp_path / "new" / "semantic_ids.parquet")
+    assert streamed == [1]  # the first run overlapped reading and encoding; the --previous one did not
+
+    def whole_read(model, path, table, chunk_size, encode):
+        table.vectors[:] = tables.read_embeddings(path).vectors
+        check_finite(table.vectors)
+        return None  # assign_table encodes with encode_chunked
+
+    monkeypatch.setattr(assign_mod, "_read_vectors", whole_read)
     monkeypatch.setattr(assign_mod, "format_sids_arrow", lambda cols: pa.array(reference_format_sids(cols), pa.string()))
     monkeypatch.setattr(resolve_mod, "_id_rank", reference_id_rank)
-    monkeypatch.setattr(tables, "_strings", lambda col: np.asarray(col.to_pylist(), dtype=object))
-    assign_mod.assign_ids(model_dir, emb, tmp_path / "ref", resolve=resolve)
-    for name in ("semantic_ids.parquet", "collisions.parquet"):
-        new, ref = pq.read_table(tmp_path / "new" / name), pq.read_table(tmp_path / "ref" / name)
-        assert new.num_rows > 0 and new.equals(ref) and new.schema.equals(ref.schema)
-    assert (tmp_path / "new" / "tokens.txt").read_bytes() == (tmp_path / "ref" / "tokens.txt").read_bytes()
+    for module in (tables, sid_table):
+        monkeypatch.setattr(module, "object_strings", lambda col: np.asarray(col.to_pylist(), dtype=object))
+    assign_mod.assign_ids(model_dir, emb, tmp_path / "ref", resolve=resolve, chunk_size=256)
+    assign_mod.assign_ids(model_dir, emb, tmp_path / "ref2", resolve=resolve, chunk_size=256,
+                          previous=tmp_path / "ref" / "semantic_ids.parquet")
+    for new_dir, ref_dir in (("new", "ref"), ("new2", "ref2")):
+        for name in ("semantic_ids.parquet", "collisions.parquet"):
+            new, ref = pq.read_table(tmp_path / new_dir / name), pq.read_table(tmp_path / ref_dir / name)
+            assert new.equals(ref) and new.schema.equals(ref.schema)
+            # a reassign rerun over its own IDs has no collisions left: an empty table there
+            assert new.num_rows > 0 or (name, new_dir, resolve) == ("collisions.parquet", "new2", "reassign")
+        assert (tmp_path / new_dir / "tokens.txt").read_bytes() == (tmp_path / ref_dir / "tokens.txt").read_bytes()
     if resolve == "suffix":
         assert pq.read_table(tmp_path / "new" / "semantic_ids.parquet").column("suffix").to_numpy().max() > 0

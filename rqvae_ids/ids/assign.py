@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..io import provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
-from ..embedding_table import EmbeddingTable, check_finite, read_embeddings
+from ..io import prefetched, provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
+from ..embedding_table import EmbeddingTable, fill_vectors, read_embeddings
 from .collisions import collision_report, collisions_table
-from .encode import DEFAULT_CHUNK_SIZE, LatentOracle, encode_chunked
+from .encode import DEFAULT_CHUNK_SIZE, Encoded, LatentOracle, encode_as_filled, encode_chunked
 from .balanced import resolve_balanced
 from .lookup import MAX_POSITIONS, format_sids_arrow
 from .resolve import Resolved, resolve_reassign, resolve_suffix
@@ -90,13 +90,17 @@ class Assignment:
 
 def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", previous=None,
                  checkpoint: str = "", chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 inputs: np.ndarray | None = None) -> Assignment:
+                 inputs: np.ndarray | None = None, encoded: Encoded | None = None) -> Assignment:
     """Assign IDs to an in-memory embeddings table with a loaded Tokenizer (no files written).
 
     previous: a SemanticIds from the same checkpoint, or None. inputs: (N, d') float32 model
     inputs in table order when they are more than the text embedding (rqkmeans-cf: text ⊕ α·CF,
-    see `model_inputs`); None: the table's vectors.
+    see `model_inputs`); None: the table's vectors. encoded: `encode_chunked(model, vectors,
+    chunk_size)` when the caller already ran it (assign_ids encodes while it reads); only
+    without `previous`.
     """
+    if encoded is not None and previous is not None:
+        raise ValueError("encoded codes cover every item: not with previous IDs")
     vectors = table.vectors if inputs is None else inputs
     L, K = int(model.levels), int(model.codebook_size)
     if K > 65536:
@@ -116,7 +120,8 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
     distance = np.full(len(table), np.nan, dtype=np.float32)  # NaN: not known from the encoding pass
     path = None
     if todo.size:
-        enc = encode_chunked(model, vectors if todo.size == len(table) else vectors[todo], chunk_size)
+        enc = encoded if encoded is not None else encode_chunked(
+            model, vectors if todo.size == len(table) else vectors[todo], chunk_size)
         codes[todo], path = enc.codes, enc.path
         if enc.distance is not None:
             distance[todo] = enc.distance
@@ -212,17 +217,22 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
     cfg = read_model_config(model_dir)
     require_file(embeddings_path, "embeddings file")
     prev = read_semantic_ids(previous) if previous is not None else None
-    table = read_embeddings(embeddings_path)
+    table = read_embeddings(embeddings_path, with_vectors=False)  # vectors: read below
     check_match(cfg, table, embeddings_path)
     if len(table) == 0:
         raise UserError(f"{embeddings_path} holds no items: nothing to assign")
-    check_finite(table.vectors, f"embeddings {embeddings_path}")
     if not pd.Index(table.item_ids).is_unique:
         raise UserError(f"{embeddings_path} has duplicate item_id values")
     model = _load_model(model_dir)
+    t = time.perf_counter()
+    encoded = _read_vectors(model, embeddings_path, table, chunk_size, encode=prev is None)
+    read_s = time.perf_counter() - t
     inputs, cf_report = model_inputs(model, model_dir, cfg, table)
     a = assign_table(model, table, resolve=resolve, previous=prev,
-                     checkpoint=checkpoint_sha256(model_dir), chunk_size=chunk_size, inputs=inputs)
+                     checkpoint=checkpoint_sha256(model_dir), chunk_size=chunk_size, inputs=inputs,
+                     encoded=encoded)
+    # encoded while read: the encoder's time is in read_and_encode_s, not in encode_s
+    a.report["timings"]["read_s" if encoded is None else "read_and_encode_s"] = read_s
     if cf_report is not None:
         a.report["cf"] = cf_report
     config = {"model_dir": os.fspath(model_dir), "embeddings": os.fspath(embeddings_path),
@@ -230,6 +240,19 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
               "previous": os.fspath(previous) if previous is not None else None, "chunk_size": chunk_size}
     a.report["outputs"] = write_assignment(a, out_dir, config)
     return a.report
+
+
+def _read_vectors(model: Any, path, table: EmbeddingTable, chunk_size: int, encode: bool) -> Encoded | None:
+    """Fill `table.vectors` from the file (NaN/inf: UserError). When every item is encoded
+    from its text embedding (`encode`, and not a CF-reading tokenizer), encode it meanwhile:
+    a background thread reads the next batch (Arrow releases the GIL) while this one encodes
+    the last; the codes are `encode_chunked`'s (same chunks). Otherwise just read it."""
+    filling = fill_vectors(path, table.vectors, chunk_size, what=f"embeddings {path}")
+    if not encode or callable(getattr(model, "cf_inputs", None)):
+        for _ in filling:
+            pass
+        return None
+    return encode_as_filled(model, table.vectors, prefetched(filling, depth=2), chunk_size)
 
 
 def model_inputs(model: Any, model_dir, cfg: dict[str, Any], table: EmbeddingTable):

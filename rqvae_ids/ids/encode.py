@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -39,23 +39,43 @@ def encode_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CH
     yields the distance to the reconstruction for free) when the model offers it and it
     reproduces `model.encode_codes` on a sample; otherwise the model's own `encode_codes`.
     """
+    return encode_as_filled(model, vectors, [len(vectors)], chunk_size)
+
+
+def encode_as_filled(model: Any, vectors: np.ndarray, filled: Iterable[int],
+                     chunk_size: int = DEFAULT_CHUNK_SIZE) -> Encoded:
+    """`encode_chunked` of `vectors` (N, d) while its rows are still being filled: `filled`
+    yields how many leading rows hold their data so far (non-decreasing, last N), e.g.
+    while another thread reads them (`embedding_table.fill_vectors` under `io.prefetched`).
+
+    Each chunk is encoded as soon as all its rows are there; the chunks, the sample the
+    fast path is checked on (the first VERIFY_ROWS rows) and so the codes are exactly
+    `encode_chunked`'s."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
     n = vectors.shape[0]
     codes = np.empty((n, int(model.levels)), dtype=np.int64)
+    distance, fast, done = None, None, 0
     with warnings.catch_warnings():
         # embeddings read from Parquet are read-only views; the encoder only reads them,
         # and copying each chunk would cost memory bandwidth for nothing
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        fast = ResidualSearch.verified(model, vectors[:VERIFY_ROWS])
-        distance = np.empty(n, dtype=np.float32) if fast else None
-        for start in range(0, n, chunk_size):
-            block = np.ascontiguousarray(vectors[start:start + chunk_size], dtype=np.float32)
-            stop = start + len(block)
-            if fast:
-                codes[start:stop], distance[start:stop] = fast(block)
-            else:
-                codes[start:stop] = _to_numpy(model.encode_codes(block))
+        for ready in filled:
+            if fast is None:  # not chosen yet: on the same sample as encode_chunked's
+                if ready < min(VERIFY_ROWS, n):
+                    continue
+                fast = ResidualSearch.verified(model, vectors[:VERIFY_ROWS]) or False
+                distance = np.empty(n, dtype=np.float32) if fast else None
+            while done < n and (ready - done >= chunk_size or ready == n):
+                block = np.ascontiguousarray(vectors[done:done + chunk_size], dtype=np.float32)
+                stop = done + len(block)
+                if fast:
+                    codes[done:stop], distance[done:stop] = fast(block)
+                else:
+                    codes[done:stop] = _to_numpy(model.encode_codes(block))
+                done = stop
+    if done != n:
+        raise ValueError(f"only {done} of {n} rows were filled")
     return Encoded(codes, distance, "residual_search" if fast else "model.encode_codes")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import UserError
-from ..io import decode_metadata, read_parquet_table, write_parquet_atomic, write_text_atomic
+from ..io import decode_metadata, object_strings, read_parquet_table, write_parquet_atomic, write_text_atomic
 from .lookup import format_token
 
 MAX_CODE = np.iinfo(np.uint16).max
@@ -120,11 +120,11 @@ def read_semantic_ids(path: str | os.PathLike) -> SemanticIds:
         [table.column(f"c{l}").to_numpy().astype(np.int64) for l in range(levels)], axis=1
     )
     return SemanticIds(
-        item_ids=np.asarray(table.column("item_id").to_pylist(), dtype=object),
+        item_ids=object_strings(table.column("item_id")),
         codes=codes,
         suffix=table.column("suffix").to_numpy().astype(np.int64),
-        sids=np.asarray(table.column("sid").to_pylist(), dtype=object),
-        text_sha256=np.asarray(table.column("text_sha256").to_pylist(), dtype=object),
+        sids=object_strings(table.column("sid")),
+        text_sha256=object_strings(table.column("text_sha256")),
         metadata=decode_metadata(table.schema),
     )
 
