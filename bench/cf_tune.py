@@ -12,6 +12,9 @@ the harness's sid-prefix retriever (weights tuned on a validation sample) scored
 VALIDATION split (Recall/NDCG@10), text-neighbour recall@10 (2,000 seeded queries, exact
 cosine ground truth on the text embeddings), colliding share (items sharing a full tuple),
 per-level utilisation. --test also scores the test split (only for the final default).
+--cf-source sasrec: the CF embeddings are instead the item table of a SASRec trained on the same
+training part (LETTER's collaborative target; items never seen in training get none), cached
+in bench/out/cf_tune/cf_sasrec.npz with its training seconds.
 One JSON line on stdout and appended to bench/out/cf_tune.jsonl.
 """
 
@@ -36,6 +39,30 @@ def codes_of(model, x, cf):
     return model.encode_codes(x)
 
 
+def sasrec_cf(emb, interactions, base: Path, minutes: float):
+    """LETTER's CF target: the (N, d) item table of a SASRec trained on the leave-one-out training
+    part (validation early stopping), as a CFTable; cached with its training seconds."""
+    from rqvae_ids.cf_table import CFTable
+    from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
+    from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, train
+
+    cache = base / "cf_sasrec.npz"
+    if cache.is_file():
+        z = np.load(cache)
+        return CFTable(z["vectors"], z["has"], {"cf": {"source": "sasrec"}}), float(z["seconds"])
+    t = time.perf_counter()
+    users, seqs, order = load_interactions(interactions, list(emb.item_ids))
+    split = leave_one_out(users, seqs, 20, order_column=order)
+    cfg = ItemRetrieverConfig(head="sasrec", max_minutes=minutes)
+    model, _ = train(len(emb), split.train, (split.valid_histories, split.valid_targets), None, cfg)
+    vectors = model.items.weight[: len(emb)].detach().numpy().astype(np.float32)
+    has = np.bincount(np.concatenate(split.train), minlength=len(emb)) > 0
+    seconds = time.perf_counter() - t
+    base.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, vectors=vectors, has=has, seconds=seconds)
+    return CFTable(vectors, has, {"cf": {"source": "sasrec"}}), seconds
+
+
 def main() -> None:
     from rqvae_ids.cf import build_cf_table
     from rqvae_ids.config import parse_set
@@ -54,6 +81,9 @@ def main() -> None:
     p.add_argument("--interactions", required=True)
     p.add_argument("--cf", action="store_true", help="train with the CF embeddings")
     p.add_argument("--test", action="store_true", help="also report test metrics (final default only)")
+    p.add_argument("--cf-source", choices=("ppmi", "sasrec"), default="ppmi",
+                   help="CF embeddings: PPMI-SVD (rqvae_ids.cf, the default) or a SASRec item table (LETTER)")
+    p.add_argument("--sasrec-minutes", type=float, default=5.0, help="--cf-source sasrec: its training budget")
     p.add_argument("overrides", nargs="*")
     args = p.parse_intermixed_args()
     for f in (args.embeddings, args.interactions):
@@ -67,7 +97,10 @@ def main() -> None:
     x = np.asarray(emb.vectors, dtype=np.float32)
     row = {"name": args.name, "cf": args.cf, "overrides": overrides}
     cf = None
-    if args.cf or overrides.get("kind") == "rqkmeans-cf":
+    if args.cf_source == "sasrec" and (args.cf or overrides.get("kind") == "rqkmeans-cf"):
+        cf, row["cf_seconds"] = sasrec_cf(emb, args.interactions, base, args.sasrec_minutes)
+        row["cf_source"], row["items_with_cf"] = "sasrec", int(cf.has.sum())
+    elif args.cf or overrides.get("kind") == "rqkmeans-cf":
         t = time.perf_counter()
         cached = (base / "cf_embeddings.parquet").is_file()
         base.mkdir(parents=True, exist_ok=True)
