@@ -195,3 +195,22 @@ def test_the_length_check_counts_def_spans(tmp_path):
                    f"def short():\n    return 1\n")
     found = {k.split(":", 1)[1]: v for k, v in _long_functions(tmp_path, 80).items()}
     assert found == {"C.long": 82}
+
+
+def _own_code_skips(root: Path) -> list[str]:
+    """'file:line' of every importorskip("rqvae_ids...") / importorskip("flows...") under `root`."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "importorskip"
+                    and node.args and isinstance(node.args[0], ast.Constant)
+                    and str(node.args[0].value).split(".")[0] in ("rqvae_ids", "flows")):
+                found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_no_test_skips_on_a_broken_import_of_our_own_code(tmp_path):
+    # issue 12: a broken import of our own code must fail the suite, never turn into a skip
+    assert _own_code_skips(REPO / "tests") == []
+    (tmp_path / "t.py").write_text('import pytest\nm = pytest.importorskip("rqvae_ids.models")\n')
+    assert _own_code_skips(tmp_path) == ["t.py:2"]

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from rqvae_ids import models
+from rqvae_ids.embedding_table import write_embeddings
 from rqvae_ids.ids import assign_ids, read_semantic_ids
 from rqvae_ids.ids.encode import LatentOracle
-from rqvae_ids.embedding_table import write_embeddings
 
-models = pytest.importorskip("rqvae_ids.models")
 N, PAIRS = 400, 6
 
 
