@@ -21,6 +21,13 @@ from .errors import UserError
 from .io import decode_metadata, object_strings, read_parquet_table, write_parquet_atomic
 
 ROW_GROUP_ROWS = 65536  # 2 x assign's default chunk: a streamed read hands the encoder whole chunks
+# How the columns are encoded (not part of the contract either): float vectors neither compress
+# (snappy: 314 vs 312 MB for 200k x 384) nor repeat, and without a dictionary attempt and without
+# snappy, reading the column took 0.40-0.48 s instead of 0.78-0.95 s (200k x 384, one thread).
+VECTOR_ENCODING = {
+    "use_dictionary": ["item_id", "text_sha256"],
+    "compression": {"item_id": "snappy", "text_sha256": "snappy", "embedding": "none"},
+}
 KEY_COLUMNS = ["item_id", "text_sha256"]
 
 
@@ -77,7 +84,7 @@ def write_embeddings(
         schema=embeddings_schema(dim),
     )
     meta = {"model": model, "dim": dim, "items": n, **(extra_metadata or {})}
-    write_parquet_atomic(table, path, meta, row_group_size=ROW_GROUP_ROWS)
+    write_parquet_atomic(table, path, meta, row_group_size=ROW_GROUP_ROWS, **VECTOR_ENCODING)
 
 
 def read_embeddings(path: str | os.PathLike, *, with_vectors: bool = True) -> EmbeddingTable:

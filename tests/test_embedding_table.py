@@ -44,6 +44,16 @@ def test_row_groups_of_row_group_rows(tmp_path, monkeypatch):
     assert t.vectors.dtype == np.float32 and list(t.item_ids) == ids and (t.model, t.dim) == ("m", 7)
 
 
+def test_vectors_are_stored_plain_and_uncompressed(tmp_path):
+    # floats neither compress nor repeat: a dictionary attempt and snappy only slow the read
+    write_embeddings(tmp_path / "e.parquet", [f"i{k}" for k in range(50)], ["h"] * 50, vectors(), model="m")
+    group = pq.ParquetFile(tmp_path / "e.parquet").metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    vec = columns["embedding.list.element"]
+    assert vec.compression == "UNCOMPRESSED" and not any("DICTIONARY" in e for e in vec.encodings)
+    assert columns["item_id"].compression == "SNAPPY"  # the strings keep theirs
+
+
 def test_streamed_read_equals_the_whole_read(tmp_path, monkeypatch):
     monkeypatch.setattr(tables, "ROW_GROUP_ROWS", 96)
     v, ids = vectors(n=1000), [f"i{k}" for k in range(1000)]
