@@ -41,26 +41,32 @@ def codes_of(model, x, cf):
 
 def sasrec_cf(emb, interactions, base: Path, minutes: float):
     """LETTER's CF target: the (N, d) item table of a SASRec trained on the leave-one-out training
-    part (validation early stopping), as a CFTable; cached with its training seconds."""
+    part for `minutes` (best validation epoch kept), as a CFTable like PPMI-SVD's: unit rows, zero
+    rows for items with no training interaction. Cached per budget with its training seconds
+    (delete bench/out/cf_tune/cf_sasrec_*.npz when the embeddings or interactions change)."""
     from rqvae_ids.cf_table import CFTable
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, train
 
-    cache = base / "cf_sasrec.npz"
+    cache = base / f"cf_sasrec_{minutes:g}min.npz"
     if cache.is_file():
         z = np.load(cache)
-        return CFTable(z["vectors"], z["has"], {"cf": {"source": "sasrec"}}), float(z["seconds"])
-    t = time.perf_counter()
-    users, seqs, order = load_interactions(interactions, list(emb.item_ids))
-    split = leave_one_out(users, seqs, 20, order_column=order)
-    cfg = ItemRetrieverConfig(head="sasrec", max_minutes=minutes)
-    model, _ = train(len(emb), split.train, (split.valid_histories, split.valid_targets), None, cfg)
-    vectors = model.items.weight[: len(emb)].detach().numpy().astype(np.float32)
-    has = np.bincount(np.concatenate(split.train), minlength=len(emb)) > 0
-    seconds = time.perf_counter() - t
-    base.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, vectors=vectors, has=has, seconds=seconds)
-    return CFTable(vectors, has, {"cf": {"source": "sasrec"}}), seconds
+        vectors, has, seconds = z["vectors"], z["has"], float(z["seconds"])
+    else:
+        t = time.perf_counter()
+        users, seqs, order = load_interactions(interactions, list(emb.item_ids))
+        split = leave_one_out(users, seqs, 20, order_column=order)
+        cfg = ItemRetrieverConfig(head="sasrec", max_minutes=minutes)
+        model, _ = train(len(emb), split.train, (split.valid_histories, split.valid_targets), None, cfg)
+        vectors = model.items.weight[: len(emb)].detach().cpu().numpy().astype(np.float32)
+        has = np.bincount(np.concatenate(split.train), minlength=len(emb)) > 0
+        seconds = time.perf_counter() - t
+        base.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, vectors=vectors, has=has, seconds=seconds)
+    # the scale PPMI-SVD's table has (rqkmeans-cf concatenates alpha * CF with unit text vectors)
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors[~has] = 0.0
+    return CFTable(vectors.astype(np.float32), has, {"cf": {"source": "sasrec"}}), seconds
 
 
 def main() -> None:
