@@ -19,11 +19,10 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from item_retrieval import OUT, TOYS, codes_for, load  # bench/ is this script's directory
+from item_retrieval import OUT, codes_for, load, parse_with_data  # bench/ is this script's directory
 
 BETAS = (0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 
@@ -74,13 +73,7 @@ def main() -> None:
     p.add_argument("--codes", default="rqk4")
     p.add_argument("--name", required=True)
     p.add_argument("--cold-items", type=float, default=None)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--embeddings", default=str(OUT / "toys" / "emb" / "embeddings.parquet"))
-    p.add_argument("--interactions", default=str(TOYS / "interactions.csv"))
-    args = p.parse_args()
-    for f in (args.embeddings, args.interactions):
-        if not Path(f).is_file():
-            sys.exit(f"skipped: {f} not found (embed ../shared/data/amazon-toys/items.csv with `rqvae-ids embed` first)")
+    args = parse_with_data(p)
     torch.set_num_threads(int(__import__("os").environ.get("BENCH_THREADS", "1")))
 
     emb, split = load(args)

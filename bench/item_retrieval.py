@@ -29,6 +29,19 @@ TOYS = ROOT.parent / "shared" / "data" / "amazon-toys"
 OUT = ROOT / "bench" / "out"
 
 
+def parse_with_data(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add --set/--embeddings/--interactions to `p`, parse, and exit with a skip message when the
+    data is absent (shared by this script and bench/blend.py)."""
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--embeddings", default=str(OUT / "toys" / "emb" / "embeddings.parquet"))
+    p.add_argument("--interactions", default=str(TOYS / "interactions.csv"))
+    args = p.parse_args()
+    for f in (args.embeddings, args.interactions):
+        if not Path(f).is_file():
+            sys.exit(f"skipped: {f} not found (embed ../shared/data/amazon-toys/items.csv with `rqvae-ids embed` first)")
+    return args
+
+
 def load(args):
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.embedding_table import read_embeddings
@@ -138,13 +151,7 @@ def main() -> None:
     p.add_argument("--head", default="parallel", choices=("sasrec", "parallel"))
     p.add_argument("--codes", default="opq16")
     p.add_argument("--name", default="")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--embeddings", default=str(OUT / "toys" / "emb" / "embeddings.parquet"))
-    p.add_argument("--interactions", default=str(TOYS / "interactions.csv"))
-    args = p.parse_args()
-    for f in (args.embeddings, args.interactions):
-        if not Path(f).is_file():
-            sys.exit(f"skipped: {f} not found (embed ../shared/data/amazon-toys/items.csv with `rqvae-ids embed` first)")
+    args = parse_with_data(p)
     res = {"run": run, "knn": knn, "speed": speed}[args.part](args)
     res["command"] = "python bench/item_retrieval.py " + " ".join(sys.argv[1:])
     print(json.dumps(res), flush=True)
