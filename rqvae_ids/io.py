@@ -241,14 +241,17 @@ def read_json_or_none(path: str | os.PathLike) -> Any:
         return None
 
 
-def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+def prefetched(items: Iterator[Any], depth: int | None = 2) -> Iterator[Any]:
     """The values of `items`, produced by a background thread at most `depth` ahead of the
-    consumer: reading (Arrow releases the GIL) overlaps the consumer's own work. An exception
-    of the producer is raised in the consumer; a consumer that stops early stops the producer."""
+    consumer (None: no limit): reading (Arrow releases the GIL) overlaps the consumer's own
+    work. An exception of the producer is raised in the consumer; a consumer that stops early
+    stops the producer."""
     import queue
     import threading
 
-    box: queue.Queue = queue.Queue(maxsize=depth)
+    if depth is not None and depth < 1:
+        raise ValueError(f"depth must be >= 1 or None, got {depth}")
+    box: queue.Queue = queue.Queue(maxsize=0 if depth is None else depth)
     stop = threading.Event()
     end = object()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -130,3 +131,23 @@ def test_prefetched_raises_the_producers_error_and_stops_with_the_consumer():
         if k == 5:
             break
     assert closed.wait(5)  # the producer left its generator (and its open file) closed
+
+
+def test_prefetched_depth_bounds_how_far_the_producer_runs_ahead():
+    def counting(produced):
+        for k in range(50):
+            produced.append(k)
+            yield k
+
+    bounded, unbounded = [], []
+    held = prefetched(counting(bounded), depth=2)
+    free = prefetched(counting(unbounded), depth=None)
+    assert next(held) == 0 and next(free) == 0
+    deadline = time.monotonic() + 10
+    while len(unbounded) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(unbounded) == 50  # depth=None: the reader runs to the end on its own
+    assert len(bounded) <= 4  # 1 taken + 2 queued + 1 waiting to be put
+    assert list(held) == list(range(1, 50)) and list(free) == list(range(1, 50))
+    with pytest.raises(ValueError, match="depth"):
+        next(prefetched(iter([1]), depth=0))

@@ -72,14 +72,52 @@ def test_fast_path_distance_matches_oracle_and_chunking(real_setup):
 
 
 @pytest.mark.parametrize("steps", [[400], [1, 5, 130, 131, 260, 399, 400], list(range(0, 401, 13)) + [400]])
-def test_encoding_while_filled_is_encode_chunked_exactly(real_setup, steps):
-    from rqvae_ids.ids.encode import encode_as_filled, encode_chunked
+def test_encoding_a_stream_of_blocks_is_encode_chunked_exactly(real_setup, steps):
+    from rqvae_ids.ids.encode import encode_chunked, encode_stream
 
     _, _, x, dirs = real_setup
     model = models.load_model(dirs["rqvae"])
+    blocks = [x[a:b] for a, b in zip([0, *steps], steps)]  # block ends at each step, some empty
     a = encode_chunked(model, x, 61)
-    b = encode_as_filled(model, x, iter(steps), 61)
-    assert b.path == a.path == "residual_search"
+    b = encode_stream(model, iter(blocks), len(x), 61)
+    assert b.path == a.path == "residual_search" and b.vectors is None  # streamed through
     assert np.array_equal(a.codes, b.codes) and np.array_equal(a.distance, b.distance)  # bitwise
-    with pytest.raises(ValueError, match="only"):
-        encode_as_filled(model, x, iter([100, 200]), 61)
+    kept = encode_stream(model, iter(blocks), len(x), 61, keep=True)
+    assert np.array_equal(kept.codes, a.codes) and np.array_equal(kept.vectors, x)
+    with pytest.raises(ValueError, match="only 200 of 400"):
+        encode_stream(model, iter([x[:100], x[100:200]]), len(x), 61)
+    with pytest.raises(ValueError, match="more than 400"):
+        encode_stream(model, iter([x, x[:1]]), len(x), 61)
+
+
+@pytest.mark.parametrize("resolve", ["suffix", "balanced"])
+def test_streamed_assignment_writes_what_a_whole_read_writes(real_setup, monkeypatch, resolve):
+    """suffix streams the embeddings through (nothing kept), balanced keeps them for its
+    re-encoding; both must write exactly what reading the whole file first writes."""
+    import pyarrow.parquet as pq
+
+    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.ids import assign as assign_mod
+
+    tmp, emb, _, dirs = real_setup
+    kept = []
+    real_read = assign_mod._read_vectors
+
+    def spy(model, path, table, chunk_size, encode, keep=True):
+        encoded = real_read(model, path, table, chunk_size, encode, keep)
+        kept.append(table.vectors is not None)
+        return encoded
+
+    monkeypatch.setattr(assign_mod, "_read_vectors", spy)
+    streamed = assign_ids(dirs["rqvae"], emb, tmp / f"stream-{resolve}", resolve=resolve, chunk_size=53)
+    assert kept == [resolve != "suffix"] and streamed["encode_path"] == "residual_search"
+    assert streamed["collisions"]["items_in_colliding_groups"] > 0  # the resolution had work to do
+
+    def whole_read(model, path, table, chunk_size, encode, keep=True):
+        table.vectors = read_embeddings(path).vectors
+        return None  # assign_table encodes with encode_chunked
+
+    monkeypatch.setattr(assign_mod, "_read_vectors", whole_read)
+    assign_ids(dirs["rqvae"], emb, tmp / f"whole-{resolve}", resolve=resolve, chunk_size=53)
+    for name in ("semantic_ids.parquet", "collisions.parquet"):
+        assert pq.read_table(tmp / f"stream-{resolve}" / name).equals(pq.read_table(tmp / f"whole-{resolve}" / name))

@@ -88,7 +88,7 @@ def test_assign_output_identical_to_reference_helpers(tmp_path, monkeypatch, res
                           previous=tmp_path / "new" / "semantic_ids.parquet")
     assert streamed == [1]  # the first run overlapped reading and encoding; the --previous one did not
 
-    def whole_read(model, path, table, chunk_size, encode):
+    def whole_read(model, path, table, chunk_size, encode, keep=True):
         table.vectors[:] = tables.read_embeddings(path).vectors
         check_finite(table.vectors)
         return None  # assign_table encodes with encode_chunked

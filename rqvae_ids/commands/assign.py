@@ -6,7 +6,7 @@ import argparse
 
 # rqvae_ids.ids.encode.DEFAULT_CHUNK_SIZE, spelled out for --help so that building the parser
 # imports nothing heavy (tests/test_cli_validation.py keeps the two equal).
-DEFAULT_CHUNK_SIZE = 32768
+DEFAULT_CHUNK_SIZE = 8192
 
 
 def register(sub: argparse._SubParsersAction) -> None:

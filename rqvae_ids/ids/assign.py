@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..errors import UserError
 from ..io import prefetched, provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
-from ..embedding_table import EmbeddingTable, fill_vectors, read_embeddings
-from .collisions import collision_report, collisions_table
-from .encode import DEFAULT_CHUNK_SIZE, Encoded, LatentOracle, encode_as_filled, encode_chunked
+from ..embedding_table import EmbeddingTable, fill_vectors, iter_vectors, read_embeddings
+from ..metrics import group_tuples
+from .collisions import Groups, collision_report, collisions_table
+from .encode import DEFAULT_CHUNK_SIZE, Encoded, LatentOracle, encode_chunked, encode_stream
 from .balanced import resolve_balanced
 from .lookup import MAX_POSITIONS, format_sids_arrow
 from .resolve import Resolved, resolve_reassign, resolve_suffix
@@ -77,7 +79,8 @@ def check_match(cfg: dict[str, Any], table: EmbeddingTable, embeddings_path) -> 
 
 @dataclass
 class Assignment:
-    """Everything assign_ids writes, in memory. codes (N, L) int64, suffix (N,) int64, sids: (N,) pyarrow strings."""
+    """Everything assign_ids writes, in memory. codes (N, L) int64, suffix (N,) int64, sids: (N,) pyarrow
+    strings; raw_groups: group_tuples of raw_codes (None: grouped when written)."""
 
     item_ids: np.ndarray
     text_sha256: np.ndarray
@@ -86,6 +89,7 @@ class Assignment:
     sids: Any
     metadata: dict[str, Any]
     report: dict[str, Any]
+    raw_groups: Groups | None = None
 
 
 def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", previous=None,
@@ -102,11 +106,7 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
     if encoded is not None and previous is not None:
         raise ValueError("encoded codes cover every item: not with previous IDs")
     vectors = table.vectors if inputs is None else inputs
-    L, K = int(model.levels), int(model.codebook_size)
-    if K > 65536:
-        raise UserError(f"codebook_size {K} does not fit the uint16 code columns")
-    if L + 1 > MAX_POSITIONS:
-        raise UserError(f"{L} levels: SID tokens are lettered a..z, so at most {MAX_POSITIONS - 1} levels")
+    L, K = _code_budget(model)
     timings = {}
     t0 = time.perf_counter()
     held = held_codes = held_suffix = None
@@ -130,11 +130,12 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
     timings["encode_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    raw_report = collision_report(codes, K)
+    groups = group_tuples(codes, K)  # one grouping for the report, the resolution and collisions.parquet
+    raw_report = collision_report(codes, K, groups)
     timings["collisions_s"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     oracle = LatentOracle(model, vectors, codes, chunk_size, distance)
-    resolved = _resolve(resolve, codes, table, K, oracle, held, held_suffix)
+    resolved = _resolve(resolve, codes, table, K, oracle, held, held_suffix, groups)
     columns = [resolved.codes[:, l] for l in range(L)] + ([resolved.suffix] if resolve in WITH_SUFFIX else [])
     timings["resolve_s"] = time.perf_counter() - t2
     t3 = time.perf_counter()
@@ -167,13 +168,23 @@ def assign_table(model: Any, table: EmbeddingTable, *, resolve: str = "suffix", 
         "stability": stability,
         "timings": timings,
     }
-    return Assignment(table.item_ids, table.text_sha256, codes, resolved, sids, metadata, report)
+    return Assignment(table.item_ids, table.text_sha256, codes, resolved, sids, metadata, report, groups)
 
 
-def _resolve(resolve: str, codes, table: EmbeddingTable, K: int, oracle, held, held_suffix) -> Resolved:
+def _code_budget(model: Any) -> tuple[int, int]:
+    """(levels, codebook_size) of `model`, UserError when the output tables cannot hold them."""
+    L, K = int(model.levels), int(model.codebook_size)
+    if K > 65536:
+        raise UserError(f"codebook_size {K} does not fit the uint16 code columns")
+    if L + 1 > MAX_POSITIONS:
+        raise UserError(f"{L} levels: SID tokens are lettered a..z, so at most {MAX_POSITIONS - 1} levels")
+    return L, K
+
+
+def _resolve(resolve: str, codes, table: EmbeddingTable, K: int, oracle, held, held_suffix, groups) -> Resolved:
     """Unique IDs from the raw codes by the chosen strategy (held items keep theirs)."""
     if resolve == "suffix":
-        return resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix)
+        return resolve_suffix(codes, table.item_ids, K, oracle, held, held_suffix, groups)
     if resolve == "balanced":
         return resolve_balanced(codes, table.item_ids, table.text_sha256, K, oracle, held, held_suffix)
     return resolve_reassign(codes, table.item_ids, K, oracle, held)
@@ -185,10 +196,11 @@ def write_assignment(a: Assignment, out_dir: str | os.PathLike, config: dict[str
     L, K = a.metadata["levels"], a.metadata["codebook_size"]
     paths = {name: str(out / name) for name in (
         "semantic_ids.parquet", "tokens.txt", "collisions.parquet", "collision_report.json", "assign_report.json")}
-    write_semantic_ids(paths["semantic_ids.parquet"], a.item_ids, a.resolved.codes, a.resolved.suffix,
+    item_ids = pa.array(np.asarray(a.item_ids, dtype=object), type=pa.string())  # once for both tables
+    write_semantic_ids(paths["semantic_ids.parquet"], item_ids, a.resolved.codes, a.resolved.suffix,
                        a.sids, a.text_sha256, a.metadata)
     write_tokens(paths["tokens.txt"], L, K, a.metadata["suffix_size"])
-    write_parquet_atomic(collisions_table(a.raw_codes, a.item_ids, K), paths["collisions.parquet"],
+    write_parquet_atomic(collisions_table(a.raw_codes, item_ids, K, a.raw_groups), paths["collisions.parquet"],
                          {k: a.metadata[k] for k in ("kind", "checkpoint_sha256", "levels", "codebook_size", "created_at")})
     write_json_atomic(paths["collision_report.json"], a.report["collisions"])
     write_json_atomic(paths["assign_report.json"], {
@@ -225,7 +237,9 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
         raise UserError(f"{embeddings_path} has duplicate item_id values")
     model = _load_model(model_dir)
     t = time.perf_counter()
-    encoded = _read_vectors(model, embeddings_path, table, chunk_size, encode=prev is None)
+    # reassign and balanced re-encode colliding items from their embeddings: those keep them
+    encoded = _read_vectors(model, embeddings_path, table, chunk_size, encode=prev is None,
+                            keep=resolve != "suffix")
     read_s = time.perf_counter() - t
     inputs, cf_report = model_inputs(model, model_dir, cfg, table)
     a = assign_table(model, table, resolve=resolve, previous=prev,
@@ -242,17 +256,26 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
     return a.report
 
 
-def _read_vectors(model: Any, path, table: EmbeddingTable, chunk_size: int, encode: bool) -> Encoded | None:
-    """Fill `table.vectors` from the file (NaN/inf: UserError). When every item is encoded
-    from its text embedding (`encode`, and not a CF-reading tokenizer), encode it meanwhile:
-    a background thread reads the next batch (Arrow releases the GIL) while this one encodes
-    the last; the codes are `encode_chunked`'s (same chunks). Otherwise just read it."""
-    filling = fill_vectors(path, table.vectors, chunk_size, what=f"embeddings {path}")
+def _read_vectors(model: Any, path, table: EmbeddingTable, chunk_size: int, encode: bool,
+                  keep: bool = True) -> Encoded | None:
+    """Read the embeddings (NaN/inf: UserError). When every item is encoded from its text
+    embedding (`encode`, and not a CF-reading tokenizer), encode them as they are read (a
+    background thread decodes the next batches, Arrow releases the GIL; the codes are
+    `encode_chunked`'s) and keep them in `table.vectors` only when `keep` (a later step
+    re-encodes some items) or when the encoder gives no distances; else `table.vectors` is
+    None. Otherwise read them into `table.vectors` and return None."""
+    what = f"embeddings {path}"
     if not encode or callable(getattr(model, "cf_inputs", None)):
-        for _ in filling:
+        for _ in fill_vectors(path, table.vectors, chunk_size, what=what):
             pass
         return None
-    return encode_as_filled(model, table.vectors, prefetched(filling, depth=2), chunk_size)
+    # Streamed through: no (N, d) matrix to fault in and fill (for 200k x 384, 300 MB whose
+    # first touch cost 0.5-1 s of kernel time per command on 2 cores, bench/RESULTS.md issue 15),
+    # and memory stays a few chunks whatever the catalog size.
+    blocks = prefetched(iter_vectors(path, chunk_size, what), depth=2)
+    encoded = encode_stream(model, blocks, len(table), chunk_size, keep=keep)
+    table.vectors = encoded.vectors
+    return encoded
 
 
 def model_inputs(model: Any, model_dir, cfg: dict[str, Any], table: EmbeddingTable):

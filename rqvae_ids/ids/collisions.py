@@ -10,6 +10,8 @@ import pyarrow as pa
 from .. import metrics
 from ..metrics import group_tuples
 
+Groups = tuple[np.ndarray, np.ndarray, np.ndarray]  # group_tuples' (inverse, sizes, first)
+
 
 def duplicate_count(codes: np.ndarray, base: int) -> int:
     """Items minus distinct tuples: 0 means every row of `codes` is unique."""
@@ -17,8 +19,8 @@ def duplicate_count(codes: np.ndarray, base: int) -> int:
     return int(codes.shape[0] - sizes.size)
 
 
-def collision_report(codes: np.ndarray, codebook_size: int) -> dict[str, Any]:
-    """Collision statistics of raw codes (N, L) int in [0, K).
+def collision_report(codes: np.ndarray, codebook_size: int, groups: Groups | None = None) -> dict[str, Any]:
+    """Collision statistics of raw codes (N, L) int in [0, K) (`groups`: their group_tuples, if known).
 
     duplicate_rate = 1 - distinct/items; colliding_share = items_in_colliding_groups / items,
     where items_in_colliding_groups counts every item that shares its tuple;
@@ -26,7 +28,7 @@ def collision_report(codes: np.ndarray, codebook_size: int) -> dict[str, Any]:
     name of duplicate_rate, kept one release for existing readers.
     """
     n, levels = codes.shape
-    _, sizes, _ = group_tuples(codes, codebook_size)
+    _, sizes, _ = group_tuples(codes, codebook_size) if groups is None else groups
     hist_sizes, hist_counts = np.unique(sizes, return_counts=True)
     in_colliding = int(sizes[sizes > 1].sum())
     return {
@@ -56,19 +58,24 @@ def collisions_schema(levels: int) -> pa.Schema:
     )
 
 
-def collisions_table(codes: np.ndarray, item_ids: Sequence[str], codebook_size: int) -> pa.Table:
-    """One row per tuple shared by >= 2 items, in tuple order: c0..c{L-1}, item_ids (catalog order), size."""
+def collisions_table(codes: np.ndarray, item_ids: Sequence[str] | pa.Array, codebook_size: int,
+                     groups: Groups | None = None) -> pa.Table:
+    """One row per tuple shared by >= 2 items, in tuple order: c0..c{L-1}, item_ids (catalog order), size.
+    `groups`: group_tuples(codes, codebook_size) when the caller has it."""
     codes = np.asarray(codes)
     levels = codes.shape[1]
-    inverse, sizes, first = group_tuples(codes, codebook_size)
+    inverse, sizes, first = group_tuples(codes, codebook_size) if groups is None else groups
     colliding = np.flatnonzero(sizes > 1)
     members = np.flatnonzero(sizes[inverse] > 1) if inverse.size else inverse
     # stable sort by group keeps catalog order inside each group
     members = members[np.argsort(inverse[members], kind="stable")]
     offsets = np.zeros(colliding.size + 1, dtype=np.int32)
     np.cumsum(sizes[colliding], out=offsets[1:])
-    ids = np.asarray(item_ids, dtype=object)[members]
-    list_arr = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, type=pa.string()))
+    if isinstance(item_ids, pa.Array):  # already Arrow strings: no Python objects on the way
+        ids = item_ids.take(pa.array(members))
+    else:
+        ids = pa.array(np.asarray(item_ids, dtype=object)[members], type=pa.string())
+    list_arr = pa.ListArray.from_arrays(pa.array(offsets), ids)
     rep = codes[first[colliding]] if colliding.size else np.zeros((0, levels), dtype=np.int64)
     arrays = [pa.array(rep[:, l].astype(np.uint16)) for l in range(levels)]
     arrays += [list_arr, pa.array(sizes[colliding].astype(np.int64))]

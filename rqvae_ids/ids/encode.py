@@ -16,20 +16,25 @@ from typing import Any, Iterable
 
 import numpy as np
 
-# 32k rows x 512 hidden floats = 64 MiB per activation: large enough for full-speed
-# matrix products on CPU, small enough that peak memory is a few hundred MiB.
-DEFAULT_CHUNK_SIZE = 32768
+# 8k rows x 512 hidden floats = 16 MiB per activation. Matrix products run at full speed from
+# a few thousand rows on, and below glibc's 32 MiB mmap ceiling the allocator reuses the freed
+# activations of the last chunk; at 32k rows (64 MiB) each chunk's activations were fresh
+# mmap'd pages: 260k-340k page faults and 1-2 s of kernel time per 200k items on 2 cores,
+# against 34k faults and 0.2 s at 8k (bench/RESULTS.md, issue 15).
+DEFAULT_CHUNK_SIZE = 8192
 
 
 @dataclass
 class Encoded:
     """codes (N, L) int64; distance (N,) float32 = ||z - sum of the tuple's codewords||, or
     None when the generic path ran (then LatentOracle recomputes it for the items that
-    need it); path: "residual_search" or "model.encode_codes"."""
+    need it); path: "residual_search" or "model.encode_codes"; vectors: the (N, d) rows
+    encoded, when `encode_stream` was asked to keep them (or had to: no distances), else None."""
 
     codes: np.ndarray
     distance: np.ndarray | None
     path: str
+    vectors: np.ndarray | None = None
 
 
 def encode_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Encoded:
@@ -39,44 +44,97 @@ def encode_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CH
     yields the distance to the reconstruction for free) when the model offers it and it
     reproduces `model.encode_codes` on a sample; otherwise the model's own `encode_codes`.
     """
-    return encode_as_filled(model, vectors, [len(vectors)], chunk_size)
+    return encode_stream(model, [vectors], len(vectors), chunk_size)
 
 
-def encode_as_filled(model: Any, vectors: np.ndarray, filled: Iterable[int],
-                     chunk_size: int = DEFAULT_CHUNK_SIZE) -> Encoded:
-    """`encode_chunked` of `vectors` (N, d) while its rows are still being filled: `filled`
-    yields how many leading rows hold their data so far (non-decreasing, last N), e.g.
-    while another thread reads them (`embedding_table.fill_vectors` under `io.prefetched`).
+def encode_stream(model: Any, blocks: Iterable[np.ndarray], n: int, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                  keep: bool = False) -> Encoded:
+    """`encode_chunked` of the n rows that `blocks` yields in order ((b, d) float32 blocks of
+    any sizes, e.g. `embedding_table.iter_vectors` under `io.prefetched`), without holding them.
 
-    Each chunk is encoded as soon as all its rows are there; the chunks, the sample the
-    fast path is checked on (the first VERIFY_ROWS rows) and so the codes are exactly
-    `encode_chunked`'s."""
+    Rows are encoded in encode_chunked's chunks (and the fast path is checked on the same
+    first VERIFY_ROWS rows), so codes and distances are exactly its; a chunk lying inside one
+    block is encoded from the block itself, one spanning blocks from a reused chunk buffer.
+    keep=True also copies every row into `Encoded.vectors`; without a fast path (no distances:
+    the caller re-encodes colliding items) they are kept regardless."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
-    n = vectors.shape[0]
-    codes = np.empty((n, int(model.levels)), dtype=np.int64)
-    distance, fast, done = None, None, 0
+    stream = _StreamEncoder(model, n, chunk_size, keep)
     with warnings.catch_warnings():
         # embeddings read from Parquet are read-only views; the encoder only reads them,
         # and copying each chunk would cost memory bandwidth for nothing
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        for ready in filled:
-            if fast is None:  # not chosen yet: on the same sample as encode_chunked's
-                if ready < min(VERIFY_ROWS, n):
-                    continue
-                fast = ResidualSearch.verified(model, vectors[:VERIFY_ROWS]) or False
-                distance = np.empty(n, dtype=np.float32) if fast else None
-            while done < n and (ready - done >= chunk_size or ready == n):
-                block = np.ascontiguousarray(vectors[done:done + chunk_size], dtype=np.float32)
-                stop = done + len(block)
-                if fast:
-                    codes[done:stop], distance[done:stop] = fast(block)
-                else:
-                    codes[done:stop] = _to_numpy(model.encode_codes(block))
-                done = stop
-    if done != n:
-        raise ValueError(f"only {done} of {n} rows were filled")
-    return Encoded(codes, distance, "residual_search" if fast else "model.encode_codes")
+        for block in blocks:
+            stream.add(block)
+    return stream.result()
+
+
+class _StreamEncoder:
+    """The state of one `encode_stream`: rows arrive in blocks, codes leave in chunks."""
+
+    def __init__(self, model: Any, n: int, chunk_size: int, keep: bool):
+        self.model, self.n, self.chunk, self.keep = model, n, chunk_size, keep
+        self.codes = np.empty((n, int(model.levels)), dtype=np.int64)
+        self.distance: np.ndarray | None = None
+        self.vectors: np.ndarray | None = None
+        self.fast: ResidualSearch | bool | None = None  # None: not chosen yet
+        # the first encoding waits for the rows the fast path is checked on: whole chunks
+        self.first = min(n, chunk_size * -(-min(VERIFY_ROWS, n) // chunk_size))
+        self.stage: np.ndarray | None = None  # rows gathered for a chunk that spans blocks
+        self.staged = 0
+        self.done = 0  # rows encoded
+
+    def add(self, block: np.ndarray) -> None:
+        pos = 0
+        while pos < len(block):
+            want = self._next_size() - self.staged
+            if want <= 0:
+                raise ValueError(f"more than {self.n} rows")
+            take = block[pos:pos + want]
+            if self.vectors is not None:
+                at = self.done + self.staged
+                self.vectors[at:at + len(take)] = take
+            if self.staged == 0 and len(take) == want:  # a whole encoding step inside this block
+                self._encode(take)
+            else:
+                if self.stage is None:
+                    self.stage = np.empty((max(self.first, self.chunk), block.shape[1]), dtype=np.float32)
+                self.stage[self.staged:self.staged + len(take)] = take
+                self.staged += len(take)
+                if self.staged == self._next_size():
+                    self._encode(self.stage[:self.staged])
+                    self.staged = 0
+            pos += len(take)
+
+    def _next_size(self) -> int:
+        return min(self.first if self.done == 0 else self.chunk, self.n - self.done)
+
+    def _encode(self, rows: np.ndarray) -> None:
+        """Encode `rows` (the next rows, whole chunks but at the end) chunk by chunk."""
+        if self.fast is None:
+            self._choose_path(rows)
+        for s in range(0, len(rows), self.chunk):
+            block = np.ascontiguousarray(rows[s:s + self.chunk], dtype=np.float32)
+            stop = self.done + len(block)
+            if self.fast:
+                self.codes[self.done:stop], self.distance[self.done:stop] = self.fast(block)
+            else:
+                self.codes[self.done:stop] = _to_numpy(self.model.encode_codes(block))
+            self.done = stop
+
+    def _choose_path(self, rows: np.ndarray) -> None:
+        self.fast = ResidualSearch.verified(self.model, rows[:VERIFY_ROWS]) or False
+        if self.fast:
+            self.distance = np.empty(self.n, dtype=np.float32)
+        if self.keep or not self.fast:  # no distances: LatentOracle will need the rows
+            self.vectors = np.empty((self.n, rows.shape[1]), dtype=np.float32)
+            self.vectors[:len(rows)] = rows
+
+    def result(self) -> Encoded:
+        if self.done != self.n:
+            raise ValueError(f"only {self.done + self.staged} of {self.n} rows were given")
+        return Encoded(self.codes, self.distance, "residual_search" if self.fast else "model.encode_codes",
+                       self.vectors)
 
 
 def encode_codes_chunked(model: Any, vectors: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
@@ -169,7 +227,8 @@ def _to_numpy(a: Any) -> np.ndarray:
 class LatentOracle:
     """Latent-space geometry of selected items under a Tokenizer.
 
-    vectors: (N, d) float32 embeddings (catalog order); codes: (N, L) int64.
+    vectors: (N, d) float32 embeddings (catalog order; None when every distance needed is
+    `distance`'s known one); codes: (N, L) int64.
     `residual_before_last(idx)` -> (m, D) float32: z - sum of codewords of levels < L-1
     for items `idx`; `last_codebook` (K, D) float32; `distance(idx)` -> (m,) float32:
     ||z - sum of all L codewords||, the distance to the tuple's reconstruction.
@@ -188,6 +247,8 @@ class LatentOracle:
     def residual_before_last(self, idx: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
         """z - sum_{l < L-1} C_l[codes[:, l]] for items `idx` (codes default to self.codes[idx])."""
         idx = np.asarray(idx, dtype=np.int64)
+        if self.vectors is None:
+            raise RuntimeError("the embeddings were streamed, not kept: read them with keep=True")
         codes = self.codes[idx] if codes is None else codes
         out = np.empty((idx.size, self.last_codebook.shape[1]), dtype=np.float32)
         for s in range(0, idx.size, self.chunk_size):

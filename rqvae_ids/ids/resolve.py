@@ -48,8 +48,9 @@ def _id_rank(item_ids: np.ndarray) -> np.ndarray:
     return ranks.to_numpy().astype(np.int64) - 1
 
 
-def resolve_suffix(codes, item_ids, codebook_size, oracle, held=None, held_suffix=None) -> Resolved:
-    """Suffix resolution. codes (N, L) int64; item_ids (N,) str; held (N,) bool.
+def resolve_suffix(codes, item_ids, codebook_size, oracle, held=None, held_suffix=None, groups=None) -> Resolved:
+    """Suffix resolution. codes (N, L) int64; item_ids (N,) str; held (N,) bool; groups:
+    group_tuples(codes, codebook_size) when the caller has it.
 
     The suffix space is `codebook_size` values; a group larger than that is a UserError.
     `oracle.distance(idx)` gives the distance to the tuple's reconstruction (only
@@ -60,7 +61,7 @@ def resolve_suffix(codes, item_ids, codebook_size, oracle, held=None, held_suffi
     suffix = np.zeros(n, dtype=np.int64)
     if held.any():
         suffix[held] = np.asarray(held_suffix)[held]
-    inverse, sizes, _ = group_tuples(codes, codebook_size)
+    inverse, sizes, _ = group_tuples(codes, codebook_size) if groups is None else groups
     too_big = np.flatnonzero(sizes > codebook_size)
     if too_big.size:
         g = int(too_big[np.argmax(sizes[too_big])])

@@ -80,14 +80,15 @@ class SemanticIds:
 
 def write_semantic_ids(
     path: str | os.PathLike,
-    item_ids: Sequence[str],
+    item_ids: Sequence[str] | pa.Array,
     codes: np.ndarray,
     suffix: np.ndarray,
     sids: Sequence[str],
     text_sha256: Sequence[str],
     metadata: dict[str, Any],
 ) -> None:
-    """Write the table atomically. codes (N, L) and suffix (N,) must fit uint16."""
+    """Write the table atomically. codes (N, L) and suffix (N,) must fit uint16; item_ids and sids
+    may be Arrow string arrays already."""
     codes = np.asarray(codes)
     suffix = np.asarray(suffix)
     if codes.size and (codes.min() < 0 or codes.max() > MAX_CODE):
@@ -95,7 +96,9 @@ def write_semantic_ids(
     if suffix.size and (suffix.min() < 0 or suffix.max() > MAX_CODE):
         raise ValueError("suffix must lie in [0, 65535] to be stored as uint16")
     levels = codes.shape[1]
-    arrays = [pa.array(np.asarray(item_ids, dtype=object), type=pa.string())]
+    if not isinstance(item_ids, pa.Array):
+        item_ids = pa.array(np.asarray(item_ids, dtype=object), type=pa.string())
+    arrays = [item_ids]
     arrays += [pa.array(codes[:, l].astype(np.uint16)) for l in range(levels)]
     arrays += [
         pa.array(suffix.astype(np.uint16)),

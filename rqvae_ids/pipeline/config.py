@@ -28,6 +28,7 @@ from ..cf import CFConfig
 from ..config import check, from_dict, to_dict
 from ..embed import EmbedConfig
 from ..errors import UserError
+from ..ids.encode import DEFAULT_CHUNK_SIZE
 from ..train import TrainConfig
 
 
@@ -62,7 +63,7 @@ class IdsOptions:
     # suffix: L+1 tokens; reassign: L tokens; balanced: exact balanced last level, L+1 tokens
     # (the suffix only tells identical texts apart)
     resolve: Literal["suffix", "reassign", "balanced"] = "suffix"
-    chunk_size: int = 65536  # items encoded per chunk (bounds memory)
+    chunk_size: int = DEFAULT_CHUNK_SIZE  # items encoded per chunk (bounds memory)
 
     def __post_init__(self):
         check(self.chunk_size >= 1, f"ids.chunk_size must be >= 1, got {self.chunk_size}")
