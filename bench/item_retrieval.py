@@ -1,7 +1,9 @@
-"""Item-level retrievers (`sasrec`, `parallel`) on a real catalog: numbers for bench/RESULTS.md.
+"""Item-level retrievers (`sasrec`, `parallel`, `hybrid`) on a real catalog: numbers for bench/RESULTS.md.
 
   python bench/item_retrieval.py run --head sasrec --name sasrec [--set lr=0.002 ...]
   python bench/item_retrieval.py run --head parallel --codes opq16 --name par_opq16 [--set ...]
+  python bench/item_retrieval.py run --head hybrid --codes rqk3 --name hyb [--set parts=id,codes,text ...]
+  python bench/item_retrieval.py run ... --cold-items 0.05   (hold 5 % of items out; adds cold_* metrics)
   python bench/item_retrieval.py knn
   python bench/item_retrieval.py speed --codes opq16
 
@@ -84,23 +86,39 @@ def codes_for(spec: str, emb) -> np.ndarray:
     return codes
 
 
+def cold_rows(r, split, cold) -> dict:
+    """cold_recall@10 / cold_ndcg@10 over the test users whose target is a held-out item."""
+    from rqvae_ids.evaluate.cold import cold_metrics, cold_users
+    from rqvae_ids.evaluate.harness import recommend_split
+
+    users = cold_users(split, cold)
+    ranked = recommend_split(r, [split.test_histories[i] for i in users], 10)
+    return dict(cold_metrics(ranked, split.test_targets[users]), cold_users=len(users))
+
+
 def run(args) -> dict:
     from rqvae_ids.config import from_dict, parse_set, to_dict
+    from rqvae_ids.evaluate.cold import choose_cold_items, cold_split
     from rqvae_ids.evaluate.harness import evaluate_retriever
     from rqvae_ids.retrieval.item_retriever import ItemRetriever
     from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig
 
     emb, split = load(args)
     cfg = from_dict(ItemRetrieverConfig, {"head": args.head, **parse_set(args.set, ItemRetrieverConfig)}, where="--set")
-    codes = codes_for(args.codes, emb) if args.head == "parallel" else None
-    r = ItemRetriever(len(emb), cfg, codes, np.asarray(emb.vectors) if cfg.content else None, None, name=args.name)
-    r.fit(split.train, (split.valid_histories, split.valid_targets))
-    valid = evaluate_retriever(r, split, which="valid")
+    codes = codes_for(args.codes, emb) if cfg.needs_codes else None
+    cold = choose_cold_items(len(emb), args.cold_items, 0) if args.cold_items else None
+    learn = cold_split(split, cold, len(emb)) if cold is not None else split
+    r = ItemRetriever(len(emb), cfg, codes, np.asarray(emb.vectors) if cfg.needs_text else None, None, name=args.name)
+    r.fit(learn.train, (learn.valid_histories, learn.valid_targets))
+    valid = evaluate_retriever(r, learn, which="valid")
     t0 = time.perf_counter()
     test = evaluate_retriever(r, split, which="test")
     infer = time.perf_counter() - t0
+    if cold is not None:
+        test.update(cold_rows(r, split, cold))
     h = r.report["history"]
     return {"head": args.head, "codes": args.codes if codes is not None else None, "config": to_dict(cfg),
+            "cold_items": args.cold_items,
             "valid": valid, "test": test, "train_minutes": r.report["train_seconds"] / 60,
             "epochs": len(h), "best_epoch": r.report["best_epoch"], "n_params": r.report["n_params"],
             "s_per_epoch": float(np.mean([x["train_s"] for x in h])),
@@ -109,12 +127,18 @@ def run(args) -> dict:
 
 
 def knn(args) -> dict:
+    from rqvae_ids.evaluate.cold import choose_cold_items, cold_split
     from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever
     from rqvae_ids.evaluate.retrievers import EmbeddingKnnRetriever
 
     emb, split = load(args)
-    r = fit_retriever(EmbeddingKnnRetriever(emb.vectors), split)
-    return {"valid": evaluate_retriever(r, split, which="valid"), "test": evaluate_retriever(r, split)}
+    cold = choose_cold_items(len(emb), args.cold_items, 0) if args.cold_items else None
+    learn = cold_split(split, cold, len(emb)) if cold is not None else split
+    r = fit_retriever(EmbeddingKnnRetriever(emb.vectors), learn)
+    test = evaluate_retriever(r, split)
+    if cold is not None:
+        test.update(cold_rows(r, split, cold))
+    return {"valid": evaluate_retriever(r, learn, which="valid"), "test": test, "cold_items": args.cold_items}
 
 
 def speed(args) -> dict:
@@ -148,7 +172,8 @@ def main() -> None:
     torch.set_num_threads(int(__import__("os").environ.get("BENCH_THREADS", "1")))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("part", choices=("run", "knn", "speed"))
-    p.add_argument("--head", default="parallel", choices=("sasrec", "parallel"))
+    p.add_argument("--head", default="parallel", choices=("sasrec", "parallel", "hybrid"))
+    p.add_argument("--cold-items", type=float, default=None, help="hold this share of items out (cold)")
     p.add_argument("--codes", default="opq16")
     p.add_argument("--name", default="")
     args = parse_with_data(p)

@@ -48,6 +48,10 @@ def register(subparsers) -> None:
                    help="sasrec: sampled softmax with R shared uniform negatives; 0 = full softmax over the "
                         "catalog (default: on Toys 256 uniform negatives fell to popularity-level validation "
                         "recall within 4 epochs, full softmax did not)")
+    p.add_argument("--item-parts", default=None, metavar="PARTS",
+                   help="hybrid: what an item's vector is made of, a comma-separated non-empty subset of id, "
+                        "codes, text (default id,codes,text; codes needs --ids, text --content-embeddings; "
+                        "without id every item, old or new, is scored the same way)")
     p.add_argument("--valid-users", type=int, default=None,
                    help="validation users for early stopping, 0 = all (default tiger 3000, else all)")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -63,7 +67,8 @@ _SHARED = {"layers": "n_layer", "d_model": "d_model", "heads": "n_head", "dropou
            "max_minutes": "max_minutes", "seed": "seed", "device": "device"}
 _FLAGS = {**_SHARED, "arch": "arch", "user_buckets": "user_buckets", "beam": "beam"}
 _ITEM_FLAGS = {**_SHARED, "temperature": "temperature", "negatives": "negatives"}
-_ONLY = {"arch": "tiger", "user_buckets": "tiger", "beam": "tiger", "temperature": "parallel", "negatives": "sasrec"}
+_ONLY = {"arch": "tiger", "user_buckets": "tiger", "beam": "tiger", "temperature": "parallel",
+         "negatives": ("sasrec", "hybrid"), "item_parts": "hybrid"}
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -71,14 +76,17 @@ def handler(args: argparse.Namespace) -> int:
     from ..io import check_out_dir, file_in_dir
     from ..retrieval.choice import check_choice, train_chosen  # torch is imported lazily, inside
 
-    wrong = [f"--{f.replace('_', '-')}" for f, only in _ONLY.items() if getattr(args, f) is not None and only != args.retriever]
+    wrong = [f"--{f.replace('_', '-')}" for f, only in _ONLY.items()
+             if getattr(args, f) is not None and args.retriever not in (only if isinstance(only, tuple) else (only,))]
     if wrong:
         raise UserError(f"{', '.join(wrong)} do(es) not apply to --retriever {args.retriever}")
-    check_choice(args.retriever, args.ids)
+    check_choice(args.retriever, args.ids, parse_parts(args.item_parts), args.content_embeddings)
     if args.retriever == "sasrec" and args.content_embeddings is not None:
         raise UserError("--content-embeddings does not apply to --retriever sasrec (item IDs only)")
     flags = _FLAGS if args.retriever == "tiger" else _ITEM_FLAGS
     given = {field: getattr(args, flag) for flag, field in flags.items() if getattr(args, flag) is not None}
+    if args.item_parts is not None:
+        given["parts"] = parse_parts(args.item_parts)
     ids = file_in_dir(args.ids, "semantic_ids.parquet", "--ids")
     content = file_in_dir(args.content_embeddings, "embeddings.parquet", "--content-embeddings")
     check_out_dir(args.out)
@@ -88,3 +96,8 @@ def handler(args: argparse.Namespace) -> int:
                       "best_epoch": report["best_epoch"], "train_seconds": round(report["train_seconds"], 1),
                       "infer_users_per_s": round(report["infer_users_per_s"], 1)}))
     return 0
+
+
+def parse_parts(text: str | None) -> tuple[str, ...] | None:
+    """--item-parts "id, codes" -> ("id", "codes"); None stays None (the default parts)."""
+    return None if text is None else tuple(p.strip() for p in text.split(",") if p.strip())

@@ -4,6 +4,8 @@
 - `sasrec`: item-ID embeddings, full softmax over the catalog (needs no semantic IDs).
 - `parallel`: RPG-style, all digits of the next item's semantic ID predicted at once.
 - `tiger`: one position per ID token, constrained beam search (the TIGER baseline).
+- `hybrid`: semantic IDs as item features: an item's vector is its ID, code and text
+  embeddings composed, tied in and out, exact softmax over the catalog.
 """
 
 from __future__ import annotations
@@ -12,17 +14,30 @@ from typing import Any
 
 from ..errors import UserError
 
-RETRIEVERS = ("parallel", "sasrec", "tiger")
+RETRIEVERS = ("hybrid", "parallel", "sasrec", "tiger")
 DEFAULT_RETRIEVER = "sasrec"
 WHY_DEFAULT = ("best validation Recall@10 on Amazon Toys within a 10-minute CPU budget: 0.094 vs 0.065 for "
                "parallel (bench/RESULTS.md, item-level retrievers); choose parallel to use the semantic IDs "
                "or to score items without interactions, tiger for the TIGER baseline")
 
 
-def check_choice(retriever: str, ids_path) -> None:
-    """One-line errors for a retriever name that does not exist or IDs it needs and lacks."""
+def check_choice(retriever: str, ids_path, parts=None, content_embeddings=None) -> None:
+    """One-line errors for a retriever name that does not exist or inputs it needs and lacks
+    (parts: the hybrid item parts, default id,codes,text)."""
     if retriever not in RETRIEVERS:
         raise UserError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
+    if retriever == "hybrid":
+        from .item_features import PARTS, check_parts
+
+        try:
+            parts = check_parts(PARTS if parts is None else parts)
+        except ValueError as e:
+            raise UserError(f"--item-parts: {e}") from None
+        if "codes" in parts and ids_path is None:
+            raise UserError("--retriever hybrid with codes needs --ids semantic_ids.parquet (its semantic IDs)")
+        if "text" in parts and content_embeddings is None:
+            raise UserError("--retriever hybrid with text needs --content-embeddings embeddings.parquet")
+        return
     if retriever != "sasrec" and ids_path is None:
         raise UserError(f"--retriever {retriever} needs --ids semantic_ids.parquet (its semantic IDs)")
 
@@ -33,9 +48,9 @@ def train_chosen(retriever: str, interactions_path, out_dir, overrides: dict[str
     Every setting is validated before anything is trained or written."""
     from ..config import from_dict
 
-    check_choice(retriever, ids_path)
     given = dict(overrides or {})
-    if content_embeddings is not None:
+    check_choice(retriever, ids_path, given.get("parts"), content_embeddings)
+    if content_embeddings is not None and retriever in ("tiger", "parallel"):
         given["content"] = True
     if retriever == "tiger":
         from .generative import train_retriever

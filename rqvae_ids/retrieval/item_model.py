@@ -15,6 +15,15 @@ sequence, so a user's training window trains every prefix -> next item at once.
   An item's score is sum_d log p_d(c_d(item)), computed exactly for every catalog item by a
   gather over the (N, D) code matrix (`score_items`): full ranking, no beam, no invalid IDs.
 
+- `hybrid` (semantic IDs as item features, `item_features.py`): an item's vector is composed
+  of any non-empty subset of its ID embedding, its code embeddings and a projection of its
+  text embedding; the same vector in and out (tied), an exact softmax over the catalog.
+
+Softmax over items (`sasrec`, `hybrid`): an item with no training occurrence (`seen` False: a
+held-out cold item, or one that appears only as a validation/test target) does not exist for
+the training softmax (`train_softmax="seen"`): a new item is never a negative while the model
+learns, or its untrained parts would be pushed down at every step.
+
 Inputs are catalog indices (B, S) int64 with `n_items` as padding; sequences are
 right-padded, so a causal mask alone keeps real positions from seeing the padding.
 """
@@ -30,12 +39,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import check
+from .item_features import ItemFeatures, check_parts
 
 
 @dataclass(frozen=True)
 class ItemModelConfig:
     n_items: int  # N, catalog size; index N is the padding item
-    head: Literal["sasrec", "parallel"] = "sasrec"
+    head: Literal["sasrec", "parallel", "hybrid"] = "sasrec"
     depth: int = 0  # D, code digits per item (parallel)
     width: int = 0  # K, codes per digit (parallel)
     d_model: int = 64
@@ -47,16 +57,31 @@ class ItemModelConfig:
     temperature: float = 0.03  # RPG's tau for cosine logits (grid 0.03-0.07)
     combine: Literal["mean", "sum"] = "mean"  # how digit embeddings make an item (RPG: mean)
     content_dim: int = 0  # > 0: add a projection of each item's text vector (N, content_dim)
-    id_input: bool = False  # parallel: add an item-ID embedding to the code input (hybrid; output stays codes)
+    id_input: bool = False  # parallel: add an item-ID embedding to the code input (output stays codes)
+    # hybrid: the parts of an item's vector and how they are composed (item_features.py)
+    parts: tuple[str, ...] = ("id", "codes", "text")
+    compose: Literal["sum", "concat"] = "sum"
+    shared_codes: bool = False  # one code table for every digit (default: one per digit)
+    text_mlp: bool = False  # text projection: a 2-layer MLP instead of a linear map
+    item_norm: bool = False  # LayerNorm on the composed vector
+    id_dropout: float = 0.0  # training: an item's ID part zeroed with this probability per step
+    item_bias: bool = False  # sasrec/hybrid: a learned per-item output bias (0 for unseen items)
+    train_softmax: Literal["seen", "all"] = "seen"  # sasrec/hybrid: which items the training softmax covers
 
     def __post_init__(self):
-        check(self.head in ("sasrec", "parallel"), f"head must be sasrec or parallel, got {self.head!r}")
+        check(self.head in ("sasrec", "parallel", "hybrid"), f"head must be sasrec, parallel or hybrid, got {self.head!r}")
         check(self.n_items >= 1, f"n_items must be >= 1, got {self.n_items}")
         check(self.d_model % self.n_head == 0, "d_model must be a multiple of n_head")
         check(self.combine in ("mean", "sum"), f"combine must be mean or sum, got {self.combine!r}")
         check(self.temperature > 0, "temperature must be > 0")
         if self.head == "parallel":
             check(self.depth >= 1 and self.width >= 2, "parallel head needs depth >= 1 and width >= 2")
+        if self.head == "hybrid":
+            parts = check_parts(self.parts)
+            check("codes" not in parts or (self.depth >= 1 and self.width >= 1), "hybrid codes need depth, width >= 1")
+            check("text" not in parts or self.content_dim > 0, "hybrid text part needs content_dim > 0")
+        check(0.0 <= self.id_dropout < 1.0, f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        check(self.train_softmax in ("seen", "all"), f"train_softmax must be seen or all, got {self.train_softmax!r}")
 
 
 class Block(nn.Module):
@@ -93,9 +118,16 @@ class ItemSeqModel(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(d, cfg.n_head, cfg.ff_mult * d, cfg.dropout) for _ in range(cfg.n_layer))
         self.ln_f = nn.LayerNorm(d)
+        # items with a training occurrence (set by the trainer); a buffer, saved with the weights
+        self.register_buffer("seen", torch.ones(n, dtype=torch.bool))
+        if cfg.item_bias and cfg.head != "parallel":
+            self.bias = nn.Parameter(torch.zeros(n))
         if cfg.head == "sasrec":
             self.items = nn.Embedding(n + 1, d, padding_idx=n)
             nn.init.normal_(self.items.weight, std=0.02)
+        elif cfg.head == "hybrid":
+            self.features = ItemFeatures(n, d, cfg.parts, codes, cfg.width, item_vectors, cfg.compose,
+                                         cfg.shared_codes, cfg.text_mlp, cfg.item_norm)
         else:
             codes = torch.as_tensor(np.asarray(codes, dtype=np.int64))
             check(tuple(codes.shape) == (n, cfg.depth), f"codes must be ({n}, {cfg.depth}), got {tuple(codes.shape)}")
@@ -111,7 +143,7 @@ class ItemSeqModel(nn.Module):
             # a cold item's row is never trained: it stays near zero (std 0.02) and its codes carry it
             self.id_table = nn.Embedding(n + 1, d, padding_idx=n)
             nn.init.normal_(self.id_table.weight, std=0.02)
-        if cfg.content_dim:
+        if cfg.content_dim and cfg.head != "hybrid":
             v = torch.as_tensor(np.asarray(item_vectors, dtype=np.float32))
             check(tuple(v.shape) == (n, cfg.content_dim), f"item vectors must be ({n}, {cfg.content_dim})")
             self.register_buffer("item_vectors", torch.cat([v, torch.zeros(1, cfg.content_dim)]))
@@ -120,10 +152,36 @@ class ItemSeqModel(nn.Module):
     def n_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, S) catalog indices (N = pad) -> (B, S, d) item embeddings."""
+    def set_seen(self, seen: np.ndarray) -> None:
+        """(N,) bool: the items with a training occurrence (the others' ID parts stay zero)."""
+        self.seen.copy_(torch.as_tensor(np.asarray(seen, dtype=bool)))
+
+    def id_keep(self) -> torch.Tensor:
+        """(N,) float mask of the ID parts in use: seen items; in training each is also dropped
+        with probability id_dropout (one draw per step, shared by inputs and outputs)."""
+        keep = self.seen.float()
+        if self.training and self.cfg.id_dropout > 0:
+            keep = keep * (torch.rand(keep.shape, device=keep.device) >= self.cfg.id_dropout).float()
+        return keep
+
+    def item_table(self, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """sasrec/hybrid: (N, d) output vectors of every catalog item (tied with the input)."""
+        if self.cfg.head == "sasrec":
+            return self.items.weight[: self.cfg.n_items]
+        return self.features(self.id_keep() if keep is None else keep)
+
+    def item_bias(self) -> torch.Tensor | float:
+        """The per-item output bias, zero for items never seen in training (a new item's prior)."""
+        return self.bias * self.seen if self.cfg.item_bias and self.cfg.head != "parallel" else 0.0
+
+    def embed(self, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, S) catalog indices (N = pad) -> (B, S, d) item embeddings. hybrid: `table` (N, d)
+        the composed vectors (computed when not given); the padding item is a zero vector."""
         if self.cfg.head == "sasrec":
             e = self.items(x)
+        elif self.cfg.head == "hybrid":
+            table = self.item_table() if table is None else table
+            return F.pad(table, (0, 0, 0, 1))[x]
         else:
             e = self.tokens(self.flat_codes[x])  # (B, S, D, d)
             e = e.mean(-2) if self.cfg.combine == "mean" else e.sum(-2)
@@ -133,46 +191,79 @@ class ItemSeqModel(nn.Module):
             e = e + self.content(self.item_vectors[x])
         return e
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """(B, S) right-padded catalog indices -> (B, S, d) hidden states (position i sees <= i)."""
-        s = x.shape[1]
-        h = self.drop(self.embed(x) + self.pos(torch.arange(s, device=x.device)))
-        for blk in self.blocks:
-            h = blk(h)
-        return self.ln_f(h)
+        return self.encode_embedded(self.embed(x, table))
 
-    def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """(M, d) hidden -> sasrec (M, N) item logits; parallel (M, D, K) per-digit logits."""
-        if self.cfg.head == "sasrec":
-            return h @ self.items.weight[: self.cfg.n_items].t()
+    def logits(self, h: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, d) hidden -> sasrec/hybrid (M, N) item logits; parallel (M, D, K) per-digit logits."""
+        if self.cfg.head != "parallel":
+            table = self.item_table() if table is None else table
+            return h @ table.t() + self.item_bias()
         c = self.cfg
         g = h.unsqueeze(-2) + F.silu(torch.einsum("me,def->mdf", h, self.head_w) + self.head_b)  # (M, D, d)
         table = self.tokens.weight[: c.depth * c.width].view(c.depth, c.width, -1)
         return torch.einsum("mdf,dkf->mdk", F.normalize(g, dim=-1), F.normalize(table, dim=-1)) / c.temperature
 
-    def loss(self, x: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, x: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor | None = None,
+             neg_log_q: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, S) inputs, targets (B, S) next items (-100 = no loss) -> mean cross-entropy
         (parallel: mean over digits of the cross-entropy of the target's code).
 
-        sasrec, negatives (R,) item indices: sampled softmax over [target, R shared negatives]
-        (a negative equal to the target is masked) instead of the full catalog softmax."""
+        sasrec/hybrid, negatives (R,) item indices: sampled softmax over [target, R shared
+        negatives] (a negative equal to the target is masked) instead of the full catalog
+        softmax; neg_log_q (R,): log of each negative's sampling probability, subtracted from
+        its logit (logQ correction; None = uniform sampling, where it is a constant)."""
         keep = targets >= 0
-        h, y = self(x)[keep], targets[keep]
+        if self.cfg.head == "parallel":
+            h, y = self(x)[keep], targets[keep]
+            codes = self.flat_codes[y] - torch.arange(self.cfg.depth, device=y.device) * self.cfg.width  # (M, D)
+            return F.cross_entropy(self.logits(h).reshape(-1, self.cfg.width), codes.reshape(-1))
+        if negatives is not None:
+            return self._sampled_loss(x, targets, negatives, neg_log_q)
+        table = self.item_table()  # one ID-dropout draw for inputs and outputs
+        h, y = self(x, table)[keep], targets[keep]
+        lg = self.logits(h, table)
+        if self.cfg.train_softmax == "seen":
+            lg = lg.masked_fill(~self.seen, -torch.inf)
+        return F.cross_entropy(lg, y)
+
+    def _sampled_loss(self, x, targets, negatives, neg_log_q):
+        keep = targets >= 0
+        y = targets[keep]
         if self.cfg.head == "sasrec":
-            if negatives is None:
-                return F.cross_entropy(self.logits(h), y)
-            pos = (h * self.items(y)).sum(-1, keepdim=True)
-            neg = (h @ self.items(negatives).t()).masked_fill(negatives[None, :] == y[:, None], -torch.inf)
-            return F.cross_entropy(torch.cat([pos, neg], 1), torch.zeros_like(y))
-        codes = self.flat_codes[y] - torch.arange(self.cfg.depth, device=y.device) * self.cfg.width  # (M, D)
-        return F.cross_entropy(self.logits(h).reshape(-1, self.cfg.width), codes.reshape(-1))
+            h = self(x)[keep]
+            pos_v, neg_v = self.items(y), self.items(negatives)
+        else:  # compose only the rows this step touches: what makes the sampled softmax pay at large N
+            n = self.cfg.n_items
+            u, inv = torch.unique(torch.cat([x.reshape(-1), y, negatives]), return_inverse=True)
+            rows = self.features(self.id_keep(), u.clamp(max=n - 1)) * (u < n).unsqueeze(-1)  # pad row zero
+            e = rows[inv]
+            nx = x.numel()
+            h = self.encode_embedded(e[:nx].view(*x.shape, -1))[keep]
+            pos_v, neg_v = e[nx: nx + len(y)], e[nx + len(y):]
+        b = self.item_bias()
+        pos = (h * pos_v).sum(-1, keepdim=True) + (b[y].unsqueeze(-1) if torch.is_tensor(b) else 0.0)
+        neg = h @ neg_v.t() + (b[negatives] if torch.is_tensor(b) else 0.0)
+        if neg_log_q is not None:
+            neg = neg - neg_log_q
+        neg = neg.masked_fill(negatives[None, :] == y[:, None], -torch.inf)
+        return F.cross_entropy(torch.cat([pos, neg], 1), torch.zeros_like(y))
+
+    def encode_embedded(self, e: torch.Tensor) -> torch.Tensor:
+        """(B, S, d) item embeddings -> (B, S, d) hidden states (the body of forward)."""
+        h = self.drop(e + self.pos(torch.arange(e.shape[1], device=e.device)))
+        for blk in self.blocks:
+            h = blk(h)
+        return self.ln_f(h)
 
     @torch.no_grad()
     def score_last(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (B, S) right-padded histories, lengths (B,) >= 1 -> (B, N) scores of every catalog item."""
-        h = self(x)[torch.arange(len(x), device=x.device), lengths - 1]
-        if self.cfg.head == "sasrec":
-            return self.logits(h)
+        table = self.item_table() if self.cfg.head == "hybrid" else None
+        h = self(x, table)[torch.arange(len(x), device=x.device), lengths - 1]
+        if self.cfg.head != "parallel":
+            return self.logits(h, table)
         logp = torch.log_softmax(self.logits(h).float(), dim=-1)  # (B, D, K)
         return score_items(logp, self.flat_codes[: self.cfg.n_items])
 

@@ -49,15 +49,16 @@ class ItemRetriever:
         if self.n_items < MIN_ITEMS:
             raise UserError(f"a catalog of {self.n_items} item(s) is too small to rank a top-10 (need >= {MIN_ITEMS})")
         self.reuse = reuse
-        if self.cfg.head == "parallel":
+        if self.cfg.needs_codes:
             if codes is None:
-                raise UserError("the parallel retriever needs item codes (--ids semantic_ids.parquet)")
+                raise UserError(f"the {self.cfg.head} retriever needs item codes (--ids semantic_ids.parquet)")
             codes = check_codes(codes, self.n_items)
-        self.codes = codes if self.cfg.head == "parallel" else None
+        self.codes = codes if self.cfg.needs_codes else None
         self.item_vectors = None
-        if self.cfg.content:
+        if self.cfg.needs_text:
             if item_vectors is None:
-                raise UserError("content=True needs the items' text embeddings (--content-embeddings FILE)")
+                raise UserError(f"the {self.cfg.head} retriever's text part needs the items' text embeddings "
+                                "(--content-embeddings FILE)")
             v = np.array(item_vectors, dtype=np.float32)
             if v.ndim != 2 or len(v) != self.n_items or not np.isfinite(v).all():
                 raise UserError(f"item vectors must be finite, one row per catalog item ({self.n_items}, d); got {v.shape}")
@@ -102,17 +103,21 @@ def train_item_retriever(interactions_path, out_dir, cfg: ItemRetrieverConfig, i
         from .generative import sid_codes
 
         ids = read_semantic_ids(ids_path)
-        item_ids, codes = list(ids.item_ids), sid_codes(ids)
-    elif cfg.head == "parallel":
-        raise UserError("--retriever parallel needs --ids semantic_ids.parquet")
+        item_ids, codes = list(ids.item_ids), sid_codes(ids) if cfg.needs_codes else None
+    elif cfg.needs_codes:
+        raise UserError(f"--retriever {cfg.head} needs --ids semantic_ids.parquet")
+    if item_ids is None and cfg.needs_text and content_embeddings is not None:
+        from ..embedding_table import read_embeddings
+
+        item_ids = list(read_embeddings(content_embeddings).item_ids)  # the catalog of the text vectors
     if item_ids is None:
         item_ids = _interaction_items(interactions_path)
     else:
         _check_coverage(interactions_path, item_ids, "--ids" if ids_path is not None else "the catalog")
     vectors = None
-    if cfg.content:
+    if cfg.needs_text:
         if content_embeddings is None:
-            raise UserError("content=True needs --content-embeddings FILE")
+            raise UserError(f"--retriever {cfg.head} with text needs --content-embeddings FILE")
         from .generative import content_vectors_for
 
         vectors = content_vectors_for(content_embeddings, item_ids)

@@ -1,4 +1,4 @@
-"""Training loop of the item-level retrievers (`sasrec`, `parallel`): read top to bottom.
+"""Training loop of the item-level retrievers (`sasrec`, `parallel`, `hybrid`): read top to bottom.
 
 Per epoch: shuffle (seeded by epoch), AdamW steps with linear warm-up then a constant
 rate, then Recall/NDCG@10 on the validation targets by exact full-catalog scoring with
@@ -23,6 +23,7 @@ import numpy as np
 from ..config import check, to_dict
 from ..errors import UserError
 from ..io import atomic_path
+from .item_features import check_parts
 
 BEST = "model.safetensors"
 
@@ -34,7 +35,7 @@ class ItemRetrieverConfig:
     3-5 epochs; cosine decay over 20 epochs beat a constant rate (validation); d 128 lost to d 64
     within the 10-minute budget (fewer epochs); RPG's/SASRec's other values (wd 0, 2 layers) not tuned."""
 
-    head: Literal["sasrec", "parallel"] = "parallel"
+    head: Literal["sasrec", "parallel", "hybrid"] = "parallel"
     d_model: int = 64
     n_layer: int = 2
     n_head: int = 2
@@ -54,6 +55,20 @@ class ItemRetrieverConfig:
     combine: Literal["mean", "sum"] = "mean"  # parallel: item = mean or sum of its digit embeddings
     content: bool = False  # add a projection of each item's text embedding (needs item vectors)
     id_input: bool = False  # parallel: also an item-ID embedding in the input (output stays the codes)
+    # hybrid: the item vector's parts (any non-empty subset of id, codes, text) and their composition
+    parts: tuple[str, ...] = ("id", "codes", "text")
+    compose: Literal["sum", "concat"] = "sum"
+    shared_codes: bool = False
+    text_mlp: bool = False
+    item_norm: bool = False
+    id_dropout: float = 0.0
+    item_bias: bool = False  # sasrec/hybrid: per-item output bias (zero for items unseen in training)
+    # sasrec/hybrid: "seen" = the training softmax covers only items with a training occurrence (a
+    # held-out or new item is never a negative); "all" = every catalog item
+    train_softmax: Literal["seen", "all"] = "seen"
+    # sasrec/hybrid sampled softmax (negatives > 0): uniform over seen items, or by training
+    # popularity with the logQ correction
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
     seed: int = 0
     device: str = "auto"
     max_minutes: float = 10.0  # wall-clock training budget; 0 = none
@@ -62,7 +77,7 @@ class ItemRetrieverConfig:
     schedule: Literal["constant", "cosine"] = "cosine"
 
     def __post_init__(self):
-        check(self.head in ("sasrec", "parallel"), f"head must be sasrec or parallel, got {self.head!r}")
+        check(self.head in ("sasrec", "parallel", "hybrid"), f"head must be sasrec, parallel or hybrid, got {self.head!r}")
         check(self.n_layer >= 1 and self.n_head >= 1 and self.d_model >= 1, "n_layer, n_head, d_model must be >= 1")
         check(self.d_model % self.n_head == 0, f"d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})")
         check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
@@ -76,8 +91,23 @@ class ItemRetrieverConfig:
         check(self.combine in ("mean", "sum"), f"combine must be mean or sum, got {self.combine!r}")
         check(self.max_minutes >= 0, f"max_minutes must be >= 0 (0 = no budget), got {self.max_minutes}")
         check(self.schedule in ("constant", "cosine"), f"schedule must be constant or cosine, got {self.schedule!r}")
-        check(not (self.content and self.head == "sasrec"), "content applies to the parallel head only")
-        check(not (self.id_input and self.head == "sasrec"), "id_input applies to the parallel head only")
+        check(not (self.content and self.head != "parallel"),
+              "content applies to the parallel head only (hybrid: put text in parts)")
+        check(not (self.id_input and self.head != "parallel"), "id_input applies to the parallel head only")
+        if self.head == "hybrid":
+            object.__setattr__(self, "parts", check_parts(self.parts))
+        check(0.0 <= self.id_dropout < 1.0, f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        check(self.train_softmax in ("seen", "all"), f"train_softmax must be seen or all, got {self.train_softmax!r}")
+        check(self.negative_sampling in ("uniform", "popularity"),
+              f"negative_sampling must be uniform or popularity, got {self.negative_sampling!r}")
+
+    @property
+    def needs_codes(self) -> bool:
+        return self.head == "parallel" or (self.head == "hybrid" and "codes" in self.parts)
+
+    @property
+    def needs_text(self) -> bool:
+        return self.content or (self.head == "hybrid" and "text" in self.parts)
 
 
 def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=None):
@@ -89,6 +119,8 @@ def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=Non
         d_model=cfg.d_model, n_layer=cfg.n_layer, n_head=cfg.n_head, dropout=cfg.dropout,
         max_len=cfg.max_history, temperature=cfg.temperature, combine=cfg.combine,
         content_dim=0 if vectors is None else vectors.shape[1], id_input=cfg.id_input,
+        parts=cfg.parts, compose=cfg.compose, shared_codes=cfg.shared_codes, text_mlp=cfg.text_mlp,
+        item_norm=cfg.item_norm, id_dropout=cfg.id_dropout, item_bias=cfg.item_bias, train_softmax=cfg.train_softmax,
     )
 
 
@@ -161,6 +193,14 @@ def recommend(model, histories, k: int, max_history: int, exclude_history: bool 
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
 
+def seen_items(sequences: Sequence[np.ndarray], n_items: int) -> np.ndarray:
+    """(N,) bool: the items that occur in the training sequences."""
+    seen = np.zeros(n_items, bool)
+    for s in sequences:
+        seen[s] = True
+    return seen
+
+
 def fingerprint(n_items: int, sequences, codes=None, vectors=None) -> str:
     h = hashlib.sha256(str(n_items).encode())
     for a in (codes, vectors):
@@ -190,13 +230,16 @@ def train(n_items, train_sequences, valid, out_dir, cfg: ItemRetrieverConfig, co
     x_all, y_all = windows(seqs, n_items, cfg.max_history)
     if len(x_all) == 0:
         raise UserError("no training example: every training sequence has fewer than 2 items")
-    model = ItemSeqModel(model_config(cfg, n_items, codes, item_vectors), codes, item_vectors).to(device)
+    seen = seen_items(seqs, n_items)
+    model = ItemSeqModel(model_config(cfg, n_items, codes, item_vectors), codes, item_vectors)
+    model.set_seen(seen)
+    model = model.to(device)
     fp = fingerprint(n_items, seqs, codes, item_vectors)
     out = Path(out_dir) if out_dir is not None else None
     if reuse and out is not None and (report := reused_report(model, out / BEST, fp, cfg, log)) is not None:
         return model.eval(), report
     run = Run(cfg, model, make_optimizer(model, cfg), x_all, y_all, (x_all != n_items).sum(1),
-              validation_subset(valid, cfg), device)
+              validation_subset(valid, cfg), device, NegativeSampler.build(cfg, y_all, seen))
     log(f"{cfg.head}: {model.n_params():,} parameters, {len(x_all):,} windows, {run.steps_per_epoch} steps/epoch "
         f"on {device}")
     state = LoopState()
@@ -226,6 +269,34 @@ class LoopState:
     best_weights: dict | None = None
 
 
+@dataclass(frozen=True)
+class NegativeSampler:
+    """The shared negatives of the sampled softmax (sasrec/hybrid, negatives > 0), drawn from the
+    items seen in training only (a new item is never a negative): uniformly, or by training
+    popularity q, when each negative's logit is corrected by -log(R q_j) (logQ: the sampled sum
+    then estimates the full softmax's normaliser; uniform draws need no correction, a constant)."""
+
+    items: np.ndarray  # (M,) seen catalog indices
+    q: np.ndarray | None  # (M,) sampling probabilities, None = uniform
+
+    @classmethod
+    def build(cls, cfg: ItemRetrieverConfig, y: np.ndarray, seen: np.ndarray) -> "NegativeSampler | None":
+        if cfg.head == "parallel" or not cfg.negatives:
+            return None
+        items = np.flatnonzero(seen)
+        if cfg.negative_sampling == "uniform":
+            return cls(items, None)
+        counts = np.bincount(y[y >= 0], minlength=len(seen))[items].astype(np.float64)
+        return cls(items, counts / counts.sum())
+
+    def draw(self, rng: np.random.Generator, r: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(R,) negatives and their logQ corrections log(R q_j) as float32 (None when uniform)."""
+        if self.q is None:
+            return self.items[rng.integers(0, len(self.items), r)], None
+        pick = rng.choice(len(self.items), r, p=self.q)
+        return self.items[pick], np.log(r * self.q[pick]).astype(np.float32)
+
+
 @dataclass
 class Run:
     """What the named steps share and do not change: config, model, optimizer, the training windows."""
@@ -238,6 +309,7 @@ class Run:
     lengths: np.ndarray  # (E,) real items per window
     valid: tuple | None  # (histories, targets) scored after each epoch
     device: str
+    sampler: NegativeSampler | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -310,9 +382,7 @@ def train_epoch(run: Run, state: LoopState, epoch: int) -> float:
     for idx in batches(run.lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch])):
         for g in run.opt.param_groups:
             g["lr"] = learning_rate(run, state.step)
-        neg = None
-        if cfg.head == "sasrec" and cfg.negatives:
-            neg = neg_rng.integers(0, run.model.cfg.n_items, cfg.negatives)
+        neg = run.sampler.draw(neg_rng, cfg.negatives) if run.sampler is not None else None
         losses.append(train_step(run, idx, neg))
         state.step += 1
     return float(np.mean(losses))
@@ -328,12 +398,13 @@ def learning_rate(run: Run, step: int) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - run.warmup) / (total - run.warmup))))
 
 
-def train_step(run: Run, idx: np.ndarray, negatives: np.ndarray | None) -> float:
+def train_step(run: Run, idx: np.ndarray, negatives: tuple | None) -> float:
     import torch
 
     width = int(run.lengths[idx].max())  # trimmed: no compute on columns that are padding everywhere
-    to = lambda a: torch.from_numpy(a).to(run.device)  # noqa: E731
-    loss = run.model.loss(to(run.x[idx, :width]), to(run.y[idx, :width]), None if negatives is None else to(negatives))
+    to = lambda a: None if a is None else torch.from_numpy(a).to(run.device)  # noqa: E731
+    neg, log_q = negatives if negatives is not None else (None, None)
+    loss = run.model.loss(to(run.x[idx, :width]), to(run.y[idx, :width]), to(neg), to(log_q))
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
