@@ -191,3 +191,19 @@ def test_cli_hybrid_trains_and_bad_parts_write_nothing(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("rqvae-ids retrieve-train: error:") and words in err and "\n" not in err, err
         assert not bad.exists()
+
+
+def test_text_match_adds_scaled_cosine_to_the_mean_of_the_last_items():
+    m, codes, vec = hybrid_model(text_match=2)
+    m.eval()
+    x, lengths = torch.tensor([[1, 2, 3, N], [4, N, N, N]]), torch.tensor([3, 1])
+    with torch.no_grad():
+        scores = m.score_last(x, lengths)
+        table = m.item_table()
+        h = m(x, table)
+        unit = torch.from_numpy(vec / np.linalg.norm(vec, axis=1, keepdims=True))
+        for b, (last, items) in enumerate(((2, [2, 3]), (0, [4]))):
+            q = unit[items].sum(0)
+            q = q / q.norm()
+            expect = h[b, last] @ table.t() + m.match_scale * (unit @ q)
+            assert torch.allclose(scores[b], expect, atol=1e-4)

@@ -67,6 +67,9 @@ class ItemModelConfig:
     id_dropout: float = 0.0  # training: an item's ID part zeroed with this probability per step
     item_bias: bool = False  # sasrec/hybrid: a learned per-item output bias (0 for unseen items)
     train_softmax: Literal["seen", "all"] = "seen"  # sasrec/hybrid: which items the training softmax covers
+    # hybrid: n > 0 adds s * cos(mean text vector of the last n history items, item's text vector) to
+    # every item's logit, s learned: a text-similarity channel that needs no trained item row
+    text_match: int = 0
 
     def __post_init__(self):
         check(self.head in ("sasrec", "parallel", "hybrid"), f"head must be sasrec, parallel or hybrid, got {self.head!r}")
@@ -81,6 +84,9 @@ class ItemModelConfig:
             check("codes" not in parts or (self.depth >= 1 and self.width >= 1), "hybrid codes need depth, width >= 1")
             check("text" not in parts or self.content_dim > 0, "hybrid text part needs content_dim > 0")
         check(0.0 <= self.id_dropout < 1.0, f"id_dropout must be in [0, 1), got {self.id_dropout}")
+        check(self.text_match >= 0, f"text_match must be >= 0, got {self.text_match}")
+        check(not self.text_match or (self.head == "hybrid" and self.content_dim > 0),
+              "text_match applies to the hybrid head with item text vectors")
         check(self.train_softmax in ("seen", "all"), f"train_softmax must be seen or all, got {self.train_softmax!r}")
 
 
@@ -143,6 +149,10 @@ class ItemSeqModel(nn.Module):
             # a cold item's row is never trained: it stays near zero (std 0.02) and its codes carry it
             self.id_table = nn.Embedding(n + 1, d, padding_idx=n)
             nn.init.normal_(self.id_table.weight, std=0.02)
+        if cfg.text_match:
+            v = F.normalize(torch.as_tensor(np.asarray(item_vectors, dtype=np.float32)), dim=-1)
+            self.register_buffer("match_vectors", torch.cat([v, torch.zeros(1, v.shape[1])]))  # pad row zero
+            self.match_scale = nn.Parameter(torch.tensor(10.0))  # ~ the sharpness of a cosine ranking
         if cfg.content_dim and cfg.head != "hybrid":
             v = torch.as_tensor(np.asarray(item_vectors, dtype=np.float32))
             check(tuple(v.shape) == (n, cfg.content_dim), f"item vectors must be ({n}, {cfg.content_dim})")
@@ -224,6 +234,8 @@ class ItemSeqModel(nn.Module):
         table = self.item_table()  # one ID-dropout draw for inputs and outputs
         h, y = self(x, table)[keep], targets[keep]
         lg = self.logits(h, table)
+        if self.cfg.text_match:
+            lg = lg + self.match_scale * (self.match_queries(x)[keep] @ self.match_vectors[:-1].t())
         if self.cfg.train_softmax == "seen":
             lg = lg.masked_fill(~self.seen, -torch.inf)
         return F.cross_entropy(lg, y)
@@ -245,10 +257,22 @@ class ItemSeqModel(nn.Module):
         b = self.item_bias()
         pos = (h * pos_v).sum(-1, keepdim=True) + (b[y].unsqueeze(-1) if torch.is_tensor(b) else 0.0)
         neg = h @ neg_v.t() + (b[negatives] if torch.is_tensor(b) else 0.0)
+        if self.cfg.text_match:
+            q = self.match_queries(x)[keep]
+            pos = pos + self.match_scale * (q * self.match_vectors[y]).sum(-1, keepdim=True)
+            neg = neg + self.match_scale * (q @ self.match_vectors[negatives].t())
         if neg_log_q is not None:
             neg = neg - neg_log_q
         neg = neg.masked_fill(negatives[None, :] == y[:, None], -torch.inf)
         return F.cross_entropy(torch.cat([pos, neg], 1), torch.zeros_like(y))
+
+    def match_queries(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, S) right-padded histories -> (B, S, c) unit queries of the text-match channel: at
+        position t the mean text vector of items t-n+1..t (padding contributes zero)."""
+        n = self.cfg.text_match
+        c = self.match_vectors[x].cumsum(1)
+        q = c - F.pad(c, (0, 0, n, 0))[:, : c.shape[1]]  # running sum over the last n positions
+        return F.normalize(q, dim=-1)
 
     def encode_embedded(self, e: torch.Tensor) -> torch.Tensor:
         """(B, S, d) item embeddings -> (B, S, d) hidden states (the body of forward)."""
@@ -261,9 +285,13 @@ class ItemSeqModel(nn.Module):
     def score_last(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (B, S) right-padded histories, lengths (B,) >= 1 -> (B, N) scores of every catalog item."""
         table = self.item_table() if self.cfg.head == "hybrid" else None
-        h = self(x, table)[torch.arange(len(x), device=x.device), lengths - 1]
+        last = torch.arange(len(x), device=x.device), lengths - 1
+        h = self(x, table)[last]
         if self.cfg.head != "parallel":
-            return self.logits(h, table)
+            scores = self.logits(h, table)
+            if self.cfg.text_match:
+                scores = scores + self.match_scale * (self.match_queries(x)[last] @ self.match_vectors[:-1].t())
+            return scores
         logp = torch.log_softmax(self.logits(h).float(), dim=-1)  # (B, D, K)
         return score_items(logp, self.flat_codes[: self.cfg.n_items])
 

@@ -69,6 +69,9 @@ class ItemRetrieverConfig:
     # sasrec/hybrid sampled softmax (negatives > 0): uniform over seen items, or by training
     # popularity with the logQ correction
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    # hybrid: n > 0 adds a learned-scale cosine between the mean text vector of the last n history
+    # items and each item's text vector to its logit (needs the text embeddings; 0 = off)
+    text_match: int = 0
     seed: int = 0
     device: str = "auto"
     max_minutes: float = 10.0  # wall-clock training budget; 0 = none
@@ -98,6 +101,8 @@ class ItemRetrieverConfig:
             object.__setattr__(self, "parts", check_parts(self.parts))
         check(0.0 <= self.id_dropout < 1.0, f"id_dropout must be in [0, 1), got {self.id_dropout}")
         check(self.train_softmax in ("seen", "all"), f"train_softmax must be seen or all, got {self.train_softmax!r}")
+        check(self.text_match >= 0 and (not self.text_match or self.head == "hybrid"),
+              f"text_match must be >= 0 and applies to the hybrid head, got {self.text_match}")
         check(self.negative_sampling in ("uniform", "popularity"),
               f"negative_sampling must be uniform or popularity, got {self.negative_sampling!r}")
 
@@ -107,7 +112,7 @@ class ItemRetrieverConfig:
 
     @property
     def needs_text(self) -> bool:
-        return self.content or (self.head == "hybrid" and "text" in self.parts)
+        return self.content or (self.head == "hybrid" and ("text" in self.parts or self.text_match > 0))
 
 
 def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=None):
@@ -121,6 +126,7 @@ def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=Non
         content_dim=0 if vectors is None else vectors.shape[1], id_input=cfg.id_input,
         parts=cfg.parts, compose=cfg.compose, shared_codes=cfg.shared_codes, text_mlp=cfg.text_mlp,
         item_norm=cfg.item_norm, id_dropout=cfg.id_dropout, item_bias=cfg.item_bias, train_softmax=cfg.train_softmax,
+        text_match=cfg.text_match,
     )
 
 
