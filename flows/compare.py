@@ -22,7 +22,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import tasks
-from rqvae_ids.compare.comparison import compare_settings, run_comparison
+from rqvae_ids.compare.comparison import compare_options, run_comparison
 from rqvae_ids.compare.config import MODEL_KINDS
 from rqvae_ids.errors import UserError
 
@@ -73,23 +73,18 @@ def compare_baselines(
     """
     if generative and not with_generative:
         raise UserError("generative options need with_generative=True")
+    if parallel and not with_parallel:
+        raise UserError("parallel options need with_parallel=True")
+    if sasrec and not with_sasrec:
+        raise UserError("sasrec options have no effect with with_sasrec=False")
     cfg = tasks.load_config(out, config)
     knobs = {"models": tuple(models), "levels": levels, "codebook_size": codebook_size, "epochs": epochs,
              "seed": seed, "neighbour_queries": neighbour_queries, "tune_users": tune_users}
-    cmp_cfg, gen_cfg = compare_settings(knobs, dict(generative or {}) if with_generative else None)
-    from rqvae_ids.compare.item import item_settings
-    from rqvae_ids.evaluate.cold import check_cold_fraction
-
-    if parallel and not with_parallel:
-        raise UserError("parallel options need with_parallel=True")
-    check_cold_fraction(cold_items)
-    par_cfg = item_settings("parallel", dict(parallel or {}), cmp_cfg.seed) if with_parallel else None
-    if sasrec and not with_sasrec:
-        raise UserError("sasrec options have no effect with with_sasrec=False")
-    sas_cfg = item_settings("sasrec", dict(sasrec or {}), cmp_cfg.seed) if with_sasrec else False
-    log = get_run_logger()
-    run_comparison(catalog, out, cmp_cfg, interactions=interactions, embeddings=embeddings,
-                   catalog_kwargs=cfg.catalog.kwargs(), embed_cfg=cfg.embed, command="flows.compare.compare_baselines",
-                   progress=log.info, generative=gen_cfg, map_models=one_task_per_model,
-                   parallel=par_cfg, sasrec=sas_cfg, cold_items=cold_items)
+    options = compare_options(
+        knobs, tiger=dict(generative or {}) if with_generative else None,
+        sasrec=dict(sasrec or {}) if with_sasrec else None, parallel=dict(parallel or {}) if with_parallel else None,
+        interactions=interactions, embeddings=embeddings, embed=cfg.embed, catalog_kwargs=cfg.catalog.kwargs(),
+        cold_items=cold_items, command="flows.compare.compare_baselines",
+    )
+    run_comparison(catalog, out, options, progress=get_run_logger().info, map_models=one_task_per_model)
     return f"{out}/report.md"

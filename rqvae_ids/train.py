@@ -156,16 +156,18 @@ class Run:
 
 
 def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume: bool = False,
-                progress: bool = True, cf=None) -> dict[str, Any]:
+                progress: bool = True, cf=None, table=None) -> dict[str, Any]:
     """Train cfg.model.kind on the embeddings file; see the module docstring for outputs.
-    cf: a cf.CFTable aligned with the embeddings (collaborative term / rqkmeans-cf), or None."""
+    cf: a cf.CFTable aligned with the embeddings (collaborative term / rqkmeans-cf), or None.
+    table: the EmbeddingTable of `embeddings_path` when the caller has read it already (a
+    comparison reads it once for every model); None: read here."""
     from .models import build_model
     from .runtime import resolve_device, seed_everything
 
     t0 = time.perf_counter()
     out = Path(out_dir)
     # -- inputs: validate everything before writing anything -------------------------------
-    x_all, table, data_sha = read_inputs(embeddings_path, out, resume)
+    x_all, table, data_sha = read_inputs(embeddings_path, out, resume, table)
     cfg = cfg or TrainConfig()
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, input_dim=table.dim))
     cfg, cf = with_cf(cfg, cf, len(x_all))
@@ -209,11 +211,11 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
 
 
 # -- setup ---------------------------------------------------------------------------------------
-def read_inputs(embeddings_path, out: Path, resume: bool):
-    """(x (N, d) float32 writable, the embeddings table, its sha256), refusing bad input."""
+def read_inputs(embeddings_path, out: Path, resume: bool, table=None):
+    """(x (N, d) float32 writable, the embeddings table (`table`, else read), its sha256), refusing bad input."""
     from .embedding_table import check_finite, read_embeddings
 
-    table = read_embeddings(embeddings_path)
+    table = read_embeddings(embeddings_path) if table is None else table
     check_finite(table.vectors, f"embeddings file {embeddings_path}")
     x_all = np.array(table.vectors, dtype=np.float32, order="C")  # writable copy for torch
     if len(x_all) < 2:

@@ -88,6 +88,27 @@ def test_every_library_module_has_a_floor():
     assert not missing, f"add these to FLOORS (and docs/ARCHITECTURE.md): {missing}"
 
 
+def _floors_in_the_docs() -> dict[str, int]:
+    """Room -> floor of the floors table in docs/ARCHITECTURE.md (`| 2 | `catalog/`, `embed` | ... |`)."""
+    import re
+
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    table = doc[doc.index("| floor | rooms |"):].split("\n\n", 1)[0]
+    found = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        floor = int(re.match(r"\d+", cells[0]).group())
+        for room in re.findall(r"`([^`]+)`", cells[1]):
+            found["__init__" if room == "__init__" else room.strip("/")] = floor
+    return found
+
+
+def test_the_floors_table_here_is_FLOORS():
+    # docs/ARCHITECTURE.md's floors table and FLOORS cannot drift apart (issue 26: the table had lost
+    # embed_backends and cf); the package's own __init__ is floor 0 without a row of its own.
+    assert _floors_in_the_docs() == {k: v for k, v in FLOORS.items() if k != "__init__"}
+
+
 def test_no_upward_import():
     upward = [
         f"{module} (floor {FLOORS[_floor_key(module)]}) imports {target} (floor {FLOORS[_floor_key(target)]})"
@@ -124,7 +145,7 @@ def test_the_checks_see_a_cycle_and_an_upward_import():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
     graph = _graph()
     assert "rqvae_ids.compare.config" in graph["rqvae_ids.compare.comparison"]  # relative imports resolved
-    assert "rqvae_ids.evaluate.harness" in graph["rqvae_ids.compare.comparison"]  # `from ..evaluate import harness`
+    assert "rqvae_ids.evaluate.harness" in graph["rqvae_ids.evaluate.evaluation"]  # `from . import harness`
     assert "rqvae_ids.embedding_table" in graph["rqvae_ids.train"]  # imports inside functions count
 
 
@@ -139,6 +160,14 @@ def test_importing_the_library_and_cli_does_not_import_prefect():
     loaded = _modules_loaded_after("import rqvae_ids, rqvae_ids.cli")
     assert "rqvae_ids" in loaded  # the probe itself works
     assert "prefect" not in loaded and "flows" not in loaded
+
+
+def test_building_the_cli_parser_imports_neither_torch_nor_pandas():
+    # --help stays fast: the commands read the names they offer (tokenizer kinds, compare rows, chunk
+    # size) from light modules (models/kinds.py, compare/config.py, ids/encode.py) instead of copies.
+    loaded = _modules_loaded_after("from rqvae_ids.cli import build_parser\nbuild_parser()")
+    assert "rqvae_ids" in loaded
+    assert not {"torch", "pandas", "prefect"} & loaded, loaded
 
 
 def test_no_library_module_imports_prefect_at_import_time():

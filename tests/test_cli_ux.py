@@ -267,7 +267,7 @@ def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
 def test_report_bolds_only_where_there_is_something_to_beat():
     import pandas as pd
 
-    from rqvae_ids.compare.report import results_table
+    from rqvae_ids.evaluate.report import results_table
 
     frame = pd.DataFrame(
         [("rqvae", "duplicate_rate_raw", 0.1), ("rqvae", "duplicate_rate_resolved", 0.0),
@@ -289,7 +289,7 @@ def test_loss_curves_are_big_and_each_line_has_its_own_style(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from rqvae_ids.compare import plots
+    from rqvae_ids.evaluate import plots
 
     epochs = np.arange(1, 21)
     frame = pd.DataFrame({"epoch": epochs, "train_loss": 1 / epochs, "train_recon": 0.98 / epochs,
@@ -305,17 +305,17 @@ def test_report_config_line_shows_the_epochs_run(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from rqvae_ids.compare.comparison import evaluate_and_write
-    from rqvae_ids.compare.config import CompareConfig, ModelIds
+    from rqvae_ids.evaluate.evaluation import EvaluationSettings, evaluate_and_write
+    from rqvae_ids.evaluate.model_ids import ModelIds
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 8)).astype(np.float32)
     codes = rng.integers(0, 8, (200, 3))
     losses = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [1.0, 0.5, 0.4]})
-    cfg = CompareConfig(models=("rqvae",), codebook_size=8, neighbour_queries=50)
-    assert cfg.epochs is None
-    evaluate_and_write(tmp_path, x, [ModelIds("rqvae", codes, np.arange(200) % 7, None, losses)], cfg,
-                       command="test", progress=lambda m: None)
+    settings = EvaluationSettings(codebook_size=8, neighbour_queries=50)
+    config = {"models": "rqvae", "levels": 3, "codebook_size": 8, "seed": 0, "epochs": None}  # epochs left to the default
+    evaluate_and_write(tmp_path, x, [ModelIds("rqvae", codes, np.arange(200) % 7, None, losses)], settings,
+                       config=config, command="test")
     report = (tmp_path / "report.md").read_text()
     assert "`epochs=3`" in report and "epochs=None" not in report
 

@@ -188,14 +188,16 @@ def test_without_interactions_rqvae_is_text_only_and_the_cf_rows_are_left_out(ti
 
 def test_the_sasrec_row_has_one_default_everywhere():
     """On whenever interactions are given, in the CLI, the library call and the flow alike."""
-    import inspect
 
-    from rqvae_ids.compare.comparison import run_comparison
-    from rqvae_ids.compare.item import SASREC_EPOCHS, sasrec_setting
+    from rqvae_ids.compare.comparison import compare_options
+    from rqvae_ids.compare.config import CompareOptions
+    from rqvae_ids.compare.item import SASREC_EPOCHS, item_settings
 
-    assert inspect.signature(run_comparison).parameters["sasrec"].default is True
-    assert sasrec_setting(True, 3).max_epochs == SASREC_EPOCHS and sasrec_setting(True, 3).seed == 3
-    assert sasrec_setting(False, 0) is None and sasrec_setting(None, 0) is None
+    assert CompareOptions().rows.sasrec == item_settings("sasrec", {})  # the library default: on
+    assert CompareOptions().rows.sasrec.max_epochs == SASREC_EPOCHS
+    seeded = compare_options({"seed": 3}, sasrec={}).rows.sasrec
+    assert seeded.max_epochs == SASREC_EPOCHS and seeded.seed == 3
+    assert compare_options({}, sasrec=None).rows.sasrec is None
     flows = Path(__file__).resolve().parents[1] / "flows" / "compare.py"
     assert "with_sasrec: bool = True," in flows.read_text()  # the flow's parameter (read: no Prefect import here)
     from rqvae_ids.cli import build_parser

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rqvae_ids.compare.comparison import evaluate_and_write
-from rqvae_ids.compare.config import CompareConfig, ModelIds
+from rqvae_ids.compare.config import CompareConfig, CompareOptions, RetrieverRows
+from rqvae_ids.evaluate.evaluation import EvaluationSettings, evaluate_and_write
+from rqvae_ids.evaluate.model_ids import ModelIds
 from rqvae_ids.evaluate.random_ids import random_codes
-from rqvae_ids.compare.report import ordered_metrics, results_table
+from rqvae_ids.evaluate.report import ordered_metrics, results_table
 from rqvae_ids.evaluate.sequences import leave_one_out
 from rqvae_ids.io import read_parquet_metadata
 
@@ -36,15 +37,16 @@ FIXED = {"neighbour_recall@10", "neighbour_recall@100", "duplicate_rate_raw", "d
          "colliding_share_raw",
          "utilisation_l0", "perplexity_l2", "recon_mse", "nmi_l0"}
 NEXT = {"next_recall@5", "next_recall@10", "next_ndcg@5", "next_ndcg@10"}
+CONFIG = {"models": "rqkmeans,random", "levels": 3, "codebook_size": 8, "seed": 0, "epochs": None}
 
 
 def test_outputs_names_report_and_plots(tmp_path):
     import matplotlib.image as mpimg
 
     x, cats, split, models = _fixture()
-    cfg = CompareConfig(models=("rqkmeans", "random"), codebook_size=8, neighbour_queries=100)
-    evaluate_and_write(tmp_path, x, models, cfg, categories=cats, split=split, command="rqvae-ids compare ...",
-                       progress=lambda m: None)
+    settings = EvaluationSettings(codebook_size=8, neighbour_queries=100)
+    evaluate_and_write(tmp_path, x, models, settings, config=CONFIG, categories=cats, split=split,
+                       command="rqvae-ids compare ...", progress=lambda m: None)
     table = pd.read_parquet(tmp_path / "comparison.parquet")
     assert {"model", "metric", "value", "levels", "codebook_size", "seed"} <= set(table.columns)
     by_model = table.groupby("model")["metric"].apply(set)
@@ -65,8 +67,8 @@ def test_outputs_names_report_and_plots(tmp_path):
 
 def test_no_categories_no_interactions_skip_with_notes(tmp_path):
     x, _, _, models = _fixture()
-    cfg = CompareConfig(models=("rqkmeans", "random"), codebook_size=8, neighbour_queries=100)
-    summary = evaluate_and_write(tmp_path, x, models, cfg, categories=None, split=None, progress=lambda m: None)
+    settings = EvaluationSettings(codebook_size=8, neighbour_queries=100)
+    summary = evaluate_and_write(tmp_path, x, models, settings, config=CONFIG, categories=None, split=None)
     metrics = set(pd.read_parquet(tmp_path / "comparison.parquet")["metric"])
     assert not metrics & NEXT and "nmi_l0" not in metrics and "neighbour_recall@10" in metrics
     report = (tmp_path / "report.md").read_text()
@@ -116,9 +118,10 @@ def test_end_to_end_tiny_catalog(tmp_path):
     catalog = SimpleNamespace(item_ids=ids, texts=["t"] * len(ids), categories=cats)
     cfg = CompareConfig(models=("ae", "rqkmeans", "random"), levels=3, codebook_size=16, epochs=1,
                         neighbour_queries=100, tune_users=100)
-    summary = run_comparison(catalog, tmp_path / "out", cfg, interactions=tmp_path / "inter.csv",
-                             embeddings=tmp_path / "emb.parquet", command="test", progress=lambda m: None,
-                             sasrec=False)
+    given = dict(interactions=tmp_path / "inter.csv", embeddings=tmp_path / "emb.parquet",
+                 rows=RetrieverRows(sasrec=None))
+    summary = run_comparison(catalog, tmp_path / "out", CompareOptions(cfg, command="test", **given),
+                             progress=lambda m: None)
     assert summary["models"] == ["popularity", "embedding-knn", "ae", "rqkmeans", "random"]
     table = pd.read_parquet(tmp_path / "out" / "comparison.parquet")
     assert set(table["model"]) == set(summary["models"])
@@ -133,8 +136,8 @@ def test_end_to_end_tiny_catalog(tmp_path):
     assert m["rqkmeans"]["neighbour_recall@10"] > 3 * m["random"]["neighbour_recall@10"]
     assert (tmp_path / "out" / "loss_curves.png").read_bytes().startswith(PNG_SIGNATURE)
     # A rerun into the same folder reuses the trained model instead of training again.
-    again = run_comparison(catalog, tmp_path / "out", CompareConfig(models=("rqkmeans",), levels=3, codebook_size=16,
-                           epochs=1, neighbour_queries=100, tune_users=100), interactions=tmp_path / "inter.csv",
-                           embeddings=tmp_path / "emb.parquet", progress=lambda m: None, sasrec=False)
+    cfg = CompareConfig(models=("rqkmeans",), levels=3, codebook_size=16, epochs=1, neighbour_queries=100,
+                        tune_users=100)
+    again = run_comparison(catalog, tmp_path / "out", CompareOptions(cfg, **given), progress=lambda m: None)
     assert any("Reused" in n for n in again["notes"])
     assert again["metrics"]["rqkmeans"] == pytest.approx(m["rqkmeans"])

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-# rqvae_ids.ids.encode.DEFAULT_CHUNK_SIZE, spelled out for --help so that building the parser
-# imports nothing heavy (tests/test_cli_validation.py keeps the two equal).
-DEFAULT_CHUNK_SIZE = 8192
+from ..ids.encode import DEFAULT_CHUNK_SIZE  # numpy and pyarrow only, as the parser's other imports
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +46,6 @@ def warn_unfinished(model_dir: str) -> None:
 def handler(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..ids import assign_ids
-    from ..ids.encode import DEFAULT_CHUNK_SIZE
     from ..io import check_out_dir, file_in_dir
 
     if args.chunk_size is not None and args.chunk_size < 1:

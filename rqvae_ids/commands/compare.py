@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import replace
 
+from ..compare.config import MODEL_KINDS  # light: no numpy/pandas/torch
 from ._help import INTERACTIONS
 
-# = ",".join(rqvae_ids.compare.config.MODEL_KINDS) (a test keeps them equal; spelled out so
-# that `--help` does not import numpy/pandas).
-MODELS = "rqvae,rqvae-text,vqvae,vae,ae,rqkmeans,rqkmeans-cf,random"
+MODELS = ",".join(MODEL_KINDS)  # the default --models
 # --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
 GENERATIVE_FIELDS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n_head",
                      "epochs": "max_epochs", "patience": "patience", "batch_size": "batch_size", "lr": "lr",
@@ -119,62 +119,52 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from ..compare.comparison import compare_options, run_comparison
     from ..errors import UserError
-    from ..compare.comparison import compare_settings, run_comparison
     from ..io import check_out_dir, file_in_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     knobs = {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
              "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users}
-    checked, _ = compare_settings(knobs)  # the compare options are checked first
-    given = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
-             if getattr(args, f"generative_{flag}") is not None}
-    if args.generative_content:
-        given["content"] = True
-    if given and not args.with_generative:
-        raise UserError("--generative-* options need --with-generative")
-    parallel, sasrec = _item_settings(args, checked.seed)
-    if (args.with_parallel or args.cold_items is not None) and args.interactions is None:
-        raise UserError("--with-parallel and --cold-items need --interactions")
-    from ..evaluate.cold import check_cold_fraction
-
-    check_cold_fraction(args.cold_items)
+    tiger, sasrec, parallel = _row_settings(args)
     if args.embed_model is not None and args.embeddings is not None:
         raise UserError("--embed-model has no effect with --embeddings (the given embeddings are used as they "
                         "are): drop one of the two")
-    # Built (and so validated: heads vs width, dropout, beam, ...) here, before any tokenizer is trained;
-    # run_comparison refuses --with-generative without --interactions, before writing anything.
-    cfg, generative = compare_settings(knobs, given if args.with_generative else None)
+    # Every setting is validated here (heads vs width, dropout, beam, ...; rows that need
+    # --interactions), before the catalog is read and any tokenizer is trained.
+    embed = None
+    if args.embed_model:
+        from ..embed import EmbedConfig
+
+        embed = EmbedConfig(model=args.embed_model)
+    options = compare_options(knobs, tiger=tiger, sasrec=sasrec, parallel=parallel, interactions=args.interactions,
+                              embed=embed, cold_items=args.cold_items)
     args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
+    options = replace(options, embeddings=args.embeddings, command=command_line(args))
     check_out_dir(args.out)
     from ..catalog import catalog_from_args
 
     catalog = catalog_from_args(args)
     from ..train import small_catalog_warning
 
-    message = small_catalog_warning(len(catalog.item_ids), cfg.codebook_size)
+    message = small_catalog_warning(len(catalog.item_ids), options.config.codebook_size)
     if message:
         print(f"rqvae-ids compare: {message}", file=sys.stderr)
-    embed_cfg = None
-    if args.embed_model:
-        from ..embed import EmbedConfig
-
-        embed_cfg = EmbedConfig(model=args.embed_model)
-    summary = run_comparison(
-        catalog, args.out, cfg, interactions=args.interactions, embeddings=args.embeddings,
-        embed_cfg=embed_cfg, command=command_line(args), generative=generative,
-        parallel=parallel, sasrec=sasrec, cold_items=args.cold_items,
-    )
+    summary = run_comparison(catalog, args.out, options)
     print(f"wrote {args.out}/report.md ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
     return 0
 
 
-def _item_settings(args: argparse.Namespace, seed: int):
-    """(parallel ItemRetrieverConfig or None, sasrec ItemRetrieverConfig or False), validated
-    before anything is trained."""
-    from ..compare.item import item_settings
+def _row_settings(args: argparse.Namespace):
+    """The given fields of the generative, sasrec and parallel rows' configs (None: no such rows)."""
     from ..errors import UserError
 
+    tiger = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
+             if getattr(args, f"generative_{flag}") is not None}
+    if args.generative_content:
+        tiger["content"] = True
+    if tiger and not args.with_generative:
+        raise UserError("--generative-* options need --with-generative")
     par = {f: v for f, v in (("max_epochs", args.parallel_epochs), ("max_minutes", args.parallel_max_minutes))
            if v is not None}
     sas = {f: v for f, v in (("max_epochs", args.sasrec_epochs), ("max_minutes", args.sasrec_max_minutes))
@@ -183,7 +173,6 @@ def _item_settings(args: argparse.Namespace, seed: int):
         raise UserError("--parallel-* options need --with-parallel")
     if sas and args.no_sasrec:
         raise UserError("--sasrec-* options have no effect with --no-sasrec")
-    parallel = item_settings("parallel", par, seed) if args.with_parallel else None
-    # Validated here; run_comparison adds the row only with interactions (none to learn from without).
-    sasrec = False if args.no_sasrec else item_settings("sasrec", sas, seed)
-    return parallel, sasrec
+    # sasrec: validated here; run_comparison adds the row only with interactions (none to learn from without).
+    return (tiger if args.with_generative else None, None if args.no_sasrec else sas,
+            par if args.with_parallel else None)

@@ -7,9 +7,8 @@ import json
 import shlex
 import sys
 
+from ..models.kinds import KINDS  # without torch
 from ._help import INTERACTIONS
-
-KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf", "opq")
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
 DEFAULT_EPOCHS = 100

@@ -1,8 +1,9 @@
 """The comparison: every tokenizer on one catalog, measured alike, one report.
 
-`config` (CompareConfig, ModelIds) -> `comparison` (build each model's IDs, run the
-retrievers, `evaluate_and_write`, `run_comparison`), `generative` (the generative
-retriever's rows), `report` and `plots` (report.md, PNGs). The CLI `compare` and the
-compare-baselines flow both call `run_comparison`. The measuring itself lives below, in
-`rqvae_ids.evaluate`.
+`config` (CompareConfig, RetrieverRows, CompareOptions: what a comparison is given) ->
+`build` (each row's tokenizer and resolved IDs, the embeddings read once) -> the trained-retriever
+row families (`generative`: tiger, `item`: sasrec and parallel) -> `comparison` (`compare_options`,
+`run_comparison`). The CLI `compare` and the compare-baselines flow both call `run_comparison`.
+Measuring and writing the report live below, in `rqvae_ids.evaluate` (`evaluate_and_write`), which
+the pipeline's evaluate stage calls too.
 """

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
 from ..config import to_dict
+from ..embedding_table import EmbeddingTable, read_embeddings
 from ..errors import UserError
+from ..evaluate.model_ids import read_model_ids
 from ..evaluate.random_ids import random_codes
 from ..io import read_json_or_none, sha256_file, sha256_text, write_json_atomic
 from .config import CF_ROWS, CompareConfig, ModelIds
@@ -29,6 +31,23 @@ from .config import CF_ROWS, CompareConfig, ModelIds
 ROW_KINDS = {"rqvae-text": "rqvae"}
 # rows that learn from the CF embeddings when the comparison has them.
 USES_CF = ("rqvae", "rqkmeans-cf")
+# map_models(build, kinds) -> [build(kind) for kind in kinds], in any order of running (the
+# compare-baselines flow: one Prefect task per kind); a build returns ModelIds or the UserError.
+MapModels = Callable[[Callable[[str], Any], list[str]], list[Any]]
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """The comparison's embeddings, read once: the file (its path and sha256, the key of every
+    model's reuse marker) and its table, handed to every model's training and assignment."""
+
+    path: Path
+    table: EmbeddingTable
+    sha256: str
+
+    @classmethod
+    def read(cls, path: Path) -> "Embeddings":
+        return cls(Path(path), read_embeddings(path), sha256_file(path))
 
 
 def rows_without_interactions(models) -> tuple[tuple[str, ...], str | None]:
@@ -65,15 +84,15 @@ def compare_cf(interactions: Path, item_ids, split, out_dir: Path, cfg: CompareC
     return CFTable(vectors, has, meta)
 
 
-def build_models(cfg: CompareConfig, embeddings: Path, out_dir: Path, n_items: int,
-                 progress: Callable[[str], None], map_models=None,
-                 cf=None) -> tuple[list[ModelIds], list[str], list[str]]:
+def build_models(cfg: CompareConfig, embeddings: Embeddings, out_dir: Path, progress: Callable[[str], None],
+                 map_models: MapModels | None = None, cf=None) -> tuple[list[ModelIds], list[str], list[str]]:
     """(built ModelIds, notes, failed kinds) of every kind in cfg.models; one failing model (e.g. too
-    many collisions) becomes a note rather than hiding the others. cf: the comparison's CFTable or None."""
+    many collisions) becomes a note rather than hiding the others. cf: the comparison's CFTable or None.
+    map_models(build, kinds): runs build(kind) for every kind (default: one after the other)."""
     def build(kind: str) -> ModelIds | UserError:
         progress(f"{kind} ({cfg.models.index(kind) + 1}/{len(cfg.models)}): train + assign IDs")
         try:
-            return build_model_ids(kind, embeddings, out_dir, cfg, n_items, cf=cf)
+            return build_model_ids(kind, embeddings, out_dir, cfg, cf=cf)
         except UserError as e:
             progress(f"{kind}: FAILED: {e}")
             return e
@@ -87,33 +106,30 @@ def build_models(cfg: CompareConfig, embeddings: Path, out_dir: Path, n_items: i
     return model_ids, notes, failed
 
 
-def build_model_ids(kind: str, embeddings_path: Path, work_dir: Path, cfg: CompareConfig, n_items: int,
-                    cf=None) -> ModelIds:
+def build_model_ids(kind: str, embeddings: Embeddings, work_dir: Path, cfg: CompareConfig, cf=None) -> ModelIds:
     """Train the row `kind` (or draw random IDs), assign resolved IDs; codes in embeddings row order.
     cf: the comparison's CFTable (used by the `USES_CF` rows) or None."""
     start = time.perf_counter()
+    n_items = len(embeddings.table)
     if kind == "random":
         codes = random_codes(n_items, cfg.levels, cfg.codebook_size, cfg.seed)
         return ModelIds("random", codes, np.zeros(n_items, np.int64), seconds=time.perf_counter() - start)
-    from ..embedding_table import read_embeddings
-    from ..ids import read_semantic_ids
-    from ..models import load_model
-
     cf = cf if kind in USES_CF else None
     model_dir, ids_dir = work_dir / "models" / kind, work_dir / "ids" / kind
-    info = train_and_assign(kind, embeddings_path, model_dir, ids_dir, cfg, cf)
-    sids = read_semantic_ids(ids_dir / "semantic_ids.parquet")
-    codes, suffix = sids.codes_in_order(read_embeddings(embeddings_path).item_ids, where=kind)
-    model = load_model(model_dir)
-    recon = np.asarray(model.decode_codes(codes), dtype=np.float32)  # rqkmeans-cf: the text part
-    losses = pd.read_parquet(model_dir / "metrics.parquet") if (model_dir / "metrics.parquet").is_file() else None
-    return ModelIds(kind, codes, suffix, recon, losses, seconds=time.perf_counter() - start, info=info)
+    info = train_and_assign(kind, embeddings, model_dir, ids_dir, cfg, cf)
+    ids = read_model_ids(model_dir, ids_dir / "semantic_ids.parquet", embeddings.table.item_ids, name=kind, where=kind)
+    ids.seconds = time.perf_counter() - start
+    ids.info.update(info)
+    return ids
 
 
-def train_and_assign(kind: str, embeddings_path: Path, model_dir: Path, ids_dir: Path, cfg: CompareConfig,
+def train_and_assign(kind: str, embeddings: Embeddings, model_dir: Path, ids_dir: Path, cfg: CompareConfig,
                      cf) -> dict[str, Any]:
     """Train the row's tokenizer into model_dir and write its suffix-resolved IDs into ids_dir,
-    unless an earlier run into the same --out left them with the same key ({"reused": ...})."""
+    unless an earlier run into the same --out left them with the same key ({"reused": ...}).
+    A CF-reading row (rqkmeans-cf) is coded from [text, alpha * CF] where an item has a CF
+    embedding, from its text alone elsewhere (`ids.assign.inputs_with_cf`)."""
+    from ..ids.assign import assign_ids_from_table
     from ..train import cf_meta, config_from_args, train_model
 
     # The same budget for every kind: levels, codebook size, seed and epochs; the rest are
@@ -121,38 +137,17 @@ def train_and_assign(kind: str, embeddings_path: Path, model_dir: Path, ids_dir:
     train_cfg = config_from_args(kind=ROW_KINDS.get(kind, kind), levels=cfg.levels, codebook_size=cfg.codebook_size,
                                  seed=cfg.seed, epochs=cfg.epochs)
     # Reruns into the same --out reuse a model trained with the same config on the same data.
-    key = {"train": to_dict(train_cfg), "embeddings_sha256": sha256_file(embeddings_path)}
+    key = {"train": to_dict(train_cfg), "embeddings_sha256": embeddings.sha256}
     if cf is not None:
         key["cf"] = {**cf_meta(cf), "cold_sha256": cf.metadata.get("cold_sha256")}
     marker = ids_dir / "compare_key.json"
     if read_json_or_none(marker) == json.loads(json.dumps(key)) and (ids_dir / "semantic_ids.parquet").is_file():
         return {"reused": str(model_dir)}
-    train_model(embeddings_path, model_dir, train_cfg, progress=False, cf=cf)
-    if train_cfg.model.kind == "rqkmeans-cf":
-        assign_with_cf(model_dir, embeddings_path, ids_dir, cf)
-    else:
-        from ..ids import assign_ids
-
-        assign_ids(model_dir, embeddings_path, ids_dir, resolve="suffix")
+    train_model(embeddings.path, model_dir, train_cfg, progress=False, cf=cf, table=embeddings.table)
+    reads_cf = train_cfg.model.kind == "rqkmeans-cf"
+    config = {"model_dir": str(model_dir), "embeddings": str(embeddings.path), "out_dir": str(ids_dir),
+              "resolve": "suffix", **({"inputs": "text + cf_alpha * CF"} if reads_cf else {})}
+    assign_ids_from_table(model_dir, embeddings.table, ids_dir, resolve="suffix", cf=cf if reads_cf else None,
+                          config=config)
     write_json_atomic(marker, key)
     return {}
-
-
-def assign_with_cf(model_dir: Path, embeddings_path: Path, ids_dir: Path, cf) -> None:
-    """rqkmeans-cf's suffix-resolved IDs from [text, alpha * CF] rows: items with a CF embedding
-    are coded with it (`model.encode_codes(model.cf_inputs(x, cf.vectors, cf.has))`, as
-    bench/cf_tune.py's `codes_of`), items without one from their text alone. `assign_ids`
-    reads the embeddings file only, where every item would count as cold."""
-    from dataclasses import replace
-
-    from ..embedding_table import read_embeddings
-    from ..ids import assign_table, write_assignment
-    from ..ids.assign import checkpoint_sha256
-    from ..models import load_model
-
-    model = load_model(model_dir)
-    table = read_embeddings(embeddings_path)
-    joined = replace(table, vectors=model.cf_inputs(table.vectors, cf.vectors, cf.has))
-    a = assign_table(model, joined, resolve="suffix", checkpoint=checkpoint_sha256(model_dir))
-    write_assignment(a, ids_dir, {"model_dir": str(model_dir), "embeddings": str(embeddings_path),
-                                  "out_dir": str(ids_dir), "resolve": "suffix", "inputs": "text + cf_alpha * CF"})

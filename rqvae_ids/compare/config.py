@@ -1,19 +1,29 @@
-"""What a comparison is given and what it builds: its knobs (`CompareConfig`) and one model's IDs (`ModelIds`).
+"""What a comparison is given and what it builds: its knobs (`CompareConfig`), the retriever rows
+asked for (`RetrieverRows`), everything together (`CompareOptions`, the one argument of
+`run_comparison`), and what a family of retriever rows is built from and gives back (`RowContext`,
+`Rows`).
 
-The bottom of the compare package: `comparison` and `generative` both import from
-here, never from each other's privates.
+The bottom of the compare package: `comparison`, `build`, `generative` and `item` import from here,
+never from each other's privates. Importing it is light (no numpy/pandas/torch), so the CLI reads
+`MODEL_KINDS` from here for its --help.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from ..config import check
+from ..evaluate.model_ids import ModelIds
+
+if TYPE_CHECKING:  # annotations only
+    from ..embed import EmbedConfig
+    from ..embedding_table import EmbeddingTable
+    from ..evaluate.retriever import Retriever
+    from ..retrieval.item_trainer import ItemRetrieverConfig
+    from ..retrieval.trainer import RetrievalConfig
 
 # The comparison's rows (issue 14): `rqvae` is collaborative whenever interactions are given
 # (text-only without), `rqvae-text` always text only, `rqkmeans` text, `rqkmeans-cf` residual
@@ -21,6 +31,9 @@ from ..config import check
 MODEL_KINDS = ("rqvae", "rqvae-text", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf", "random")
 # Rows that only exist with interactions (left out, with a report note, without them).
 CF_ROWS = ("rqvae-text", "rqkmeans-cf")
+
+__all__ = ["MODEL_KINDS", "CF_ROWS", "CompareConfig", "ModelIds", "RetrieverRows", "CompareOptions", "RowContext",
+           "Rows", "progress_to_stderr"]
 
 
 @dataclass(frozen=True)
@@ -48,22 +61,83 @@ class CompareConfig:
         check(self.tune_users >= 0, f"tune_users must be >= 0, got {self.tune_users}")
 
 
-@dataclass
-class ModelIds:
-    """One model's IDs in embeddings row order.
+# The compare's default SASRec budget: small, so a default-on row costs little on the CLI
+# (stated in report.md); retrieve-train --retriever sasrec is the full-budget run.
+SASREC_EPOCHS, SASREC_MAX_MINUTES = 10, 2.0
 
-    codes: (N, L) int64 raw codes; suffix: (N,) int64 collision suffix or None;
-    recon: (N, d) float32 reconstruction of the embeddings or None (random IDs);
-    losses: per-epoch training metrics frame or None; seconds: time to build.
+
+def default_sasrec() -> ItemRetrieverConfig:
+    """The `sasrec` row's default: on, at the compare's small budget."""
+    from ..retrieval.item_trainer import ItemRetrieverConfig
+
+    return ItemRetrieverConfig(head="sasrec", max_epochs=SASREC_EPOCHS, max_minutes=SASREC_MAX_MINUTES)
+
+
+@dataclass(frozen=True)
+class RetrieverRows:
+    """The trained-retriever rows of a comparison, one field per family (None: no such rows), in
+    report order. Each family's rows need interactions; every config is seeded with the
+    comparison's seed when its rows are built.
+
+    tiger: the generative retriever over each ID model's IDs (`generative/<model>` rows);
+    sasrec: the item-ID SASRec row (on by default, at the compare's small budget; dropped without
+    interactions); parallel: the parallel semantic-ID retriever over each ID model's IDs
+    (`parallel/<model>` rows). A new family is a field here plus its builder in
+    `comparison.FAMILIES` (see `Rows`).
     """
 
-    name: str
-    codes: np.ndarray
-    suffix: np.ndarray | None = None
-    recon: np.ndarray | None = None
-    losses: pd.DataFrame | None = None
-    seconds: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
+    tiger: RetrievalConfig | None = None
+    sasrec: ItemRetrieverConfig | None = field(default_factory=default_sasrec)
+    parallel: ItemRetrieverConfig | None = None
+
+    def asked(self) -> list[str]:
+        """The families with rows, in report order."""
+        return [name for name in self.__dataclass_fields__ if getattr(self, name) is not None]
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Everything a comparison is given besides the catalog and the output folder.
+
+    interactions: the interactions file (None: no next-item metrics, no collaborative or trained
+    retriever rows); embeddings: an embeddings.parquet of the catalog to use instead of embedding
+    it (rows in any order, every row a catalog item); embed: how to embed otherwise (None: the
+    defaults); catalog_kwargs: `load_catalog` options when the catalog is given as a path;
+    cold_items: share of the catalog held out of training and validation, in (0, 0.5) (adds
+    cold_* metrics); command: the command line recorded in the report.
+    """
+
+    config: CompareConfig = field(default_factory=CompareConfig)
+    interactions: Path | None = None
+    embeddings: Path | None = None
+    embed: EmbedConfig | None = None
+    catalog_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    rows: RetrieverRows = field(default_factory=RetrieverRows)
+    cold_items: float | None = None
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What every family of retriever rows is built from: the built ID models, the comparison's
+    embeddings (read once, rows in the models' codes order), its folder, knobs and progress line."""
+
+    model_ids: Sequence[ModelIds]
+    table: EmbeddingTable
+    out_dir: Path
+    cfg: CompareConfig
+    progress: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One family's contribution: its retrievers (evaluated after the ID models, in this order),
+    the report note explaining them and the config recorded under the family's name in
+    comparison.json."""
+
+    retrievers: list[Retriever]
+    note: str
+    config: dict[str, Any]
 
 
 def progress_to_stderr(msg: str) -> None:

@@ -1,16 +1,21 @@
-"""`compare --with-generative`: the generative retriever over each ID model's IDs, as comparison rows."""
+"""`compare --with-generative`: the generative (TIGER-style) retriever over each ID model's IDs, as
+comparison rows; `tiger_rows` is the family's builder (`comparison.FAMILIES`)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from ..config import to_dict
 from ..io import read_json_or_none, write_json_atomic
-from .config import ModelIds, progress_to_stderr
+from .config import ModelIds, RowContext, Rows, progress_to_stderr
+
+if TYPE_CHECKING:
+    from ..retrieval.trainer import RetrievalConfig
 
 
 class CompareGenerative:
@@ -26,7 +31,7 @@ class CompareGenerative:
 
     history_extra = 0
 
-    def __init__(self, model: ModelIds, cfg: Any, out_dir: Path, progress: Callable[[str], None] = progress_to_stderr,
+    def __init__(self, model: ModelIds, cfg: RetrievalConfig, out_dir: Path, progress: Callable[[str], None] = progress_to_stderr,
                  position: str = "", item_vectors=None, width: int | None = None):
         from ..retrieval.generative import retriever_for
 
@@ -72,10 +77,10 @@ class CompareGenerative:
         return self.inner.recommend(histories, k)
 
 
-def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cfg: Any,
+def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cfg: RetrievalConfig,
                           progress: Callable[[str], None] = progress_to_stderr, item_vectors=None,
                           width: int | None = None) -> list[CompareGenerative]:
-    """`retriever_factory` of --with-generative: one `CompareGenerative` per ID model,
+    """The retrievers of --with-generative: one `CompareGenerative` per ID model,
     checkpoints in out_dir/retrievers/<kind>/. cfg: a RetrievalConfig shared by all;
     item_vectors: (N, d) embeddings in the models' codes order (read when cfg.content);
     width: the comparison's codebook size K (every model's codes and suffixes are below it)."""
@@ -84,7 +89,7 @@ def generative_retrievers(model_ids: Sequence[ModelIds], out_dir: str | Path, cf
                               width) for i, m in enumerate(model_ids, 1)]
 
 
-def generative_note(cfg: Any) -> str:
+def generative_note(cfg: RetrievalConfig) -> str:
     """The report note explaining the `generative/<kind>` rows."""
     content = ", item content" if getattr(cfg, "content", False) else ""
     return (
@@ -94,3 +99,14 @@ def generative_note(cfg: Any) -> str:
         "token), the same sequence model for every ID model; next_* metrics only; checkpoints in retrievers/<model>/; "
         "epochs actually trained (a rerun may reuse a longer-trained retriever) under \"Tuned retriever settings\"."
     )
+
+
+def tiger_rows(cfg: RetrievalConfig, ctx: RowContext) -> Rows:
+    """The `generative/<model>` rows (a RetrievalConfig), seeded by the comparison, validated on its
+    --tune-users and truncating histories as its split does; item content from the comparison's
+    embeddings when `cfg.content`."""
+    cfg = replace(cfg, seed=ctx.cfg.seed, valid_users=ctx.cfg.tune_users, max_history=ctx.cfg.max_history)
+    vectors = ctx.table.vectors if cfg.content else None  # rows = the models' codes order
+    rows = generative_retrievers(ctx.model_ids, ctx.out_dir, cfg, ctx.progress, item_vectors=vectors,
+                                 width=ctx.cfg.codebook_size)
+    return Rows(list(rows), generative_note(cfg), to_dict(cfg))

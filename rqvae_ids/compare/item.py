@@ -1,6 +1,7 @@
-"""`compare --with-parallel` and the `sasrec` row: the item-level retrievers
-(rqvae_ids.retrieval.item_retriever) as comparison rows, like `generative.py` does for
-`generative/<model>`.
+"""The item-level retrievers (rqvae_ids.retrieval.item_retriever) as comparison rows: the `sasrec`
+row and `compare --with-parallel`'s `parallel/<model>` rows, like `generative.py` does for
+`generative/<model>`. `sasrec_rows` and `parallel_rows` are their families' builders
+(`comparison.FAMILIES`).
 
 Checkpoints: OUT/retrievers/parallel/<model>/ and OUT/retrievers/sasrec/. A rerun into the
 same --out with the same config and the same training data (codes, split) reuses the
@@ -9,14 +10,17 @@ saved weights (the item trainer's own fingerprint check); anything else trains a
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .config import ModelIds, progress_to_stderr
+from ..config import to_dict
+from .config import SASREC_EPOCHS, SASREC_MAX_MINUTES, ModelIds, RowContext, Rows, progress_to_stderr
 
-# The compare's default SASRec budget: small, so a default-on row costs little on the CLI
-# (stated in report.md); retrieve-train --retriever sasrec is the full-budget run.
-SASREC_EPOCHS, SASREC_MAX_MINUTES = 10, 2.0
+if TYPE_CHECKING:
+    from ..retrieval.item_trainer import ItemRetrieverConfig
+
+__all__ = ["SASREC_EPOCHS", "SASREC_MAX_MINUTES", "CompareItem", "sasrec_rows", "parallel_rows", "item_settings"]
 
 
 class CompareItem:
@@ -27,7 +31,7 @@ class CompareItem:
 
     history_extra = 0
 
-    def __init__(self, name: str, n_items: int, cfg: Any, out_dir: Path, codes=None,
+    def __init__(self, name: str, n_items: int, cfg: ItemRetrieverConfig, out_dir: Path, codes=None,
                  progress: Callable[[str], None] = progress_to_stderr, position: str = ""):
         from ..retrieval.item_retriever import ItemRetriever
 
@@ -50,7 +54,7 @@ class CompareItem:
         return self.inner.recommend(histories, k)
 
 
-def parallel_retrievers(model_ids: Sequence[ModelIds], n_items: int, out_dir: str | Path, cfg: Any,
+def parallel_retrievers(model_ids: Sequence[ModelIds], n_items: int, out_dir: str | Path, cfg: ItemRetrieverConfig,
                         progress: Callable[[str], None] = progress_to_stderr) -> list[CompareItem]:
     """One `parallel/<kind>` retriever per ID model over its resolved IDs (level codes plus the
     collision suffix as a last digit, so no two items share a code tuple)."""
@@ -62,12 +66,7 @@ def parallel_retrievers(model_ids: Sequence[ModelIds], n_items: int, out_dir: st
             for i, m in enumerate(model_ids, 1)]
 
 
-def sasrec_retriever(n_items: int, out_dir: str | Path, cfg: Any,
-                     progress: Callable[[str], None] = progress_to_stderr) -> CompareItem:
-    return CompareItem("sasrec", n_items, cfg, Path(out_dir) / "retrievers" / "sasrec", progress=progress)
-
-
-def item_note(cfg: Any, what: str) -> str:
+def item_note(cfg: ItemRetrieverConfig, what: str) -> str:
     """The report note of the `sasrec` / `parallel/<model>` rows, with their budget."""
     budget = (f"d_model {cfg.d_model}, n_layer {cfg.n_layer}, at most {cfg.max_epochs} epochs and "
               f"{cfg.max_minutes:g} min of training, early stopping on validation NDCG@10 (patience {cfg.patience}), "
@@ -80,7 +79,7 @@ def item_note(cfg: Any, what: str) -> str:
             "checkpoints in retrievers/parallel/<model>/.")
 
 
-def item_settings(head: str, given: dict[str, Any], seed: int) -> Any:
+def item_settings(head: str, given: dict[str, Any], seed: int = 0) -> ItemRetrieverConfig:
     """The validated ItemRetrieverConfig of the --parallel-* / --sasrec-* options (fields of
     ItemRetrieverConfig; unset ones: the item trainer's defaults, except SASRec's small
     compare budget), seeded by the compare's --seed."""
@@ -91,10 +90,15 @@ def item_settings(head: str, given: dict[str, Any], seed: int) -> Any:
     return from_dict(ItemRetrieverConfig, {**base, **given, "head": head, "seed": seed}, where=f"compare --{head}-*")
 
 
-def sasrec_setting(sasrec: Any, seed: int) -> Any:
-    """The `sasrec` row's ItemRetrieverConfig, or None for no row: one default for the CLI, the
-    library call and the compare-baselines flow. True: the compare's small budget; a config:
-    that one; False/None: no row. (Only asked where the comparison has interactions.)"""
-    if sasrec is True:
-        return item_settings("sasrec", {}, seed)
-    return sasrec or None
+def sasrec_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
+    """The `sasrec` row (an ItemRetrieverConfig with head sasrec), seeded by the comparison."""
+    cfg = replace(cfg, seed=ctx.cfg.seed)
+    row = CompareItem("sasrec", len(ctx.table), cfg, ctx.out_dir / "retrievers" / "sasrec", progress=ctx.progress)
+    return Rows([row], item_note(cfg, "sasrec"), to_dict(cfg))
+
+
+def parallel_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
+    """The `parallel/<model>` rows (an ItemRetrieverConfig with head parallel), seeded by the comparison."""
+    cfg = replace(cfg, seed=ctx.cfg.seed)
+    rows = parallel_retrievers(ctx.model_ids, len(ctx.table), ctx.out_dir, cfg, ctx.progress)
+    return Rows(list(rows), item_note(cfg, "parallel"), to_dict(cfg))

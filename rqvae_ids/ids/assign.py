@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from ..errors import UserError
@@ -233,6 +232,8 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
     check_match(cfg, table, embeddings_path)
     if len(table) == 0:
         raise UserError(f"{embeddings_path} holds no items: nothing to assign")
+    import pandas as pd  # here, not at the top: the CLI reads ids.encode's chunk size for --help
+
     if not pd.Index(table.item_ids).is_unique:
         raise UserError(f"{embeddings_path} has duplicate item_id values")
     model = _load_model(model_dir)
@@ -247,11 +248,30 @@ def assign_ids(model_dir: str | os.PathLike, embeddings_path: str | os.PathLike,
                      encoded=encoded)
     # encoded while read: the encoder's time is in read_and_encode_s, not in encode_s
     a.report["timings"]["read_s" if encoded is None else "read_and_encode_s"] = read_s
-    if cf_report is not None:
-        a.report["cf"] = cf_report
     config = {"model_dir": os.fspath(model_dir), "embeddings": os.fspath(embeddings_path),
               "out_dir": os.fspath(out_dir), "resolve": resolve,
               "previous": os.fspath(previous) if previous is not None else None, "chunk_size": chunk_size}
+    return _write(a, cf_report, out_dir, config)
+
+
+def assign_ids_from_table(model_dir: str | os.PathLike, table: EmbeddingTable, out_dir: str | os.PathLike, *,
+                          resolve: str = "suffix", cf=None, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`assign_ids` for embeddings already in memory (a comparison reads its file once for every
+    model): the same outputs, encoded from `table.vectors`. cf: the CFTable (rows in table order) a
+    CF-reading tokenizer (rqkmeans-cf) encodes with, as `inputs_with_cf`; None: `model_inputs`
+    (model_dir/cf_embeddings.parquet, as assign_ids). config: recorded in assign_report.json."""
+    cfg = read_model_config(model_dir)
+    check_match(cfg, table, "the embeddings table")
+    model = _load_model(model_dir)
+    inputs, cf_report = model_inputs(model, model_dir, cfg, table) if cf is None else inputs_with_cf(model, table, cf)
+    a = assign_table(model, table, resolve=resolve, checkpoint=checkpoint_sha256(model_dir), inputs=inputs)
+    return _write(a, cf_report, out_dir, config)
+
+
+def _write(a: Assignment, cf_report: dict[str, Any] | None, out_dir, config: dict[str, Any] | None) -> dict[str, Any]:
+    """Write `a` (with its CF report, if any) into out_dir; returns the report."""
+    if cf_report is not None:
+        a.report["cf"] = cf_report
     a.report["outputs"] = write_assignment(a, out_dir, config)
     return a.report
 
@@ -297,9 +317,17 @@ def model_inputs(model: Any, model_dir, cfg: dict[str, Any], table: EmbeddingTab
     trained_on = (cfg.get("cf") or {}).get("interactions_sha256")
     if trained_on is not None and cf.metadata.get("interactions_sha256") != trained_on:
         raise UserError(f"{path}: not the CF embeddings {model_dir} was trained with (interactions hash differs)")
+    return inputs_with_cf(model, table, cf)
+
+
+def inputs_with_cf(model: Any, table: EmbeddingTable, cf) -> tuple[np.ndarray, dict[str, Any]]:
+    """(inputs, CF report) of a CF-reading tokenizer: text ⊕ α·CF for the items of the CFTable `cf`
+    (rows in table order) that have a CF embedding, text alone for the others."""
     with_cf = int(cf.has.sum())
-    return model.cf_inputs(table.vectors, cf.vectors, cf.has), {
-        "items_with_cf": with_cf, "items_text_only": len(table) - with_cf, "cf_items_gone": cf.metadata["items_gone"]}
+    report = {"items_with_cf": with_cf, "items_text_only": len(table) - with_cf}
+    if "items_gone" in cf.metadata:  # cf_for_items: CF rows of items no longer in the catalog
+        report["cf_items_gone"] = cf.metadata["items_gone"]
+    return model.cf_inputs(table.vectors, cf.vectors, cf.has), report
 
 
 def _load_model(model_dir):

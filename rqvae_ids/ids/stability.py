@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from ..errors import UserError
@@ -63,6 +62,8 @@ def check_previous(prev: SemanticIds, *, checkpoint_sha256: str, levels: int, co
 
 def carry_over(prev: SemanticIds, item_ids: np.ndarray, text_sha256: np.ndarray) -> Carried:
     """Match previous IDs onto the current items (item_ids, text_sha256: (N,) str)."""
+    import pandas as pd  # here, not at the top: importing rqvae_ids.ids stays light (the CLI's --help)
+
     n = len(item_ids)
     index = pd.Index(prev.item_ids)
     if not index.is_unique:
@@ -106,6 +107,8 @@ def write_id_mapping(old_ids_path: str | os.PathLike, new_ids_path: str | os.Pat
     changed is True when old_sid != new_sid (added and removed items count as changed);
     changed_share is over items present in both tables.
     """
+    import pandas as pd
+
     old, new = read_semantic_ids(old_ids_path), read_semantic_ids(new_ids_path)
     old_idx = pd.Index(old.item_ids)
     pos = old_idx.get_indexer(pd.Index(new.item_ids))

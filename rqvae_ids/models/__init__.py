@@ -1,42 +1,24 @@
-"""Tokenizer models, chosen by name from the `MODELS` registry; `load_model(dir)` reads one back."""
+"""Tokenizer models, chosen by name from the `MODELS` registry; `load_model(dir)` reads one back.
+
+`KINDS`, the registry's names, is importable without torch, so the CLI offers them in --help
+without loading any model; every other name (`MODELS`, `ModelConfig`, `build_model`,
+`load_model`, the model classes, ...) comes from `registry.py`, loaded with torch on first use.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-from .ae import AE
-from .base import CONFIG, WEIGHTS, ModelConfig, ModelOutput, Tokenizer, load_state, read_config, saved_model_config
-from .opq import OPQ, fit_opq
-from .rqkmeans import RQKMeans, fit_rqkmeans
-from .rqkmeans_cf import RQKMeansCF
-from .rqvae import RQVAE
-from .vae import VAE
-from .vqvae import VQVAE
-
-MODELS: dict[str, type[Tokenizer]] = {m.kind: m for m in (RQVAE, VQVAE, VAE, AE, RQKMeans, RQKMeansCF, OPQ)}
+from .kinds import KINDS
+_FROM_REGISTRY = ("MODELS", "ModelConfig", "ModelOutput", "Tokenizer", "build_model", "load_model", "fit_rqkmeans",
+                  "fit_opq", "RQVAE", "VQVAE", "VAE", "AE", "RQKMeans", "RQKMeansCF", "OPQ", "WEIGHTS", "CONFIG")
+__all__ = ["KINDS", *_FROM_REGISTRY]
 
 
-def build_model(cfg: ModelConfig) -> Tokenizer:
-    """A fresh (untrained) tokenizer of kind cfg.kind."""
-    from ..errors import UserError
+def __getattr__(name: str) -> Any:
+    """`rqvae_ids.models.load_model` and the other registry names, imported on first use (PEP 562)."""
+    if name in _FROM_REGISTRY:
+        from . import registry
 
-    if cfg.kind not in MODELS:
-        raise UserError(f"unknown model kind {cfg.kind!r}; choose from {sorted(MODELS)}")
-    return MODELS[cfg.kind](cfg)
-
-
-def load_model(model_dir: str | Path) -> Tokenizer:
-    """Read a model directory (config.json + model.safetensors) into a Tokenizer in eval mode.
-
-    Corrupt or mismatched files raise UserError. Never unpickles anything.
-    """
-    meta = read_config(model_dir)
-    cfg = saved_model_config(meta, where=f"{Path(model_dir) / CONFIG}: model")
-    model = build_model(cfg)
-    load_state(model, Path(model_dir) / WEIGHTS)
-    model.meta = {k: meta.get(k) for k in ("embedding_model", "embedding_dim", "data_sha256", "train", "cf")}
-    return model.eval()
-
-
-__all__ = ["MODELS", "ModelConfig", "ModelOutput", "Tokenizer", "build_model", "load_model", "fit_rqkmeans", "fit_opq",
-           "RQVAE", "VQVAE", "VAE", "AE", "RQKMeans", "RQKMeansCF", "OPQ", "WEIGHTS", "CONFIG"]
+        return getattr(registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

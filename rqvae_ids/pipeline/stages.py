@@ -206,35 +206,18 @@ def evaluate(
 
 
 def _evaluate(run_dir, opts: EvaluateOptions, interactions, step) -> dict[str, Any]:
-    import numpy as np
-    import pandas as pd
-
-    from ..compare.comparison import evaluate_and_write
-    from ..compare.config import CompareConfig, ModelIds
-    from ..ids import read_semantic_ids
-    from ..models import load_model
     from ..embedding_table import read_embeddings
+    from ..evaluate.evaluation import EvaluationSettings, evaluate_and_write
+    from ..evaluate.model_ids import read_model_ids
 
     run_dir = Path(run_dir)
-    model_dir = run_dir / MODEL
     table = read_embeddings(run_dir / EMBEDDINGS)
-    sids = read_semantic_ids(run_dir / SEMANTIC_IDS)
-    codes, suffix = sids.codes_in_order(table.item_ids, where=str(run_dir))
-    model = load_model(model_dir)
-    recon = np.asarray(model.decode_codes(codes), dtype=np.float32)
-    metrics_path = model_dir / "metrics.parquet"
-    losses = pd.read_parquet(metrics_path) if metrics_path.is_file() else None
-    name = model.kind
+    ids = read_model_ids(run_dir / MODEL, run_dir / SEMANTIC_IDS, table.item_ids, where=str(run_dir))
+    levels, codebook_size = ids.info["levels"], ids.info["codebook_size"]
     _, _, categories = read_items(run_dir / ITEMS)
     categories = categories if any(categories) else None
-    cfg = CompareConfig(
-        models=(name,),
-        levels=model.levels,
-        codebook_size=model.codebook_size,
-        seed=opts.seed,
-        max_history=opts.max_history,
-        neighbour_queries=min(opts.neighbour_queries, len(table)),
-    )
+    settings = EvaluationSettings(codebook_size=codebook_size, seed=opts.seed,
+                                  neighbour_queries=min(opts.neighbour_queries, len(table)))
     split = None
     if interactions is not None:
         from ..evaluate.sequences import leave_one_out, load_interactions
@@ -242,21 +225,19 @@ def _evaluate(run_dir, opts: EvaluateOptions, interactions, step) -> dict[str, A
         users, seqs, order = load_interactions(interactions, table.item_ids)
         split = leave_one_out(users, seqs, opts.max_history, order_column=order)
     out = run_dir / EVALUATION
+    # The settings recorded (comparison.json, the parquet's constant columns), as a comparison of one model.
+    config = {"models": ids.name, "levels": levels, "codebook_size": codebook_size, "seed": opts.seed,
+              "epochs": None, "max_history": opts.max_history, "neighbour_queries": settings.neighbour_queries,
+              "tune_users": settings.tune_users, "embedding_model": table.model, "n_items": len(table)}
     summary = evaluate_and_write(
-        out,
-        table.vectors,
-        [ModelIds(name, codes, suffix, recon, losses)],
-        cfg,
-        categories=categories,
-        split=split,
+        out, table.vectors, [ids], settings, config=config, categories=categories, split=split,
         command=f"rqvae-ids run  # evaluate stage of pipeline run {run_dir.name}; settings in {run_dir / 'config.json'}",
         progress=step,
-        extra_config={"embedding_model": table.model, "n_items": len(table)},
     )
     metrics = summary["metrics"]
     return {
-        "model": name,
-        "metrics": metrics.get(name, {}),
-        "baselines": {k: v for k, v in metrics.items() if k != name},
+        "model": ids.name,
+        "metrics": metrics.get(ids.name, {}),
+        "baselines": {k: v for k, v in metrics.items() if k != ids.name},
         "path": str(out),
     }

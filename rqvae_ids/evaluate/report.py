@@ -1,4 +1,5 @@
-"""report.md of a comparison: one table (models as rows, metrics as columns), best marked.
+"""report.md of an evaluation (one run's model, or a comparison of several): one table (models
+as rows, metrics as columns), best marked.
 
 Bold = best value of the column over all rows, where there is something to beat
 (at least two values, not all tied); a trailing `*` marks the best ID model where a
