@@ -58,6 +58,8 @@ def compare_baselines(
     parallel: dict[str, Any] | None = None,
     with_sasrec: bool = True,
     sasrec: dict[str, Any] | None = None,
+    with_hybrid: bool = False,
+    hybrid: dict[str, Any] | None = None,
     cold_items: float | None = None,
 ) -> str:
     """Compare tokenizers on `catalog`; returns the path of report.md.
@@ -69,12 +71,15 @@ def compare_baselines(
     parallel: ItemRetrieverConfig fields of the parallel/<model> rows (with_parallel).
     with_sasrec: the `sasrec` row, on by default whenever interactions are given, as in the
     CLI and `run_comparison` (False: the CLI's --no-sasrec); sasrec: its ItemRetrieverConfig
-    fields (None: the compare's small budget). cold_items: --cold-items.
+    fields (None: the compare's small budget). hybrid: ItemRetrieverConfig fields of the
+    hybrid/<model> and hybrid/no-codes rows (with_hybrid). cold_items: --cold-items.
     """
     if generative and not with_generative:
         raise UserError("generative options need with_generative=True")
     if parallel and not with_parallel:
         raise UserError("parallel options need with_parallel=True")
+    if hybrid and not with_hybrid:
+        raise UserError("hybrid options need with_hybrid=True")
     if sasrec and not with_sasrec:
         raise UserError("sasrec options have no effect with with_sasrec=False")
     cfg = tasks.load_config(out, config)
@@ -83,6 +88,7 @@ def compare_baselines(
     options = compare_options(
         knobs, tiger=dict(generative or {}) if with_generative else None,
         sasrec=dict(sasrec or {}) if with_sasrec else None, parallel=dict(parallel or {}) if with_parallel else None,
+        hybrid=dict(hybrid or {}) if with_hybrid else None,
         interactions=interactions, embeddings=embeddings, embed=cfg.embed, catalog_kwargs=cfg.catalog.kwargs(),
         cold_items=cold_items, command="flows.compare.compare_baselines",
     )

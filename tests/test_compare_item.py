@@ -117,6 +117,7 @@ def test_cold_split_removes_exactly_the_chosen_items():
     (["--cold-items", "0"], "--cold-items must be in (0, 0.5)"),
     (["--cold-items", "-0.1"], "--cold-items must be in (0, 0.5)"),
     (["--parallel-epochs", "1"], "--parallel-* options need --with-parallel"),
+    (["--hybrid-epochs", "1"], "--hybrid-* options need --with-hybrid"),
     (["--no-sasrec", "--sasrec-epochs", "1"], "no effect with --no-sasrec"),
     (["--sasrec-epochs", "0"], "max_epochs must be positive"),
 ])
@@ -211,3 +212,20 @@ def test_cli_model_list_is_the_library_one():
     from rqvae_ids.compare.config import MODEL_KINDS
 
     assert MODELS == ",".join(MODEL_KINDS)
+
+
+def test_hybrid_rows_and_what_the_codes_add(tiny, tmp_path, one_thread):
+    out = tmp_path / "hyb"
+    assert main(_args(tiny, out, "--with-hybrid", "--hybrid-epochs", "2", "--no-sasrec", "--cold-items", "0.2")) == 0
+    table = pd.read_parquet(out / "comparison.parquet")
+    by_model = table.groupby("model")["metric"].apply(set)
+    for name in ("hybrid/rqkmeans", "hybrid/random", "hybrid/no-codes"):
+        assert by_model[name] == NEXT | COLD, name  # the hybrid scores new items: cold_* measured
+        assert (out / "retrievers" / "hybrid" / name.removeprefix("hybrid/") / "model.safetensors").is_file()
+    value = table.set_index(["model", "metric"])["value"]
+    assert np.isfinite(value[("hybrid/rqkmeans", "cold_recall@10")])
+    report = (out / "report.md").read_text()
+    assert "## What the codes add (hybrid retriever)" in report
+    delta = value[("hybrid/rqkmeans", "next_recall@10")] - value[("hybrid/no-codes", "next_recall@10")]
+    assert f"| rqkmeans | {delta:+.4f} |" in report
+    assert json.loads((out / "comparison.json").read_text())["config"]["hybrid"]["parts"] == ["id", "codes", "text"]

@@ -94,6 +94,14 @@ def add_retriever_args(p: argparse.ArgumentParser) -> None:
                    help="max epochs per parallel retriever (default: retrieve-train's, 200 with early stopping)")
     p.add_argument("--parallel-max-minutes", type=float, default=None, metavar="X",
                    help="training budget per parallel retriever in minutes, 0 = none (default: retrieve-train's, 10)")
+    p.add_argument("--with-hybrid", action="store_true",
+                   help="also train the hybrid retriever (semantic-ID codes + item ID + text as item features) on "
+                        "every model's IDs, plus a hybrid/no-codes row: what each tokenizer's codes add downstream "
+                        "(needs --interactions); checkpoints in --out/retrievers/hybrid/<model>/")
+    p.add_argument("--hybrid-epochs", type=int, default=None, metavar="N",
+                   help="max epochs per hybrid retriever (default: retrieve-train's)")
+    p.add_argument("--hybrid-max-minutes", type=float, default=None, metavar="X",
+                   help="training budget per hybrid retriever in minutes, 0 = none (default: retrieve-train's)")
     p.add_argument("--no-sasrec", action="store_true",
                    help="skip the sasrec row (trained by default whenever --interactions is given)")
     p.add_argument("--sasrec-epochs", type=int, default=None, metavar="N",
@@ -126,7 +134,7 @@ def handler(args: argparse.Namespace) -> int:
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     knobs = {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
              "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users}
-    tiger, sasrec, parallel = _row_settings(args)
+    tiger, sasrec, parallel, hybrid = _row_settings(args)
     if args.embed_model is not None and args.embeddings is not None:
         raise UserError("--embed-model has no effect with --embeddings (the given embeddings are used as they "
                         "are): drop one of the two")
@@ -137,8 +145,8 @@ def handler(args: argparse.Namespace) -> int:
         from ..embed import EmbedConfig
 
         embed = EmbedConfig(model=args.embed_model)
-    options = compare_options(knobs, tiger=tiger, sasrec=sasrec, parallel=parallel, interactions=args.interactions,
-                              embed=embed, cold_items=args.cold_items)
+    options = compare_options(knobs, tiger=tiger, sasrec=sasrec, parallel=parallel, hybrid=hybrid,
+                              interactions=args.interactions, embed=embed, cold_items=args.cold_items)
     args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     options = replace(options, embeddings=args.embeddings, command=command_line(args))
     check_out_dir(args.out)
@@ -156,7 +164,7 @@ def handler(args: argparse.Namespace) -> int:
 
 
 def _row_settings(args: argparse.Namespace):
-    """The given fields of the generative, sasrec and parallel rows' configs (None: no such rows)."""
+    """The given fields of the generative, sasrec, parallel and hybrid rows' configs (None: no such rows)."""
     from ..errors import UserError
 
     tiger = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
@@ -169,10 +177,14 @@ def _row_settings(args: argparse.Namespace):
            if v is not None}
     sas = {f: v for f, v in (("max_epochs", args.sasrec_epochs), ("max_minutes", args.sasrec_max_minutes))
            if v is not None}
+    hyb = {f: v for f, v in (("max_epochs", args.hybrid_epochs), ("max_minutes", args.hybrid_max_minutes))
+           if v is not None}
+    if hyb and not args.with_hybrid:
+        raise UserError("--hybrid-* options need --with-hybrid")
     if par and not args.with_parallel:
         raise UserError("--parallel-* options need --with-parallel")
     if sas and args.no_sasrec:
         raise UserError("--sasrec-* options have no effect with --no-sasrec")
     # sasrec: validated here; run_comparison adds the row only with interactions (none to learn from without).
     return (tiger if args.with_generative else None, None if args.no_sasrec else sas,
-            par if args.with_parallel else None)
+            par if args.with_parallel else None, hyb if args.with_hybrid else None)

@@ -25,14 +25,14 @@ from ..evaluate.sequences import Split
 from .build import USES_CF, Embeddings, MapModels, build_models, compare_cf, rows_without_interactions
 from .config import CompareConfig, CompareOptions, ModelIds, RetrieverRows, RowContext, Rows, progress_to_stderr
 from .generative import tiger_rows
-from .item import item_settings, parallel_rows, sasrec_rows
+from .item import hybrid_rows, item_settings, parallel_rows, sasrec_rows
 
 if TYPE_CHECKING:
     from ..retrieval.trainer import RetrievalConfig
 
 # Family name (a field of RetrieverRows) -> the builder of its rows: (its config, RowContext) -> Rows.
 FAMILIES: dict[str, Callable[[Any, RowContext], Rows]] = {
-    "tiger": tiger_rows, "sasrec": sasrec_rows, "parallel": parallel_rows,
+    "tiger": tiger_rows, "sasrec": sasrec_rows, "parallel": parallel_rows, "hybrid": hybrid_rows,
 }
 # The comparison.json config key of each family (the report's name for it).
 CONFIG_KEYS = {"tiger": "generative"}
@@ -40,11 +40,11 @@ CONFIG_KEYS = {"tiger": "generative"}
 
 def compare_options(knobs: Mapping[str, Any], *, tiger: Mapping[str, Any] | None = None,
                     sasrec: Mapping[str, Any] | None = None, parallel: Mapping[str, Any] | None = None,
-                    **given: Any) -> CompareOptions:
+                    hybrid: Mapping[str, Any] | None = None, **given: Any) -> CompareOptions:
     """The validated CompareOptions of the compare options: one check for the CLI `compare` and
     the compare-baselines flow, before any tokenizer is trained.
 
-    knobs: CompareConfig fields (None values: the defaults); tiger / sasrec / parallel: the fields
+    knobs: CompareConfig fields (None values: the defaults); tiger / sasrec / parallel / hybrid: the fields
     of that family's config ({} for its defaults), None for no such rows; given: the other
     CompareOptions fields (interactions, embeddings, embed, catalog_kwargs, cold_items, command).
     """
@@ -53,6 +53,7 @@ def compare_options(knobs: Mapping[str, Any], *, tiger: Mapping[str, Any] | None
         tiger=None if tiger is None else tiger_settings(tiger, cfg),
         sasrec=None if sasrec is None else item_settings("sasrec", dict(sasrec), cfg.seed),
         parallel=None if parallel is None else item_settings("parallel", dict(parallel), cfg.seed),
+        hybrid=None if hybrid is None else item_settings("hybrid", dict(hybrid), cfg.seed),
     )
     paths = {k: Path(v) for k, v in given.items() if k in ("interactions", "embeddings") and v is not None}
     options = CompareOptions(config=cfg, rows=rows, **{**given, **paths})
@@ -133,8 +134,8 @@ def check_options(options: CompareOptions) -> tuple[CompareConfig, list[str]]:
     cfg, rows, interactions = options.config, options.rows, options.interactions
     if rows.tiger is not None and interactions is None:
         raise UserError("--with-generative needs --interactions (the generative retriever learns from sequences)")
-    if interactions is None and (rows.parallel is not None or options.cold_items is not None):
-        raise UserError("--with-parallel and --cold-items need --interactions")
+    if interactions is None and (rows.parallel is not None or rows.hybrid is not None or options.cold_items is not None):
+        raise UserError("--with-parallel, --with-hybrid and --cold-items need --interactions")
     check_cold_fraction(options.cold_items)
     if interactions is not None:
         return cfg, []

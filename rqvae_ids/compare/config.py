@@ -82,13 +82,15 @@ class RetrieverRows:
     tiger: the generative retriever over each ID model's IDs (`generative/<model>` rows);
     sasrec: the item-ID SASRec row (on by default, at the compare's small budget; dropped without
     interactions); parallel: the parallel semantic-ID retriever over each ID model's IDs
-    (`parallel/<model>` rows). A new family is a field here plus its builder in
+    (`parallel/<model>` rows); hybrid: the hybrid retriever (codes as item features) over each ID
+    model's IDs plus its no-codes ablation (`hybrid/<model>`, `hybrid/no-codes`). A new family is a field here plus its builder in
     `comparison.FAMILIES` (see `Rows`).
     """
 
     tiger: RetrievalConfig | None = None
     sasrec: ItemRetrieverConfig | None = field(default_factory=default_sasrec)
     parallel: ItemRetrieverConfig | None = None
+    hybrid: ItemRetrieverConfig | None = None
 
     def asked(self) -> list[str]:
         """The families with rows, in report order."""

@@ -1,9 +1,10 @@
 """The item-level retrievers (rqvae_ids.retrieval.item_retriever) as comparison rows: the `sasrec`
-row and `compare --with-parallel`'s `parallel/<model>` rows, like `generative.py` does for
-`generative/<model>`. `sasrec_rows` and `parallel_rows` are their families' builders
-(`comparison.FAMILIES`).
+row, `compare --with-parallel`'s `parallel/<model>` rows and `compare --with-hybrid`'s
+`hybrid/<model>` rows plus the `hybrid/no-codes` ablation, like `generative.py` does for
+`generative/<model>`. `sasrec_rows`, `parallel_rows` and `hybrid_rows` are their families'
+builders (`comparison.FAMILIES`).
 
-Checkpoints: OUT/retrievers/parallel/<model>/ and OUT/retrievers/sasrec/. A rerun into the
+Checkpoints: OUT/retrievers/{parallel,hybrid}/<model>/ and OUT/retrievers/sasrec/. A rerun into the
 same --out with the same config and the same training data (codes, split) reuses the
 saved weights (the item trainer's own fingerprint check); anything else trains anew.
 """
@@ -20,11 +21,14 @@ from .config import SASREC_EPOCHS, SASREC_MAX_MINUTES, ModelIds, RowContext, Row
 if TYPE_CHECKING:
     from ..retrieval.item_trainer import ItemRetrieverConfig
 
-__all__ = ["SASREC_EPOCHS", "SASREC_MAX_MINUTES", "CompareItem", "sasrec_rows", "parallel_rows", "item_settings"]
+__all__ = ["SASREC_EPOCHS", "SASREC_MAX_MINUTES", "CompareItem", "sasrec_rows", "parallel_rows", "hybrid_rows",
+           "item_settings", "NO_CODES"]
+
+NO_CODES = "hybrid/no-codes"  # the hybrid row without codes (parts id,text): what the codes add is measured against it
 
 
 class CompareItem:
-    """One item-level retriever as a comparison row (`parallel/<model>` or `sasrec`).
+    """One item-level retriever as a comparison row (`parallel/<model>`, `hybrid/<model>` or `sasrec`).
 
     `scores_cold`: False for SASRec, whose item table has no row learned for a cold item
     (its cold_* metrics are reported as not applicable, NaN)."""
@@ -32,13 +36,13 @@ class CompareItem:
     history_extra = 0
 
     def __init__(self, name: str, n_items: int, cfg: ItemRetrieverConfig, out_dir: Path, codes=None,
-                 progress: Callable[[str], None] = progress_to_stderr, position: str = ""):
+                 progress: Callable[[str], None] = progress_to_stderr, position: str = "", item_vectors=None):
         from ..retrieval.item_retriever import ItemRetriever
 
         self.name, self.out_dir, self.progress, self.position = name, Path(out_dir), progress, position
         self.scores_cold = cfg.head != "sasrec"
-        self.inner = ItemRetriever(n_items, cfg, codes=codes, out_dir=self.out_dir, name=name,
-                                   log=lambda msg: progress(f"{name}: {msg}"), reuse=True)
+        self.inner = ItemRetriever(n_items, cfg, codes=codes, item_vectors=item_vectors, out_dir=self.out_dir,
+                                   name=name, log=lambda msg: progress(f"{name}: {msg}"), reuse=True)
         self.tuned: dict[str, Any] | None = None
 
     def fit(self, train_sequences, valid=None) -> "CompareItem":
@@ -66,11 +70,33 @@ def parallel_retrievers(model_ids: Sequence[ModelIds], n_items: int, out_dir: st
             for i, m in enumerate(model_ids, 1)]
 
 
+def hybrid_retrievers(model_ids: Sequence[ModelIds], ctx: RowContext, cfg: ItemRetrieverConfig) -> list[CompareItem]:
+    """One `hybrid/<kind>` retriever per ID model (its resolved IDs, suffix digit included, as the
+    codes part) and the `hybrid/no-codes` row (the same parts less the codes), all reading the
+    comparison's text embeddings."""
+    from ..retrieval.generative import join_suffix
+
+    root, n, vectors = ctx.out_dir / "retrievers" / "hybrid", len(ctx.table), ctx.table.vectors
+    rows = [CompareItem(f"hybrid/{m.name}", n, cfg, root / m.name, codes=join_suffix(m.codes, m.suffix),
+                        progress=ctx.progress, position=f" ({i}/{len(model_ids) + 1})", item_vectors=vectors)
+            for i, m in enumerate(model_ids, 1)]
+    parts = tuple(p for p in cfg.parts if p != "codes")
+    if parts and "codes" in cfg.parts:
+        rows.append(CompareItem(NO_CODES, n, replace(cfg, parts=parts), root / "no-codes", progress=ctx.progress,
+                                position=f" ({len(model_ids) + 1}/{len(model_ids) + 1})", item_vectors=vectors))
+    return rows
+
+
 def item_note(cfg: ItemRetrieverConfig, what: str) -> str:
     """The report note of the `sasrec` / `parallel/<model>` rows, with their budget."""
     budget = (f"d_model {cfg.d_model}, n_layer {cfg.n_layer}, at most {cfg.max_epochs} epochs and "
               f"{cfg.max_minutes:g} min of training, early stopping on validation NDCG@10 (patience {cfg.patience}), "
               f"seed {cfg.seed}")
+    if what == "hybrid":
+        return (f"`hybrid/<model>` rows (`--with-hybrid`): semantic IDs as item features, an item's vector = "
+                f"{' + '.join(cfg.parts)} parts composed ({cfg.compose}), tied in and out, exact softmax over the "
+                f"catalog ({budget}); `{NO_CODES}` is the same model without the codes part: what each tokenizer's "
+                "codes add is the difference to it (section below); checkpoints in retrievers/hybrid/<model>/.")
     if what == "sasrec":
         return (f"`sasrec` row: SASRec with full softmax over the catalog ({budget}; the compare's small budget, "
                 "`--sasrec-epochs`/`--sasrec-max-minutes`; `--no-sasrec` skips it); checkpoint in retrievers/sasrec/.")
@@ -102,3 +128,10 @@ def parallel_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
     cfg = replace(cfg, seed=ctx.cfg.seed)
     rows = parallel_retrievers(ctx.model_ids, len(ctx.table), ctx.out_dir, cfg, ctx.progress)
     return Rows(list(rows), item_note(cfg, "parallel"), to_dict(cfg))
+
+
+def hybrid_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
+    """The `hybrid/<model>` rows and `hybrid/no-codes` (an ItemRetrieverConfig with head hybrid),
+    seeded by the comparison."""
+    cfg = replace(cfg, seed=ctx.cfg.seed)
+    return Rows(hybrid_retrievers(ctx.model_ids, ctx, cfg), item_note(cfg, "hybrid"), to_dict(cfg))

@@ -96,6 +96,28 @@ def _compact(v: Any) -> str:
     return str(v)
 
 
+NO_CODES = "hybrid/no-codes"
+
+
+def codes_added(comparison: pd.DataFrame) -> list[str]:
+    """Report lines: what each tokenizer's codes add to the hybrid retriever, `hybrid/<model>` minus
+    `hybrid/no-codes` (the same model without the codes part) on the test users; [] without it."""
+    wide = comparison.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+    if NO_CODES not in wide.index:
+        return []
+    metrics = [m for m in ("next_recall@10", "next_ndcg@10", "cold_recall@10", "cold_ndcg@10") if m in wide.columns]
+    rows = [m for m in wide.index if m.startswith("hybrid/") and m != NO_CODES]
+    lines = ["## What the codes add (hybrid retriever)", "",
+             f"`hybrid/<model>` minus `{NO_CODES}` (same model, same budget, no codes part), test users:", "",
+             "| tokenizer | " + " | ".join(f"Δ {m}" for m in metrics) + " |",
+             "|---|" + "---:|" * len(metrics)]
+    for row in rows:
+        deltas = [wide.at[row, m] - wide.at[NO_CODES, m] for m in metrics]
+        lines.append(f"| {row.removeprefix('hybrid/')} | " + " | ".join(
+            "–" if not np.isfinite(d) else f"{d:+.4f}" for d in deltas) + " |")
+    return lines + [""]
+
+
 def build_report(
     comparison: pd.DataFrame,
     models: Sequence[str],
@@ -134,6 +156,7 @@ def build_report(
         *[f"- {n}" for n in notes],
         "",
     ]
+    parts += codes_added(comparison)
     if details:
         parts += ["## Tuned retriever settings (validation only)", ""]
         parts += [f"- {k}: {_compact(v)}" for k, v in details.items()]
