@@ -1,6 +1,7 @@
-"""`rqvae-ids retrieve-train`: train a next-item retriever: `parallel` (RPG-style, all digits of
-an item's semantic ID predicted at once, rqvae_ids.retrieval.item_retriever), `sasrec` (item-ID
-baseline, no IDs needed) or `tiger` (generative, rqvae_ids.retrieval.generative.train_retriever)."""
+"""`rqvae-ids retrieve-train`: train a next-item retriever: `hybrid` (semantic-ID codes, item ID and
+text as item features, exact softmax), `parallel` (RPG-style, all digits of an item's semantic ID
+predicted at once), `sasrec` (item-ID baseline, no IDs needed; all three in
+rqvae_ids.retrieval.item_retriever) or `tiger` (generative, rqvae_ids.retrieval.generative)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from ._help import INTERACTIONS
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "retrieve-train", help="train a next-item retriever (parallel semantic-ID, SASRec or TIGER)",
+        "retrieve-train", help="train a next-item retriever (hybrid, parallel semantic-ID, SASRec or TIGER)",
         description="Train a small Transformer on users' histories (leave-one-out split, early stopping on "
-                    "validation NDCG@10) and report Recall/NDCG@5/10 on the test split. parallel: one position "
+                    "validation NDCG@10) and report Recall/NDCG@5/10 on the test split. hybrid: one position per "
+                    "item, an item's vector composed of its ID, semantic-ID code and text embeddings (--item-parts), "
+                    "the same vector in and out, exact softmax over the catalog; new items are scored from their "
+                    "codes and text; parallel: one position "
                     "per item, all digits of the next item's semantic ID predicted at once, exact full-catalog "
                     "scoring; sasrec: item-ID embeddings, softmax over the catalog (needs no IDs); tiger: one "
                     "position per ID token, constrained beam search. Writes model.safetensors, config.json and "
@@ -24,8 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("--retriever", choices=RETRIEVERS, default=DEFAULT_RETRIEVER,
                    help=f"which model (default {DEFAULT_RETRIEVER}: {WHY_DEFAULT})")
     p.add_argument("--ids", default=None, metavar="FILE",
-                   help="semantic_ids.parquet from `rqvae-ids assign` (parallel, tiger: required; any tokenizer "
-                        "and depth, the suffix digit included when present)")
+                   help="semantic_ids.parquet from `rqvae-ids assign` (parallel, tiger, hybrid with codes: "
+                        "required; any tokenizer and depth, the suffix digit included when present)")
     p.add_argument("--interactions", required=True, metavar="FILE", help=INTERACTIONS)
     p.add_argument("--out", required=True, metavar="DIR", help="retriever directory to write")
     p.add_argument("--arch", choices=("decoder", "encdec"), default=None,
@@ -36,8 +40,9 @@ def register(subparsers) -> None:
     p.add_argument("--dropout", type=float, default=None, help="dropout, in [0, 1) (default tiger 0.1, else 0.2)")
     p.add_argument("--user-buckets", type=int, default=None, help="tiger: hashed user tokens, 0 = off (default)")
     p.add_argument("--content-embeddings", default=None, metavar="FILE",
-                   help="embeddings.parquet of the items (every item of --ids): adds each history item's "
-                        "projected text embedding to its input (parallel, tiger; default off)")
+                   help="embeddings.parquet of the items (every item of --ids): hybrid: the text part (required "
+                        "with it); parallel, tiger: adds each history item's projected text embedding to its "
+                        "input (default off)")
     p.add_argument("--epochs", type=int, default=None, help="max epochs (default tiger 10, else 20: the length of the cosine learning-rate schedule; early stopping)")
     p.add_argument("--patience", type=int, default=None, help="epochs without a better valid NDCG@10 (default tiger 3, else 8)")
     p.add_argument("--batch-size", type=int, default=None, help="batch size (default tiger 128, else 256)")
@@ -45,9 +50,9 @@ def register(subparsers) -> None:
     p.add_argument("--beam", type=int, default=None, help="tiger: beam width, >= 10 (default 20)")
     p.add_argument("--temperature", type=float, default=None, help="parallel: cosine-logit temperature (default 0.05)")
     p.add_argument("--negatives", type=int, default=None,
-                   help="sasrec: sampled softmax with R shared uniform negatives; 0 = full softmax over the "
-                        "catalog (default: on Toys 256 uniform negatives fell to popularity-level validation "
-                        "recall within 4 epochs, full softmax did not)")
+                   help="sasrec, hybrid: sampled softmax with R shared negatives (never an item unseen in "
+                        "training); 0 = full softmax over the catalog (default: on Toys 256 uniform negatives fell "
+                        "to popularity-level validation recall within 4 epochs, full softmax did not)")
     p.add_argument("--item-parts", default=None, metavar="PARTS",
                    help="hybrid: what an item's vector is made of, a comma-separated non-empty subset of id, "
                         "codes, text (default id,codes,text; codes needs --ids, text --content-embeddings; "
