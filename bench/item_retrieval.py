@@ -116,14 +116,14 @@ def paired(a: str, b: str) -> dict:
 
 
 def run(args) -> dict:
-    from rqvae_ids.config import from_dict, parse_set, to_dict
+    from rqvae_ids.config import parse_set, to_dict
     from rqvae_ids.evaluate.cold import choose_cold_items, cold_split
     from rqvae_ids.evaluate.harness import evaluate_retriever
     from rqvae_ids.retrieval.item_retriever import ItemRetriever
-    from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig
+    from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, item_config
 
     emb, split = load(args)
-    cfg = from_dict(ItemRetrieverConfig, {"head": args.head, **parse_set(args.set, ItemRetrieverConfig)}, where="--set")
+    cfg = item_config(args.head, parse_set(args.set, ItemRetrieverConfig), where="--set")
     codes = codes_for(args.codes, emb) if cfg.needs_codes else None
     cold = choose_cold_items(len(emb), args.cold_items, 0) if args.cold_items else None
     learn = cold_split(split, cold, len(emb)) if cold is not None else split

@@ -180,6 +180,10 @@ def test_cli_hybrid_trains_and_bad_parts_write_nothing(tmp_path, capsys):
     assert main([*base, "--ids", str(ids), "--content-embeddings", str(emb), "--out", str(out)]) == 0
     report = json.loads((out / "train_report.json").read_text())
     assert report["retriever"] == "hybrid" and report["config"]["parts"] == ["id", "codes", "text"]
+    from rqvae_ids.retrieval.item_trainer import HEAD_DEFAULTS
+
+    assert {k: report["config"][k] for k in HEAD_DEFAULTS["hybrid"] if k != "max_epochs"} == {
+        k: v for k, v in HEAD_DEFAULTS["hybrid"].items() if k != "max_epochs"}  # the hybrid's own defaults
     out2 = tmp_path / "notext"
     assert main([*base, "--ids", str(ids), "--item-parts", "id,codes", "--out", str(out2)]) == 0
     for flags, words in ((["--item-parts", ""], "at least one"), (["--item-parts", "id,size"], "unknown item part"),

@@ -109,11 +109,10 @@ def item_settings(head: str, given: dict[str, Any], seed: int = 0) -> ItemRetrie
     """The validated ItemRetrieverConfig of the --parallel-* / --sasrec-* options (fields of
     ItemRetrieverConfig; unset ones: the item trainer's defaults, except SASRec's small
     compare budget), seeded by the compare's --seed."""
-    from ..config import from_dict
-    from ..retrieval.item_trainer import ItemRetrieverConfig
+    from ..retrieval.item_trainer import item_config
 
     base = {"max_epochs": SASREC_EPOCHS, "max_minutes": SASREC_MAX_MINUTES} if head == "sasrec" else {}
-    return from_dict(ItemRetrieverConfig, {**base, **given, "head": head, "seed": seed}, where=f"compare --{head}-*")
+    return item_config(head, {**base, **given, "seed": seed}, where=f"compare --{head}-*")
 
 
 def sasrec_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:

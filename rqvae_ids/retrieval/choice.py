@@ -60,8 +60,8 @@ def train_chosen(retriever: str, interactions_path, out_dir, overrides: dict[str
         return train_retriever(ids_path, interactions_path, out_dir, cfg, resume=resume, log=log,
                                content_embeddings=content_embeddings)
     from .item_retriever import train_item_retriever
-    from .item_trainer import ItemRetrieverConfig
+    from .item_trainer import item_config
 
-    cfg = from_dict(ItemRetrieverConfig, {**given, "head": retriever}, where=f"{retriever} settings")
+    cfg = item_config(retriever, given, where=f"{retriever} settings")
     return train_item_retriever(interactions_path, out_dir, cfg, ids_path=ids_path,
                                 content_embeddings=content_embeddings, log=log, reuse=resume)

@@ -115,6 +115,21 @@ class ItemRetrieverConfig:
         return self.content or (self.head == "hybrid" and ("text" in self.parts or self.text_match > 0))
 
 
+# Where a head's defaults differ from the shared ones above (bench/RESULTS.md "Hybrid retriever",
+# chosen on Toys validation): the hybrid head learns in fewer epochs (its items start from their
+# codes and text) and overfits at dropout 0.2; its text-match channel reads the last history item.
+HEAD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hybrid": {"dropout": 0.4, "max_epochs": 12, "patience": 4, "text_match": 1},
+}
+
+
+def item_config(head: str, given: dict[str, Any] | None = None, where: str = "config") -> ItemRetrieverConfig:
+    """The validated ItemRetrieverConfig of `head` with fields `given` over that head's defaults."""
+    from ..config import from_dict
+
+    return from_dict(ItemRetrieverConfig, {**HEAD_DEFAULTS.get(head, {}), **(given or {}), "head": head}, where=where)
+
+
 def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=None):
     from .item_model import ItemModelConfig
 
@@ -468,4 +483,4 @@ def load_weights(model, path) -> dict:
     return meta
 
 
-__all__ = ["ItemRetrieverConfig", "train", "recommend", "windows", "pad_histories", "save_weights", "load_weights"]
+__all__ = ["ItemRetrieverConfig", "HEAD_DEFAULTS", "item_config", "train", "recommend", "windows", "pad_histories", "save_weights", "load_weights"]
