@@ -110,7 +110,7 @@ def run(args) -> dict:
 
 def knn(args) -> dict:
     from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever
-    from rqvae_ids.evaluate.retrievers import EmbeddingKnnRetriever
+    from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever
 
     emb, split = load(args)
     r = fit_retriever(EmbeddingKnnRetriever(emb.vectors), split)

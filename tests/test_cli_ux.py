@@ -23,19 +23,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 # --------------------------------------------------------------------- one meaning per flag
 
 
-def test_embed_model_flag_everywhere_and_old_spellings_hidden():
+def test_embed_model_flag_everywhere_and_old_spellings_refused(capsys, tmp_path):
+    from rqvae_ids.cli import main
+
     subs = _subparsers()
     for name in ("embed", "compare", "run", "demo"):
         assert "--embed-model" in subs[name].format_help(), name
-    # embed --model: the old spelling of --embed-model, still accepted, not shown
-    assert _parse(["embed", "--catalog", "c.csv", "--out", "o", "--model", "m"]).embed_model == "m"
     assert _parse(["embed", "--catalog", "c.csv", "--out", "o", "--embed-model", "m"]).embed_model == "m"
-    assert "--model " not in subs["embed"].format_help()
-    # run/demo: --model-dir is the trained model folder; --model is its old, hidden spelling
+    # --model alone means the tokenizer kind (train); elsewhere it is one line naming the right flag,
+    # never an abbreviation of --model-dir, and nothing is written
+    for argv, use in ((["embed", "--catalog", "c.csv"], "--embed-model DIR"),
+                      (["run", "--catalog", "c.csv"], "--model-dir DIR"), (["demo"], "--model-dir DIR")):
+        assert main([*argv, "--out", str(tmp_path / "o"), "--model", "m"]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"rqvae-ids {argv[0]}: error: --model is not an option of this command: use {use} "
+                       "(--model is the tokenizer kind, in `train`)\n")
+        assert "--model " not in subs[argv[0]].format_help()
+    assert not (tmp_path / "o").exists()
     for argv in (["run", "--catalog", "c.csv", "--out", "o"], ["demo"]):
         assert _parse([*argv, "--model-dir", "m"]).model_dir == "m"
-        assert _parse([*argv, "--model", "m"]).model_dir == "m"
-        assert "--model " not in subs[argv[0]].format_help()
     # train: --model is the tokenizer kind
     assert _parse(["train", "--embeddings", "e", "--out", "o", "--model", "vqvae"]).model == "vqvae"
 

@@ -116,7 +116,8 @@ def test_cold_split_removes_exactly_the_chosen_items():
     (["--cold-items", "0.5"], "--cold-items must be in (0, 0.5)"),
     (["--cold-items", "0"], "--cold-items must be in (0, 0.5)"),
     (["--cold-items", "-0.1"], "--cold-items must be in (0, 0.5)"),
-    (["--parallel-epochs", "1"], "--parallel-* options need --with-parallel"),
+    (["--parallel-epochs", "1"], "parallel settings (--set parallel.*) need --with-parallel"),
+    (["--set", "parallel.temperature=0.1"], "parallel settings (--set parallel.*) need --with-parallel"),
     (["--no-sasrec", "--sasrec-epochs", "1"], "no effect with --no-sasrec"),
     (["--sasrec-epochs", "0"], "max_epochs must be positive"),
 ])
@@ -191,13 +192,14 @@ def test_the_sasrec_row_has_one_default_everywhere():
 
     from rqvae_ids.compare.comparison import compare_options
     from rqvae_ids.compare.config import CompareOptions
-    from rqvae_ids.compare.item import SASREC_EPOCHS, item_settings
+    from rqvae_ids.compare.item import SASREC_EPOCHS
 
-    assert CompareOptions().rows.sasrec == item_settings("sasrec", {})  # the library default: on
-    assert CompareOptions().rows.sasrec.max_epochs == SASREC_EPOCHS
-    seeded = compare_options({"seed": 3}, sasrec={}).rows.sasrec
-    assert seeded.max_epochs == SASREC_EPOCHS and seeded.seed == 3
-    assert compare_options({}, sasrec=None).rows.sasrec is None
+    library = CompareOptions().rows.sasrec  # the library default: on, at the compare's budget
+    assert library.head == "sasrec" and library.max_epochs == SASREC_EPOCHS
+    assert compare_options({}).rows.sasrec == library  # the CLI's and the flow's, given nothing
+    seeded = compare_options({"seed": 3}, {"sasrec": {}}).rows.sasrec
+    assert seeded.max_epochs == SASREC_EPOCHS and seeded.seed == 3  # seeded by the comparison
+    assert compare_options({}, {"sasrec": None}).rows.sasrec is None
     flows = Path(__file__).resolve().parents[1] / "flows" / "compare.py"
     assert "with_sasrec: bool = True," in flows.read_text()  # the flow's parameter (read: no Prefect import here)
     from rqvae_ids.cli import build_parser

@@ -23,3 +23,18 @@ def default_metavars(parser: argparse.ArgumentParser) -> None:
         if not action.option_strings or action.nargs == 0 or action.metavar is not None or action.choices:
             continue
         action.metavar = "DEVICE" if action.dest.endswith("device") else {int: "N", float: "X"}.get(action.type, "VALUE")
+
+
+class RemovedFlag(argparse.Action):
+    """A spelling that no longer works: refused at parse time with one line naming the flag to use
+    (kept as an option, hidden, so that argparse does not read it as an abbreviation of another)."""
+
+    def __init__(self, option_strings, dest, use: str, **kwargs):
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
+        self.use = use
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ..errors import UserError
+
+        raise UserError(f"{option_string} is not an option of this command: use {self.use} "
+                        "(--model is the tokenizer kind, in `train`)")

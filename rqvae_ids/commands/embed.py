@@ -7,6 +7,7 @@ import argparse
 
 def register(subparsers) -> None:
     from ..catalog import add_catalog_args  # light: argparse only, no pandas/torch
+    from ._help import RemovedFlag
 
     p = subparsers.add_parser(
         "embed",
@@ -19,8 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--embed-model", default=None, metavar="DIR",
                    help="local sentence-transformers model folder (default: bundled all-MiniLM-L6-v2)")
-    # The old spelling, hidden: `--model` names the tokenizer kind in every other command.
-    p.add_argument("--model", dest="embed_model", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model", action=RemovedFlag, use="--embed-model DIR")  # the old spelling
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="texts per forward pass (default 64)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu or cuda[:N]")
     p.add_argument("--cache", default=None, metavar="FILE",

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 
-from ._help import INTERACTIONS
+from ._help import INTERACTIONS, RemovedFlag
 
 EPILOG = """\
 output folder:
@@ -61,7 +61,7 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override one knob, e.g. --set train.epochs=20 (value typed by the knob; repeatable)")
     p.add_argument("--model-dir", metavar="DIR", help="reuse this trained model folder instead of training")
-    p.add_argument("--model", dest="model_dir", help=argparse.SUPPRESS)  # old spelling, hidden
+    p.add_argument("--model", action=RemovedFlag, use="--model-dir DIR")  # the old spelling
     p.add_argument("--embed-model", metavar="DIR",
                    help="sentence-transformers model folder to embed with (default: the config's, the bundled "
                         "all-MiniLM-L6-v2); same as --set embed.model=DIR")

@@ -152,8 +152,7 @@ def handler(args: argparse.Namespace) -> int:
         print(interrupted_message(args, cfg.checkpoint_every), file=sys.stderr)
         return 130
     if args.json:
-        keys = ("kind", "utilisation", "perplexity", "colliding_share", "duplicate_rate", "collision_rate",
-                "distinct_collision_rate", "seconds", "epochs")
+        keys = ("kind", "utilisation", "perplexity", "colliding_share", "duplicate_rate", "seconds", "epochs")
         print(json.dumps({**{k: report[k] for k in keys}, "cf": cf is not None}))
     else:
         print(summary(report, args))

@@ -1,7 +1,7 @@
 """The item-level retrievers (rqvae_ids.retrieval.item_retriever) as comparison rows: the `sasrec`
-row and `compare --with-parallel`'s `parallel/<model>` rows, like `generative.py` does for
-`generative/<model>`. `sasrec_rows` and `parallel_rows` are their families' builders
-(`comparison.FAMILIES`).
+row and `compare --with-parallel`'s `parallel/<model>` rows, like `tiger.py` does for
+`tiger/<model>`. `sasrec_rows` and `parallel_rows` are their families' builders
+(`families.FAMILIES`).
 
 Checkpoints: OUT/retrievers/parallel/<model>/ and OUT/retrievers/sasrec/. A rerun into the
 same --out with the same config and the same training data (codes, split) reuses the
@@ -10,7 +10,6 @@ saved weights (the item trainer's own fingerprint check); anything else trains a
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -20,7 +19,7 @@ from .config import SASREC_EPOCHS, SASREC_MAX_MINUTES, ModelIds, RowContext, Row
 if TYPE_CHECKING:
     from ..retrieval.item_trainer import ItemRetrieverConfig
 
-__all__ = ["SASREC_EPOCHS", "SASREC_MAX_MINUTES", "CompareItem", "sasrec_rows", "parallel_rows", "item_settings"]
+__all__ = ["SASREC_EPOCHS", "SASREC_MAX_MINUTES", "CompareItem", "sasrec_rows", "parallel_rows"]
 
 
 class CompareItem:
@@ -73,32 +72,21 @@ def item_note(cfg: ItemRetrieverConfig, what: str) -> str:
               f"seed {cfg.seed}")
     if what == "sasrec":
         return (f"`sasrec` row: SASRec with full softmax over the catalog ({budget}; the compare's small budget, "
-                "`--sasrec-epochs`/`--sasrec-max-minutes`; `--no-sasrec` skips it); checkpoint in retrievers/sasrec/.")
-    return (f"`parallel/<model>` rows (`--with-parallel`): the parallel semantic-ID retriever over that model's "
+                "`--sasrec-epochs`/`--sasrec-max-minutes`, `--set sasrec.KEY=VALUE`; `--no-sasrec` skips it); "
+                "checkpoint in retrievers/sasrec/.")
+    return (f"`parallel/<model>` rows (`--with-parallel`, `--set parallel.KEY=VALUE`): the parallel semantic-ID "
+            f"retriever over that model's "
             f"resolved IDs (levels + collision suffix as digits), exact full-catalog scoring ({budget}); "
             "checkpoints in retrievers/parallel/<model>/.")
 
 
-def item_settings(head: str, given: dict[str, Any], seed: int = 0) -> ItemRetrieverConfig:
-    """The validated ItemRetrieverConfig of the --parallel-* / --sasrec-* options (fields of
-    ItemRetrieverConfig; unset ones: the item trainer's defaults, except SASRec's small
-    compare budget), seeded by the compare's --seed."""
-    from ..config import from_dict
-    from ..retrieval.item_trainer import ItemRetrieverConfig
-
-    base = {"max_epochs": SASREC_EPOCHS, "max_minutes": SASREC_MAX_MINUTES} if head == "sasrec" else {}
-    return from_dict(ItemRetrieverConfig, {**base, **given, "head": head, "seed": seed}, where=f"compare --{head}-*")
-
-
 def sasrec_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
-    """The `sasrec` row (an ItemRetrieverConfig with head sasrec), seeded by the comparison."""
-    cfg = replace(cfg, seed=ctx.cfg.seed)
+    """The `sasrec` row (an ItemRetrieverConfig with head sasrec)."""
     row = CompareItem("sasrec", len(ctx.table), cfg, ctx.out_dir / "retrievers" / "sasrec", progress=ctx.progress)
     return Rows([row], item_note(cfg, "sasrec"), to_dict(cfg))
 
 
 def parallel_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
-    """The `parallel/<model>` rows (an ItemRetrieverConfig with head parallel), seeded by the comparison."""
-    cfg = replace(cfg, seed=ctx.cfg.seed)
+    """The `parallel/<model>` rows (an ItemRetrieverConfig with head parallel)."""
     rows = parallel_retrievers(ctx.model_ids, len(ctx.table), ctx.out_dir, cfg, ctx.progress)
     return Rows(list(rows), item_note(cfg, "parallel"), to_dict(cfg))
