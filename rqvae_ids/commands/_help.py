@@ -38,3 +38,30 @@ class RemovedFlag(argparse.Action):
 
         raise UserError(f"{option_string} is not an option of this command: use {self.use} "
                         "(--model is the tokenizer kind, in `train`)")
+
+
+def add_output_flags(p: argparse.ArgumentParser, *, quiet: str | None = None, json_line: bool = True) -> None:
+    """`--quiet` and `--json`, worded the same in every command that has them: --quiet silences
+    the progress on stderr (`quiet` says what it is), --json prints the result as one JSON line on
+    stdout instead of the lines a person reads."""
+    if quiet is not None:
+        p.add_argument("--quiet", action="store_true", help=f"no progress on stderr ({quiet})")
+    if json_line:
+        p.add_argument("--json", action="store_true",
+                       help="print the result as one JSON line on stdout instead of the summary")
+
+
+def add_resume_flag(p: argparse.ArgumentParser, default: str) -> None:
+    """`--resume` / `--no-resume`, the same pair in `train` and `retrieve-train`: continue the
+    training in --out from its checkpoint, or start over; `default` says what neither does."""
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"--resume: continue the training in --out from its checkpoint; --no-resume: start over "
+                        f"(neither: {default})")
+
+
+def warn_old_spelling(command: str, old: str, new: str) -> None:
+    """One line on stderr for an old spelling that still works this release."""
+    import sys
+
+    print(f"rqvae-ids {command}: warning: {old}: old spelling, dropped in the next release; use {new}",
+          file=sys.stderr)

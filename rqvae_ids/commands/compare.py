@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from dataclasses import replace
 
 from ..compare.config import MODEL_KINDS  # light: no numpy/pandas/torch
-from ._help import INTERACTIONS
+from ._help import INTERACTIONS, add_output_flags, warn_old_spelling
 
 MODELS = ",".join(MODEL_KINDS)  # the default --models
 # Deprecated (issue 26, one release): --generative-<flag> -> RetrievalConfig field, now --set tiger.FIELD=VALUE.
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tune-users", type=int, default=3000, metavar="N",
                    help="validation users for tuning retrievers (default 3000)")
     add_retriever_args(p)
+    add_output_flags(p, quiet="the `[compare] ...` line of every step")
     from ..catalog import add_catalog_args  # --catalog and its format/column options
 
     add_catalog_args(p)
@@ -105,11 +107,12 @@ def add_retriever_args(p: argparse.ArgumentParser) -> None:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The command with every option spelled out (defaults included), for the report."""
+    """The command with every option spelled out (defaults included; not --quiet/--json, which only
+    change what the terminal shows), for the report."""
     parts = ["rqvae-ids", "compare"]
     flags = getattr(args, "_flags", {})
     for key, value in vars(args).items():
-        if key not in flags or value is None or value is False or value == []:
+        if key not in flags or key in ("quiet", "json") or value is None or value is False or value == []:
             continue
         flag = flags[key]
         for one in value if isinstance(value, list) else [value]:  # --set: one flag per pair
@@ -148,8 +151,12 @@ def handler(args: argparse.Namespace) -> int:
     message = small_catalog_warning(len(catalog.item_ids), options.config.codebook_size)
     if message:
         print(f"rqvae-ids compare: {message}", file=sys.stderr)
-    summary = run_comparison(catalog, args.out, options)
-    print(f"wrote {args.out}/report.md ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
+    summary = run_comparison(catalog, args.out, options, **({"progress": lambda message: None} if args.quiet else {}))
+    report = f"{args.out}/report.md"
+    if args.json:
+        print(json.dumps({"report": report, "models": summary["models"], "seconds": summary["timings"]["total"]}))
+    else:
+        print(f"wrote {report} ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
     return 0
 
 
@@ -165,10 +172,10 @@ def _row_settings(args: argparse.Namespace) -> dict[str, dict | None]:
     if args.generative_content:
         old["content"] = True
     if old:
-        deprecated("--generative-* options", "--set tiger.KEY=VALUE (e.g. --set tiger.d_model=64)")
+        warn_old_spelling("compare", "--generative-* options", "--set tiger.KEY=VALUE (e.g. --set tiger.d_model=64)")
         given["tiger"] = {**old, **given.get("tiger", {})}
     if args.with_generative:
-        deprecated("--with-generative", "--with-tiger")
+        warn_old_spelling("compare", "--with-generative", "--with-tiger")
     for dest, (family, field) in SHORTCUTS.items():
         if getattr(args, dest) is not None:
             given.setdefault(family, {})[field] = getattr(args, dest)
@@ -179,9 +186,3 @@ def _row_settings(args: argparse.Namespace) -> dict[str, dict | None]:
             raise UserError("sasrec settings (--sasrec-*, --set sasrec.*) have no effect with --no-sasrec"
                             if family == "sasrec" else f"{family} settings (--set {family}.*) need --with-{family}")
     return {family: given.get(family, {}) if on else None for family, on in asked.items()}
-
-
-def deprecated(old: str, new: str) -> None:
-    """One line on stderr for an old spelling that still works this release."""
-    print(f"rqvae-ids compare: warning: {old}: old spelling, dropped in the next release; use {new}",
-          file=sys.stderr)
