@@ -65,7 +65,7 @@ def main() -> None:
     from rqvae_ids.config import from_dict, parse_set, to_dict
     from rqvae_ids.evaluate.cold import choose_cold_items, cold_metrics, cold_split, cold_users
     from rqvae_ids.evaluate.harness import evaluate_retriever, recommend_split
-    from rqvae_ids.evaluate.retrievers import EmbeddingKnnRetriever, _tuning_sample, _valid_recall
+    from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever, _tuning_sample, _valid_recall
     from rqvae_ids.retrieval.item_retriever import ItemRetriever
     from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig
 

@@ -74,7 +74,7 @@ def main() -> None:
     from rqvae_ids.config import parse_set
     from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever
     from rqvae_ids.evaluate.neighbours import neighbour_recall
-    from rqvae_ids.evaluate.retrievers import SidPrefixRetriever
+    from rqvae_ids.evaluate.baselines import SidPrefixRetriever
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.metrics import colliding_share, utilisation
     from rqvae_ids.models import load_model

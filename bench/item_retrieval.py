@@ -149,7 +149,7 @@ def run(args) -> dict:
 def knn(args) -> dict:
     from rqvae_ids.evaluate.cold import choose_cold_items, cold_split
     from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever
-    from rqvae_ids.evaluate.retrievers import EmbeddingKnnRetriever
+    from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever
 
     emb, split = load(args)
     cold = choose_cold_items(len(emb), args.cold_items, 0) if args.cold_items else None

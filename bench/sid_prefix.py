@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     from rqvae_ids.evaluate.harness import fit_and_evaluate
-    from rqvae_ids.evaluate.retrievers import SidPrefixRetriever
+    from rqvae_ids.evaluate.baselines import SidPrefixRetriever
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.models import load_model
     from rqvae_ids.embedding_table import read_embeddings

@@ -2,7 +2,7 @@
 
 A thin wrapper over the library call the CLI `compare` makes
 (`rqvae_ids.compare.comparison.run_comparison`), with the same options
-(`with_generative` and the `generative` RetrievalConfig fields included): the
+(`with_tiger` and the `tiger` RetrievalConfig fields included): the
 flow only adds Prefect's view of it, one task per model. The model tasks are
 submitted together, so the task runner runs them in parallel (threads by
 default; `compare_baselines.with_options(task_runner=dask_runner(...))` spreads
@@ -52,8 +52,8 @@ def compare_baselines(
     neighbour_queries: int | None = None,
     tune_users: int | None = None,
     embeddings: str | None = None,
-    with_generative: bool = False,
-    generative: dict[str, Any] | None = None,
+    with_tiger: bool = False,
+    tiger: dict[str, Any] | None = None,
     with_parallel: bool = False,
     parallel: dict[str, Any] | None = None,
     with_sasrec: bool = True,
@@ -61,36 +61,41 @@ def compare_baselines(
     with_hybrid: bool = False,
     hybrid: dict[str, Any] | None = None,
     cold_items: float | None = None,
+    with_generative: bool = False,
+    generative: dict[str, Any] | None = None,
 ) -> str:
     """Compare tokenizers on `catalog`; returns the path of report.md.
 
     config: pipeline config file whose catalog and embed sections apply (the models
     share levels, codebook_size, epochs and seed given here). neighbour_queries,
-    tune_users: None for the CLI's defaults. generative: RetrievalConfig fields of the
-    generative retrievers (with_generative; the CLI's --generative-* options).
+    tune_users: None for the CLI's defaults. tiger: RetrievalConfig fields of the
+    TIGER-style generative retrievers (with_tiger; the CLI's --set tiger.*).
     parallel: ItemRetrieverConfig fields of the parallel/<model> rows (with_parallel).
     with_sasrec: the `sasrec` row, on by default whenever interactions are given, as in the
     CLI and `run_comparison` (False: the CLI's --no-sasrec); sasrec: its ItemRetrieverConfig
     fields (None: the compare's small budget). hybrid: ItemRetrieverConfig fields of the
     hybrid/<model> and hybrid/no-codes rows (with_hybrid). cold_items: --cold-items.
+    with_generative / generative: the old names of with_tiger / tiger (deprecated, one release).
     """
-    if generative and not with_generative:
-        raise UserError("generative options need with_generative=True")
-    if parallel and not with_parallel:
-        raise UserError("parallel options need with_parallel=True")
-    if hybrid and not with_hybrid:
-        raise UserError("hybrid options need with_hybrid=True")
+    log = get_run_logger()
+    if with_generative or generative:
+        log.warning("compare_baselines: with_generative/generative are deprecated and go in the next release: "
+                    "use with_tiger/tiger")
+        with_tiger, tiger = with_tiger or with_generative, {**(generative or {}), **(tiger or {})}
+    for name, on, given in (("tiger", with_tiger, tiger), ("parallel", with_parallel, parallel),
+                            ("hybrid", with_hybrid, hybrid)):
+        if given and not on:
+            raise UserError(f"{name} options need with_{name}=True")
     if sasrec and not with_sasrec:
         raise UserError("sasrec options have no effect with with_sasrec=False")
     cfg = tasks.load_config(out, config)
     knobs = {"models": tuple(models), "levels": levels, "codebook_size": codebook_size, "epochs": epochs,
              "seed": seed, "neighbour_queries": neighbour_queries, "tune_users": tune_users}
-    options = compare_options(
-        knobs, tiger=dict(generative or {}) if with_generative else None,
-        sasrec=dict(sasrec or {}) if with_sasrec else None, parallel=dict(parallel or {}) if with_parallel else None,
-        hybrid=dict(hybrid or {}) if with_hybrid else None,
-        interactions=interactions, embeddings=embeddings, embed=cfg.embed, catalog_kwargs=cfg.catalog.kwargs(),
-        cold_items=cold_items, command="flows.compare.compare_baselines",
-    )
-    run_comparison(catalog, out, options, progress=get_run_logger().info, map_models=one_task_per_model)
+    rows = {name: dict(given or {}) if on else None
+            for name, on, given in (("tiger", with_tiger, tiger), ("sasrec", with_sasrec, sasrec),
+                                    ("parallel", with_parallel, parallel), ("hybrid", with_hybrid, hybrid))}
+    options = compare_options(knobs, rows, interactions=interactions, embeddings=embeddings, embed=cfg.embed,
+                              catalog_kwargs=cfg.catalog.kwargs(), cold_items=cold_items,
+                              command="flows.compare.compare_baselines")
+    run_comparison(catalog, out, options, progress=log.info, map_models=one_task_per_model)
     return f"{out}/report.md"

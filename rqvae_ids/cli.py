@@ -43,8 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args._argv = list(sys.argv[1:] if argv is None else argv)  # e.g. to print the exact --resume command
+    given = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(given)
+    except UserError as e:  # a removed spelling (commands/_help.RemovedFlag): one line, as any bad input
+        print(f"rqvae-ids {given[0]}: error: {e}", file=sys.stderr)
+        return UserError.exit_code
+    args._argv = given  # e.g. to print the exact --resume command
     try:
         result = args.func(args)
         sys.stdout.flush()  # a closed pipe (`... | head`) fails here, inside the try, not at exit

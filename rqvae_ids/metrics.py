@@ -81,29 +81,29 @@ def tuple_group_ids(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return inverse, sizes
 
 
-def duplicate_rate(codes: np.ndarray) -> float:
-    """duplicate_rate = 1 - distinct tuples / items (0 when every item has its own tuple).
+def duplicate_and_colliding(sizes: np.ndarray) -> tuple[float, float]:
+    """(duplicate_rate, colliding_share) of items grouped by full tuple into groups of `sizes`
+    (items per distinct tuple, e.g. `group_tuples`' sizes): the one place both are computed.
 
-    The share of items that would have to move for every tuple to be unique: a group of
-    3 identical tuples counts 2. Compare `colliding_share`, which counts all 3.
+    duplicate_rate = 1 - distinct tuples / items: the share of items that would have to move for
+    every tuple to be unique (a group of 3 identical tuples counts 2). colliding_share = the share
+    of items that share their tuple with at least one other item (that group counts 3). Both 0
+    when every item has its own tuple (or there are no items).
     """
-    codes = _check_codes(codes)
-    n = codes.shape[0]
+    sizes = np.asarray(sizes)
+    n = int(sizes.sum())
     if n == 0:
-        return 0.0
-    _, sizes = tuple_group_ids(codes)
-    return float(1.0 - sizes.size / n)
+        return 0.0, 0.0
+    return float(1.0 - sizes.size / n), float(sizes[sizes > 1].sum() / n)
 
 
-# Old name of duplicate_rate (kept one release for existing callers).
-collision_rate = duplicate_rate
+def duplicate_rate(codes: np.ndarray) -> float:
+    """duplicate_rate of the rows of `codes` (N, L) (`duplicate_and_colliding`)."""
+    _, sizes = tuple_group_ids(_check_codes(codes))
+    return duplicate_and_colliding(sizes)[0]
 
 
 def colliding_share(codes: np.ndarray) -> float:
-    """colliding_share = share of items that share their full tuple with at least one other item."""
-    codes = _check_codes(codes)
-    n = codes.shape[0]
-    if n == 0:
-        return 0.0
-    inverse, sizes = tuple_group_ids(codes)
-    return float((sizes[inverse] > 1).sum() / n)
+    """colliding_share of the rows of `codes` (N, L) (`duplicate_and_colliding`)."""
+    _, sizes = tuple_group_ids(_check_codes(codes))
+    return duplicate_and_colliding(sizes)[1]

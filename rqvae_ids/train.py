@@ -83,16 +83,15 @@ def get_lr(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 
 def code_stats(codes: np.ndarray, k: int) -> dict[str, Any]:
-    """Utilisation / perplexity per level, and collisions of full tuples under their two names:
-    `colliding_share` (share of items sharing their tuple with another item) and `duplicate_rate`
-    (1 - distinct/items). The old keys stay one release as aliases: `collision_rate` (=
-    colliding_share) and `distinct_collision_rate` (= duplicate_rate)."""
-    from .metrics import colliding_share, duplicate_rate, perplexity, utilisation
+    """Utilisation / perplexity per level, and the collisions of full tuples: `colliding_share`
+    (share of items sharing their tuple with another item) and `duplicate_rate` (1 - distinct/items),
+    both from `metrics.duplicate_and_colliding`. (Reports written before issue 26 called colliding_share
+    `collision_rate` and duplicate_rate `distinct_collision_rate`.)"""
+    from .metrics import duplicate_and_colliding, perplexity, tuple_group_ids, utilisation
 
-    share, dup = colliding_share(codes), duplicate_rate(codes)
+    dup, share = duplicate_and_colliding(tuple_group_ids(codes)[1])
     return {"utilisation": utilisation(codes, k), "perplexity": perplexity(codes, k),
-            "colliding_share": share, "duplicate_rate": dup,
-            "collision_rate": share, "distinct_collision_rate": dup}
+            "colliding_share": share, "duplicate_rate": dup}
 
 
 @dataclass
@@ -439,8 +438,9 @@ def epoch_row(run: Run, res: EpochResult) -> dict[str, Any]:
         st = code_stats(res.codes, k)
         for l, (u, p) in enumerate(zip(st["utilisation"], st["perplexity"])):
             row[f"utilisation_l{l}"], row[f"perplexity_l{l}"] = u, p
-        full = res.codes.shape[1] == run.model.levels
-        row["collision_rate"] = st["collision_rate"] if full else float("nan")
+        full = res.codes.shape[1] == run.model.levels  # else: an AE warm-up epoch (no full tuple yet)
+        for name in ("colliding_share", "duplicate_rate"):
+            row[name] = st[name] if full else float("nan")
     return row
 
 

@@ -23,19 +23,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 # --------------------------------------------------------------------- one meaning per flag
 
 
-def test_embed_model_flag_everywhere_and_old_spellings_hidden():
+def test_embed_model_flag_everywhere_and_old_spellings_refused(capsys, tmp_path):
+    from rqvae_ids.cli import main
+
     subs = _subparsers()
     for name in ("embed", "compare", "run", "demo"):
         assert "--embed-model" in subs[name].format_help(), name
-    # embed --model: the old spelling of --embed-model, still accepted, not shown
-    assert _parse(["embed", "--catalog", "c.csv", "--out", "o", "--model", "m"]).embed_model == "m"
     assert _parse(["embed", "--catalog", "c.csv", "--out", "o", "--embed-model", "m"]).embed_model == "m"
-    assert "--model " not in subs["embed"].format_help()
-    # run/demo: --model-dir is the trained model folder; --model is its old, hidden spelling
+    # --model alone means the tokenizer kind (train); elsewhere it is one line naming the right flag,
+    # never an abbreviation of --model-dir, and nothing is written
+    for argv, use in ((["embed", "--catalog", "c.csv"], "--embed-model DIR"),
+                      (["run", "--catalog", "c.csv"], "--model-dir DIR"), (["demo"], "--model-dir DIR")):
+        assert main([*argv, "--out", str(tmp_path / "o"), "--model", "m"]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"rqvae-ids {argv[0]}: error: --model is not an option of this command: use {use} "
+                       "(--model is the tokenizer kind, in `train`)\n")
+        assert "--model " not in subs[argv[0]].format_help()
+    assert not (tmp_path / "o").exists()
     for argv in (["run", "--catalog", "c.csv", "--out", "o"], ["demo"]):
         assert _parse([*argv, "--model-dir", "m"]).model_dir == "m"
-        assert _parse([*argv, "--model", "m"]).model_dir == "m"
-        assert "--model " not in subs[argv[0]].format_help()
     # train: --model is the tokenizer kind
     assert _parse(["train", "--embeddings", "e", "--out", "o", "--model", "vqvae"]).model == "vqvae"
 
@@ -141,7 +147,7 @@ def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"rqvae-ids train: error: {out} holds an unfinished training (checkpoint at epoch {epoch}): "
-                   "add --resume to continue it, or --overwrite to start over")
+                   "add --resume to continue it, or --no-resume to start over")
     assert (out / "train_state.json").read_bytes() == state
 
     # assign warns (one line on stderr) about the half-trained model, and still assigns.
@@ -161,6 +167,10 @@ def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(
     assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "32", "--latent-dim", "4",
                  "--epochs", "2", "--quiet", "--resume", "--overwrite"]) == 2
     assert "give one of the two" in capsys.readouterr().err
+    # --overwrite, the old spelling of --no-resume, still works this release (with a warning line)
+    assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "32", "--latent-dim", "4",
+                 "--epochs", "1", "--quiet", "--overwrite"]) == 0
+    assert "warning: --overwrite: old spelling, dropped in the next release; use --no-resume" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------- a folder where a file goes
@@ -399,3 +409,51 @@ def test_ctrl_c_in_run_is_quiet_and_keeps_latest(tmp_path):
     assert stderr.strip().splitlines()[-1] == (f"interrupted: {tmp_path / 'out'}/latest unchanged "
                                                "(no run has succeeded here yet)")
     assert not (tmp_path / "out" / "latest").exists()
+
+
+# --------------------------------------------------------------------- one grammar per flag (issue 26)
+
+
+def test_every_training_command_takes_set_with_dotted_keys():
+    from rqvae_ids.commands.run import config_overrides
+
+    subs = _subparsers()
+    for name in ("train", "compare", "retrieve-train", "run", "demo", "serve"):
+        assert "--set" in subs[name].format_help(), name
+    args = _parse(["serve", "--catalog", "c.csv", "--out", "o", "--set", "train.epochs=3", "--id-col", "sku"])
+    assert config_overrides(args) == {"catalog.id_col": "sku", "train.epochs": 3}
+    from rqvae_ids.compare.families import parse_row_set
+
+    assert parse_row_set(["tiger.d_model=64", "sasrec.max_epochs=5", "parallel.schedule=constant"]) == {
+        "tiger": {"d_model": 64}, "sasrec": {"max_epochs": 5}, "parallel": {"schedule": "constant"}}
+
+
+def test_resume_quiet_json_mean_one_thing():
+    subs = _subparsers()
+    for name in ("train", "retrieve-train"):
+        text = subs[name].format_help()
+        assert "--resume, --no-resume" in text and "--overwrite" not in text, name
+    helps = {name: {a.option_strings[0]: a.help for a in sub._actions if a.option_strings}
+             for name, sub in subs.items()}
+    for name in ("train", "embed", "compare", "retrieve-train", "run", "demo"):
+        assert helps[name]["--quiet"].startswith("no progress on stderr ("), name
+    for name in ("train", "embed", "assign", "compare", "retrieve-train"):
+        assert helps[name]["--json"] == "print the result as one JSON line on stdout instead of the summary", name
+    assert _parse(["retrieve-train", "--interactions", "i", "--out", "o"]).resume is None  # resumes by default
+    assert _parse(["retrieve-train", "--interactions", "i", "--out", "o", "--no-resume"]).resume is False
+    assert _parse(["train", "--embeddings", "e", "--out", "o", "--resume"]).resume is True
+
+
+def test_retrieve_train_set_reaches_the_other_fields(tmp_path, capsys):
+    from rqvae_ids.cli import main
+
+    base = ["retrieve-train", "--retriever", "sasrec", "--interactions", str(tmp_path / "missing.csv"),
+            "--out", str(tmp_path / "r")]
+    for flags, message in ((["--set", "d_model=32"], "--set d_model: use --d-model instead"),
+                           (["--set", "head=parallel"], "--set head: use --retriever instead"),
+                           (["--set", "nope=1"], "--set: unknown key nope"),
+                           (["--set", "sasrec.schedule=sometimes"], "expected one of ['constant', 'cosine']")):
+        assert main([*base, *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("rqvae-ids retrieve-train: error:") and message in err, err
+    assert not (tmp_path / "r").exists()

@@ -89,12 +89,12 @@ def test_retrieval_config_checks_match_the_model():
             RetrievalConfig(**bad)
 
 
-def test_compare_generative_settings_refused_before_any_training(tmp_path, capsys, catalog):
+def test_compare_tiger_settings_refused_before_any_training(tmp_path, capsys, catalog):
     inter = tmp_path / "inter.csv"
     inter.write_text("user_id,item_id\n")
     out = tmp_path / "cmp"
     _refused(capsys, ["compare", "--catalog", str(catalog), "--interactions", str(inter), "--out", str(out),
-                      "--with-generative", "--generative-heads", "3"], "compare --generative-*", "n_head")
+                      "--with-tiger", "--set", "tiger.n_head=3"], "compare tiger", "n_head")
     assert not out.exists()  # no tokenizer trained, no compare_key.json left behind
 
 
@@ -295,7 +295,7 @@ def test_embed_quiet_turns_off_the_weight_loading_bar(tmp_path, capsys, monkeypa
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", FakeSentenceTransformer)
     monkeypatch.setattr(embed, "_LOADED", {})
     hf_logging.enable_progress_bar()
-    argv = ["embed", "--catalog", str(catalog), "--out", str(tmp_path / "out"), "--model", str(model_dir),
+    argv = ["embed", "--catalog", str(catalog), "--out", str(tmp_path / "out"), "--embed-model", str(model_dir),
             "--device", "cpu", *(["--quiet"] if quiet else [])]
     _refused(capsys, argv, "cannot load model")
     assert seen == [not quiet]

@@ -116,8 +116,10 @@ def test_cold_split_removes_exactly_the_chosen_items():
     (["--cold-items", "0.5"], "--cold-items must be in (0, 0.5)"),
     (["--cold-items", "0"], "--cold-items must be in (0, 0.5)"),
     (["--cold-items", "-0.1"], "--cold-items must be in (0, 0.5)"),
-    (["--parallel-epochs", "1"], "--parallel-* options need --with-parallel"),
-    (["--hybrid-epochs", "1"], "--hybrid-* options need --with-hybrid"),
+    (["--parallel-epochs", "1"], "parallel settings (--set parallel.*) need --with-parallel"),
+    (["--set", "parallel.temperature=0.1"], "parallel settings (--set parallel.*) need --with-parallel"),
+    (["--set", "hybrid.text_match=2"], "hybrid settings (--set hybrid.*) need --with-hybrid"),
+    (["--with-hybrid", "--set", "hybrid.parts=id,size"], "unknown item part"),
     (["--no-sasrec", "--sasrec-epochs", "1"], "no effect with --no-sasrec"),
     (["--sasrec-epochs", "0"], "max_epochs must be positive"),
 ])
@@ -192,13 +194,14 @@ def test_the_sasrec_row_has_one_default_everywhere():
 
     from rqvae_ids.compare.comparison import compare_options
     from rqvae_ids.compare.config import CompareOptions
-    from rqvae_ids.compare.item import SASREC_EPOCHS, item_settings
+    from rqvae_ids.compare.item import SASREC_EPOCHS
 
-    assert CompareOptions().rows.sasrec == item_settings("sasrec", {})  # the library default: on
-    assert CompareOptions().rows.sasrec.max_epochs == SASREC_EPOCHS
-    seeded = compare_options({"seed": 3}, sasrec={}).rows.sasrec
-    assert seeded.max_epochs == SASREC_EPOCHS and seeded.seed == 3
-    assert compare_options({}, sasrec=None).rows.sasrec is None
+    library = CompareOptions().rows.sasrec  # the library default: on, at the compare's budget
+    assert library.head == "sasrec" and library.max_epochs == SASREC_EPOCHS
+    assert compare_options({}).rows.sasrec == library  # the CLI's and the flow's, given nothing
+    seeded = compare_options({"seed": 3}, {"sasrec": {}}).rows.sasrec
+    assert seeded.max_epochs == SASREC_EPOCHS and seeded.seed == 3  # seeded by the comparison
+    assert compare_options({}, {"sasrec": None}).rows.sasrec is None
     flows = Path(__file__).resolve().parents[1] / "flows" / "compare.py"
     assert "with_sasrec: bool = True," in flows.read_text()  # the flow's parameter (read: no Prefect import here)
     from rqvae_ids.cli import build_parser
@@ -216,7 +219,8 @@ def test_cli_model_list_is_the_library_one():
 
 def test_hybrid_rows_and_what_the_codes_add(tiny, tmp_path, one_thread):
     out = tmp_path / "hyb"
-    assert main(_args(tiny, out, "--with-hybrid", "--hybrid-epochs", "2", "--no-sasrec", "--cold-items", "0.2")) == 0
+    assert main(_args(tiny, out, "--with-hybrid", "--set", "hybrid.max_epochs=2", "--no-sasrec",
+                      "--cold-items", "0.2")) == 0
     table = pd.read_parquet(out / "comparison.parquet")
     by_model = table.groupby("model")["metric"].apply(set)
     for name in ("hybrid/rqkmeans", "hybrid/random", "hybrid/no-codes"):
@@ -228,4 +232,5 @@ def test_hybrid_rows_and_what_the_codes_add(tiny, tmp_path, one_thread):
     assert "## What the codes add (hybrid retriever)" in report
     delta = value[("hybrid/rqkmeans", "next_recall@10")] - value[("hybrid/no-codes", "next_recall@10")]
     assert f"| rqkmeans | {delta:+.4f} |" in report
-    assert json.loads((out / "comparison.json").read_text())["config"]["hybrid"]["parts"] == ["id", "codes", "text"]
+    config = json.loads((out / "comparison.json").read_text())["config"]["hybrid"]
+    assert config["parts"] == ["id", "codes", "text"] and config["max_epochs"] == 2

@@ -256,7 +256,7 @@ def test_cli_embeds_then_reuses_the_cache(tmp_path, capsys):
         (lambda c, d: ["--catalog", str(d / "missing.csv")], "not found"),
         (lambda c, d: ["--catalog", str(c), "--id-col", "sku"], "sku"),
         (lambda c, d: ["--catalog", str(c), "--embed-model", str(d / "no-model")], "model directory not found"),
-        (lambda c, d: ["--catalog", str(c), "--model", str(d / "no-model")], "model directory not found"),  # old
+        (lambda c, d: ["--catalog", str(c), "--model", str(d / "no-model")], "use --embed-model DIR"),  # old
         (lambda c, d: ["--catalog", str(c), "--batch-size", "0"], "batch_size"),
         (lambda c, d: ["--catalog", str(c), "--device", "tpu"], "unknown device"),
     ],

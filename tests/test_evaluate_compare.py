@@ -127,10 +127,9 @@ def test_end_to_end_tiny_catalog(tmp_path):
     assert set(table["model"]) == set(summary["models"])
     assert (FIXED | NEXT) <= set(table.loc[table["model"] == "rqkmeans", "metric"])
     assert table.loc[table["metric"] == "duplicate_rate_resolved", "value"].max() == 0.0
-    # The old metric names stay one release as aliases with the same values (not in report.md).
-    for old, new in {"collision_rate_raw": "duplicate_rate_raw", "collision_rate_resolved": "duplicate_rate_resolved"}.items():
-        assert list(table.loc[table["metric"] == old, "value"]) == list(table.loc[table["metric"] == new, "value"])
-        assert summary["metrics"]["ae"][old] == summary["metrics"]["ae"][new]
+    # Only the new metric names are written (issue 26), in the table, the summary and the report.
+    assert not table["metric"].str.startswith("collision_rate").any()
+    assert not any(k.startswith("collision_rate") for k in summary["metrics"]["ae"])
     assert "collision_rate" not in (tmp_path / "out" / "report.md").read_text()
     m = summary["metrics"]
     assert m["rqkmeans"]["neighbour_recall@10"] > 3 * m["random"]["neighbour_recall@10"]

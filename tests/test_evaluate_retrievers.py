@@ -9,7 +9,7 @@ import pytest
 
 from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever, rank_excluding_history, target_in_history_share
 from rqvae_ids.evaluate.ranking import next_item_metrics
-from rqvae_ids.evaluate.retrievers import EmbeddingKnnRetriever, PopularityRetriever, SidPrefixRetriever
+from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever, PopularityRetriever, SidPrefixRetriever
 from rqvae_ids.evaluate.sequences import leave_one_out
 
 

@@ -41,8 +41,10 @@ def test_read_embeddings_missing_file(tmp_path):
 def test_code_statistics():
     codes = np.array([[0, 1], [0, 1], [1, 2], [3, 0]])
     assert metrics.utilisation(codes, 4) == [0.75, 0.75]
-    assert metrics.collision_rate(codes) == pytest.approx(0.25)
-    assert metrics.colliding_share(codes) == pytest.approx(0.5)
+    assert metrics.duplicate_rate(codes) == pytest.approx(0.25)  # 3 distinct tuples of 4
+    assert metrics.colliding_share(codes) == pytest.approx(0.5)  # two items share (0, 1)
+    assert metrics.duplicate_and_colliding(np.array([2, 1, 1])) == (0.25, 0.5)  # the same, from group sizes
+    assert not hasattr(metrics, "collision_rate")  # one name per meaning (issue 26)
     # level 0 counts 2,1,0,1 -> perplexity exp(H)
     p = np.array([0.5, 0.25, 0.25])
     assert metrics.perplexity(codes, 4)[0] == pytest.approx(np.exp(-(p * np.log(p)).sum()))

@@ -73,7 +73,7 @@ def test_suffix_outputs_schema_and_metadata(setup, tmp_path):
     # the raw collision stats describe the L-level tuples, consistent with the table
     col = json.loads((out / "collision_report.json").read_text())
     assert col == rep["collisions"] and col["duplicate_rate"] > 0
-    assert col["collision_rate"] == col["duplicate_rate"]  # old key kept one release
+    assert "collision_rate" not in col  # only the new names are written (issue 26)
     assert col["distinct_tuples"] == len(np.unique(ids.codes, axis=0))
     assert rep["resolution"]["max_suffix"] == int(ids.suffix.max()) > 0
     coll = pq.read_table(out / "collisions.parquet")

@@ -1,7 +1,7 @@
 """Item content in the generative retriever (RetrievalConfig.content): where the projected
 item vectors enter (never at a target item's own tokens), beam search reading the same
 history, training, saving/loading with the vectors inside the weights, and the wiring of
-`retrieve-train --content-embeddings` and `compare --generative-content`."""
+`retrieve-train --content-embeddings` and `compare --set tiger.content=true`."""
 
 from __future__ import annotations
 
@@ -248,24 +248,25 @@ def test_compare_generative_content_passes_the_embeddings_and_keys_the_reuse(tmp
     out = tmp_path / "cmp"
     args = ["compare", "--catalog", str(tmp_path / "items.csv"), "--interactions", str(tmp_path / "interactions.csv"),
             "--embeddings", str(tmp_path / "emb.parquet"), "--out", str(out), "--models", "random", "--levels", "3",
-            "--codebook-size", "16", "--neighbour-queries", "50", "--tune-users", "50", "--with-generative",
-            "--generative-epochs", "1", "--generative-layers", "1", "--generative-d-model", "16",
-            "--generative-heads", "2", "--generative-beam", "10", "--no-sasrec"]
-    assert main([*args, "--generative-content"]) == 0
-    ckpt = out / "retrievers" / "random"
+            "--codebook-size", "16", "--neighbour-queries", "50", "--tune-users", "50", "--with-tiger",
+            "--set", "tiger.max_epochs=1", "--set", "tiger.n_layer=1", "--set", "tiger.d_model=16",
+            "--set", "tiger.n_head=2", "--set", "tiger.beam=10", "--no-sasrec"]
+    content = ["--set", "tiger.content=true"]
+    assert main([*args, *content]) == 0
+    ckpt = out / "retrievers" / "tiger" / "random"
     r = GenerativeRetriever.load(ckpt, device="cpu", log=quiet)
     assert np.array_equal(r.model.item_vectors.numpy(), vectors)
     assert json.loads((ckpt / "compare_key.json").read_text())["retrieval"]["content"] is True
     report = (out / "report.md").read_text()
-    assert "--generative-content" in report and "d_model 16, item content" in report
+    assert "tiger.content=true" in report and "d_model 16, item content" in report
     capsys.readouterr()
-    assert main([*args, "--generative-content"]) == 0
-    assert "resuming/reusing the generative retriever" in capsys.readouterr().err
+    assert main([*args, *content]) == 0
+    assert "resuming/reusing the TIGER retriever" in capsys.readouterr().err
     assert main(args) == 0  # content off: another retriever, trained from scratch
-    assert "training the generative retriever" in capsys.readouterr().err
+    assert "training the TIGER retriever" in capsys.readouterr().err
     # A marker written before the knob existed (content off then) is still reused.
     key = json.loads((ckpt / "compare_key.json").read_text())
     del key["retrieval"]["content"]
     (ckpt / "compare_key.json").write_text(json.dumps(key))
     assert main(args) == 0
-    assert "resuming/reusing the generative retriever" in capsys.readouterr().err
+    assert "resuming/reusing the TIGER retriever" in capsys.readouterr().err

@@ -36,6 +36,10 @@ CASES = {
     "rqkmeans": dict(kind="rqkmeans"),
 }
 MODEL_KEYS = set(ModelConfig.__dataclass_fields__)
+# The digests were recorded when metrics.parquet and the report called colliding_share
+# `collision_rate` (and had no duplicate_rate column, a function of the same codes): hashed
+# under the old name, so a rename alone leaves the recorded digests valid (issue 26).
+OLD_NAMES = {"colliding_share": "collision_rate"}
 
 
 def config(epochs: int = 4, **kw) -> TrainConfig:
@@ -65,8 +69,9 @@ def digest(out: Path, report: dict) -> dict[str, str]:
     x = np.random.default_rng(1).standard_normal((64, 16)).astype(np.float32)
     codes = hashlib.sha256(model.encode_codes(x).tobytes()).hexdigest()
     rows = pq.read_table(out / "metrics.parquet").to_pylist()
-    rows = [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
-    kept = {k: report[k] for k in ("epochs", "steps", "utilisation", "collision_rate", "final_val_loss")}
+    rows = [{OLD_NAMES.get(k, k): v for k, v in r.items() if k not in ("seconds", "duplicate_rate")} for r in rows]
+    kept = {k: report[k] for k in ("epochs", "steps", "utilisation", "final_val_loss")}
+    kept["collision_rate"] = report["colliding_share"]
     text = json.dumps({"metrics": rows, "report": kept}, sort_keys=True, default=repr)
     return {"weights": h.hexdigest(), "codes": codes, "metrics": hashlib.sha256(text.encode()).hexdigest()}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..ids.encode import DEFAULT_CHUNK_SIZE  # numpy and pyarrow only, as the parser's other imports
+from ._help import add_output_flags
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="semantic_ids.parquet of an earlier run with the same model: unchanged items keep their IDs")
     p.add_argument("--chunk-size", type=int, default=None, metavar="N",
                    help=f"items encoded per chunk, >= 1 (bounds memory; default {DEFAULT_CHUNK_SIZE})")
+    add_output_flags(p)
     p.set_defaults(func=handler)
 
 
@@ -57,27 +59,40 @@ def handler(args: argparse.Namespace) -> int:
     chunk_size = DEFAULT_CHUNK_SIZE if args.chunk_size is None else args.chunk_size
     report = assign_ids(args.model_dir, args.embeddings, args.out, resolve=args.resolve,
                         previous=args.previous, chunk_size=chunk_size)
-    col, res = report["collisions"], report["resolution"]
-    print(f"items: {report['items']}  model: {report['kind']} L={report['levels']} K={report['codebook_size']}")
-    print(f"before resolution: duplicate_rate {col['duplicate_rate']:.4%}, colliding_share "
-          f"{col['colliding_share']:.4%} ({col['items_in_colliding_groups']} items), "
-          f"largest group {col['largest_group']}")
-    if res["strategy"] == "suffix":
-        print(f"suffix > 0: {res['items_with_suffix_gt0']} items ({res['share_suffix_gt0']:.4%}), "
-              f"largest suffix {res['max_suffix']}")
-    elif res["strategy"] == "balanced":
-        print(f"balanced last level: moved {res['items_moved']} items; sharing a full tuple: "
-              f"{res['sharing_share_excl_identical_text']:.4%} of items excluding identical texts, "
-              f"{res['items_sharing_tuple_identical_text']} items with an identical text (told apart by the suffix)")
+    if args.json:
+        import json
+
+        print(json.dumps(report))
     else:
-        print(f"moved: {res['items_moved']} items ({res['moved_share']:.4%}), distortion added "
-              f"{res['distortion_added_mean_moved']:.4f} per moved item")
+        print(summary(report))
+    return 0
+
+
+def summary(report: dict) -> str:
+    """A few lines a person reads: the collisions before resolution, what resolution did, the file."""
+    lines: list[str] = []
+    col, res = report["collisions"], report["resolution"]
+    lines.append(f"items: {report['items']}  model: {report['kind']} L={report['levels']} K={report['codebook_size']}")
+    lines.append(f"before resolution: duplicate_rate {col['duplicate_rate']:.4%}, colliding_share "
+                 f"{col['colliding_share']:.4%} ({col['items_in_colliding_groups']} items), "
+                 f"largest group {col['largest_group']}")
+    if res["strategy"] == "suffix":
+        lines.append(f"suffix > 0: {res['items_with_suffix_gt0']} items ({res['share_suffix_gt0']:.4%}), "
+                     f"largest suffix {res['max_suffix']}")
+    elif res["strategy"] == "balanced":
+        lines.append(f"balanced last level: moved {res['items_moved']} items; sharing a full tuple: "
+                     f"{res['sharing_share_excl_identical_text']:.4%} of items excluding identical texts, "
+                     f"{res['items_sharing_tuple_identical_text']} items with an identical text "
+                     "(told apart by the suffix)")
+    else:
+        lines.append(f"moved: {res['items_moved']} items ({res['moved_share']:.4%}), distortion added "
+                     f"{res['distortion_added_mean_moved']:.4f} per moved item")
     if report.get("cf"):  # rqkmeans-cf: the CF embeddings saved with the model
         c = report["cf"]
-        print(c.get("note") or f"CF embeddings: {c['items_with_cf']} items coded from text + CF, "
-                               f"{c['items_text_only']} from their text alone")
+        lines.append(c.get("note") or f"CF embeddings: {c['items_with_cf']} items coded from text + CF, "
+                                      f"{c['items_text_only']} from their text alone")
     if report["stability"]:
         s = report["stability"]
-        print(f"previous: kept {s['kept']}, edited {s['edited']}, new {s['new']}, removed {s['removed']}")
-    print(f"wrote {report['outputs']['semantic_ids.parquet']}")
-    return 0
+        lines.append(f"previous: kept {s['kept']}, edited {s['edited']}, new {s['new']}, removed {s['removed']}")
+    lines.append(f"wrote {report['outputs']['semantic_ids.parquet']}")
+    return "\n".join(lines)

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from dataclasses import replace
 
 from ..compare.config import MODEL_KINDS  # light: no numpy/pandas/torch
-from ._help import INTERACTIONS
+from ._help import INTERACTIONS, add_output_flags, warn_old_spelling
 
 MODELS = ",".join(MODEL_KINDS)  # the default --models
-# --generative-<flag> -> RetrievalConfig field (the seed is --seed, validation users --tune-users).
+# Deprecated (issue 26, one release): --generative-<flag> -> RetrievalConfig field, now --set tiger.FIELD=VALUE.
 GENERATIVE_FIELDS = {"arch": "arch", "layers": "n_layer", "d_model": "d_model", "heads": "n_head",
                      "epochs": "max_epochs", "patience": "patience", "batch_size": "batch_size", "lr": "lr",
                      "beam": "beam", "max_minutes": "max_minutes", "device": "device"}
-GENERATIVE_FLAGS = [
-    ("arch", {"choices": ("decoder", "encdec"), "help": "decoder-only (default) or encoder-decoder"}),
-    ("layers", {"type": int, "help": "layers per stack (default 2)"}),
-    ("d-model", {"type": int, "help": "width (default 128)"}),
-    ("heads", {"type": int, "help": "attention heads, must divide the width (default 4)"}),
-    ("epochs", {"type": int, "help": "max epochs per retriever (default 10, early stopping)"}),
-    ("patience", {"type": int, "help": "epochs without a better valid NDCG@10 (default 3)"}),
-    ("batch-size", {"type": int, "help": "batch size (default 128)"}),
-    ("lr", {"type": float, "help": "peak learning rate (default 2e-3)"}),
-    ("beam", {"type": int, "help": "beam width, >= 10 (default 20)"}),
-    ("max-minutes", {"type": float, "help": "training time budget per retriever, 0 = none (default)"}),
-    ("device", {"help": "auto (default), cpu or cuda[:N]"}),
-]
+GENERATIVE_TYPES = {"layers": int, "d_model": int, "heads": int, "epochs": int, "patience": int, "batch_size": int,
+                    "lr": float, "beam": int, "max_minutes": float}
+# The documented shortcuts: flag dest -> (family, config field).
+SHORTCUTS = {"sasrec_epochs": ("sasrec", "max_epochs"), "sasrec_max_minutes": ("sasrec", "max_minutes"),
+             "parallel_epochs": ("parallel", "max_epochs"), "parallel_max_minutes": ("parallel", "max_minutes")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,11 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "text-only one and `rqkmeans-cf` residual k-means on [text, alpha * CF]; without, `rqvae` is "
             "text only and those two rows are left out (noted in report.md). Then measure ID quality, "
             "neighbour recall and (with --interactions) next-item retrieval; write comparison.parquet, "
-            "comparison.json, report.md and PNG plots into --out. With --with-generative, a TIGER-style generative "
-            "retriever is also trained on every model's IDs (same sequence model for all) and "
-            "evaluated as the row generative/<model>; checkpoints in --out/retrievers/<model>/. With "
-            "--interactions, a small-budget SASRec row `sasrec` too (--no-sasrec skips it); --with-parallel adds "
-            "parallel/<model> rows; --cold-items FRAC adds cold_recall@10/cold_ndcg@10."
+            "comparison.json, report.md and PNG plots into --out. With --interactions, a small-budget SASRec row "
+            "`sasrec` too (--no-sasrec skips it); --with-tiger trains the TIGER-style generative retriever on every "
+            "model's IDs (same sequence model for all, rows tiger/<model>), --with-parallel the parallel "
+            "semantic-ID retriever (rows parallel/<model>); --set FAMILY.KEY=VALUE sets their configs; "
+            "--cold-items FRAC adds cold_recall@10/cold_ndcg@10."
         ),
     )
     p.add_argument("--interactions", default=None, metavar="FILE",
@@ -67,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tune-users", type=int, default=3000, metavar="N",
                    help="validation users for tuning retrievers (default 3000)")
     add_retriever_args(p)
+    add_output_flags(p, quiet="the `[compare] ...` line of every step")
     from ..catalog import add_catalog_args  # --catalog and its format/column options
 
     add_catalog_args(p)
@@ -76,53 +70,57 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_retriever_args(p: argparse.ArgumentParser) -> None:
-    """The retriever rows' options: --with-generative (and --generative-*), --with-parallel,
-    the sasrec row's, --cold-items."""
-    p.add_argument("--with-generative", action="store_true",
-                   help="also train a generative retriever on every model's IDs (needs --interactions); "
-                        "rows generative/<model> with next_recall@5/10, next_ndcg@5/10")
-    g = p.add_argument_group("generative retriever (with --with-generative; defaults: retrieve-train's)")
-    for flag, kw in GENERATIVE_FLAGS:
-        metavar = {int: "N", float: "X"}.get(kw.get("type"), None if "choices" in kw else "DEVICE")
-        g.add_argument(f"--generative-{flag}", default=None, metavar=metavar, **kw)
-    g.add_argument("--generative-content", action="store_true",
-                   help="add each history item's projected text embedding (the compared embeddings) to its tokens")
+    """The trained-retriever rows' options (one family each: --with-tiger, --with-parallel, --with-hybrid, the
+    sasrec row on by default), --set FAMILY.KEY=VALUE, the shortcuts, --cold-items."""
+    p.add_argument("--with-tiger", action="store_true",
+                   help="also train the TIGER-style generative retriever on every model's IDs (needs --interactions); "
+                        "rows tiger/<model> with next_recall@5/10, next_ndcg@5/10, checkpoints in "
+                        "--out/retrievers/tiger/<model>/")
     p.add_argument("--with-parallel", action="store_true",
                    help="also train the parallel semantic-ID retriever on every model's IDs (needs --interactions); "
                         "rows parallel/<model>, checkpoints in --out/retrievers/parallel/<model>/")
-    p.add_argument("--parallel-epochs", type=int, default=None, metavar="N",
-                   help="max epochs per parallel retriever (default: retrieve-train's, 200 with early stopping)")
-    p.add_argument("--parallel-max-minutes", type=float, default=None, metavar="X",
-                   help="training budget per parallel retriever in minutes, 0 = none (default: retrieve-train's, 10)")
     p.add_argument("--with-hybrid", action="store_true",
                    help="also train the hybrid retriever (semantic-ID codes + item ID + text as item features) on "
                         "every model's IDs, plus a hybrid/no-codes row: what each tokenizer's codes add downstream "
                         "(needs --interactions); checkpoints in --out/retrievers/hybrid/<model>/")
-    p.add_argument("--hybrid-epochs", type=int, default=None, metavar="N",
-                   help="max epochs per hybrid retriever (default: retrieve-train's)")
-    p.add_argument("--hybrid-max-minutes", type=float, default=None, metavar="X",
-                   help="training budget per hybrid retriever in minutes, 0 = none (default: retrieve-train's)")
     p.add_argument("--no-sasrec", action="store_true",
                    help="skip the sasrec row (trained by default whenever --interactions is given)")
+    p.add_argument("--set", action="append", default=[], metavar="FAMILY.KEY=VALUE", dest="overrides",
+                   help="a field of a retriever row family's config, repeatable: tiger.* (RetrievalConfig), "
+                        "sasrec.* / parallel.* / hybrid.* (ItemRetrieverConfig), e.g. --set tiger.d_model=64 "
+                        "--set parallel.temperature=0.07; the seed is --seed (tiger: --tune-users, history as "
+                        "the split's); defaults: retrieve-train's, sasrec's budget 10 epochs / 2 min")
+    p.add_argument("--parallel-epochs", type=int, default=None, metavar="N",
+                   help="shortcut for --set parallel.max_epochs=N (default: retrieve-train's, 20 with early stopping)")
+    p.add_argument("--parallel-max-minutes", type=float, default=None, metavar="X",
+                   help="shortcut for --set parallel.max_minutes=X, 0 = none (default: retrieve-train's, 10)")
     p.add_argument("--sasrec-epochs", type=int, default=None, metavar="N",
-                   help="max epochs of the compare's SASRec (default 10: a small budget, stated in report.md)")
+                   help="shortcut for --set sasrec.max_epochs=N (default 10: a small budget, stated in report.md)")
     p.add_argument("--sasrec-max-minutes", type=float, default=None, metavar="X",
-                   help="training budget of the compare's SASRec in minutes, 0 = none (default 2)")
+                   help="shortcut for --set sasrec.max_minutes=X, 0 = none (default 2)")
     p.add_argument("--cold-items", type=float, default=None, metavar="FRAC",
                    help="hold this share of catalog items, in (0, 0.5), out of every training and validation "
                         "sequence (seeded by --seed) and report cold_recall@10/cold_ndcg@10 over the test users "
                         "whose target is one of them (needs --interactions)")
+    # The old spellings (deprecated, one release): --with-generative, --generative-*.
+    p.add_argument("--with-generative", action="store_true", help=argparse.SUPPRESS)
+    for flag in GENERATIVE_FIELDS:
+        kw = {"choices": ("decoder", "encdec")} if flag == "arch" else {"type": GENERATIVE_TYPES.get(flag, str)}
+        p.add_argument(f"--generative-{flag.replace('_', '-')}", default=None, help=argparse.SUPPRESS, **kw)
+    p.add_argument("--generative-content", action="store_true", help=argparse.SUPPRESS)
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The command with every option spelled out (defaults included), for the report."""
+    """The command with every option spelled out (defaults included; not --quiet/--json, which only
+    change what the terminal shows), for the report."""
     parts = ["rqvae-ids", "compare"]
     flags = getattr(args, "_flags", {})
     for key, value in vars(args).items():
-        if key not in flags or value is None or value is False:
+        if key not in flags or key in ("quiet", "json") or value is None or value is False or value == []:
             continue
         flag = flags[key]
-        parts += [flag] if value is True else [flag, str(value)]
+        for one in value if isinstance(value, list) else [value]:  # --set: one flag per pair
+            parts += [flag] if one is True else [flag, str(one)]
     return shlex.join(parts)
 
 
@@ -134,7 +132,7 @@ def handler(args: argparse.Namespace) -> int:
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     knobs = {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
              "epochs": args.epochs, "neighbour_queries": args.neighbour_queries, "tune_users": args.tune_users}
-    tiger, sasrec, parallel, hybrid = _row_settings(args)
+    rows = _row_settings(args)
     if args.embed_model is not None and args.embeddings is not None:
         raise UserError("--embed-model has no effect with --embeddings (the given embeddings are used as they "
                         "are): drop one of the two")
@@ -145,8 +143,7 @@ def handler(args: argparse.Namespace) -> int:
         from ..embed import EmbedConfig
 
         embed = EmbedConfig(model=args.embed_model)
-    options = compare_options(knobs, tiger=tiger, sasrec=sasrec, parallel=parallel, hybrid=hybrid,
-                              interactions=args.interactions, embed=embed, cold_items=args.cold_items)
+    options = compare_options(knobs, rows, interactions=args.interactions, embed=embed, cold_items=args.cold_items)
     args.embeddings = file_in_dir(args.embeddings, "embeddings.parquet", "--embeddings")
     options = replace(options, embeddings=args.embeddings, command=command_line(args))
     check_out_dir(args.out)
@@ -158,33 +155,38 @@ def handler(args: argparse.Namespace) -> int:
     message = small_catalog_warning(len(catalog.item_ids), options.config.codebook_size)
     if message:
         print(f"rqvae-ids compare: {message}", file=sys.stderr)
-    summary = run_comparison(catalog, args.out, options)
-    print(f"wrote {args.out}/report.md ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
+    summary = run_comparison(catalog, args.out, options, **({"progress": lambda message: None} if args.quiet else {}))
+    report = f"{args.out}/report.md"
+    if args.json:
+        print(json.dumps({"report": report, "models": summary["models"], "seconds": summary["timings"]["total"]}))
+    else:
+        print(f"wrote {report} ({len(summary['models'])} models, {summary['timings']['total']:.1f}s)")
     return 0
 
 
-def _row_settings(args: argparse.Namespace):
-    """The given fields of the generative, sasrec, parallel and hybrid rows' configs (None: no such rows)."""
+def _row_settings(args: argparse.Namespace) -> dict[str, dict | None]:
+    """Family -> the fields given for its config ({}: its defaults), None for no such rows: from
+    --set FAMILY.KEY=VALUE, the shortcuts and the deprecated --generative-* flags."""
+    from ..compare.families import parse_row_set
     from ..errors import UserError
 
-    tiger = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
-             if getattr(args, f"generative_{flag}") is not None}
+    given = parse_row_set(args.overrides)
+    old = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()
+           if getattr(args, f"generative_{flag}") is not None}
     if args.generative_content:
-        tiger["content"] = True
-    if tiger and not args.with_generative:
-        raise UserError("--generative-* options need --with-generative")
-    par = {f: v for f, v in (("max_epochs", args.parallel_epochs), ("max_minutes", args.parallel_max_minutes))
-           if v is not None}
-    sas = {f: v for f, v in (("max_epochs", args.sasrec_epochs), ("max_minutes", args.sasrec_max_minutes))
-           if v is not None}
-    hyb = {f: v for f, v in (("max_epochs", args.hybrid_epochs), ("max_minutes", args.hybrid_max_minutes))
-           if v is not None}
-    if hyb and not args.with_hybrid:
-        raise UserError("--hybrid-* options need --with-hybrid")
-    if par and not args.with_parallel:
-        raise UserError("--parallel-* options need --with-parallel")
-    if sas and args.no_sasrec:
-        raise UserError("--sasrec-* options have no effect with --no-sasrec")
-    # sasrec: validated here; run_comparison adds the row only with interactions (none to learn from without).
-    return (tiger if args.with_generative else None, None if args.no_sasrec else sas,
-            par if args.with_parallel else None, hyb if args.with_hybrid else None)
+        old["content"] = True
+    if old:
+        warn_old_spelling("compare", "--generative-* options", "--set tiger.KEY=VALUE (e.g. --set tiger.d_model=64)")
+        given["tiger"] = {**old, **given.get("tiger", {})}
+    if args.with_generative:
+        warn_old_spelling("compare", "--with-generative", "--with-tiger")
+    for dest, (family, field) in SHORTCUTS.items():
+        if getattr(args, dest) is not None:
+            given.setdefault(family, {})[field] = getattr(args, dest)
+    asked = {"tiger": args.with_tiger or args.with_generative, "sasrec": not args.no_sasrec,
+             "parallel": args.with_parallel, "hybrid": args.with_hybrid}
+    for family in given:
+        if not asked[family]:
+            raise UserError("sasrec settings (--sasrec-*, --set sasrec.*) have no effect with --no-sasrec"
+                            if family == "sasrec" else f"{family} settings (--set {family}.*) need --with-{family}")
+    return {family: given.get(family, {}) if on else None for family, on in asked.items()}

@@ -7,6 +7,7 @@ import argparse
 
 def register(subparsers) -> None:
     from ..catalog import add_catalog_args  # light: argparse only, no pandas/torch
+    from ._help import RemovedFlag, add_output_flags
 
     p = subparsers.add_parser(
         "embed",
@@ -19,8 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--embed-model", default=None, metavar="DIR",
                    help="local sentence-transformers model folder (default: bundled all-MiniLM-L6-v2)")
-    # The old spelling, hidden: `--model` names the tokenizer kind in every other command.
-    p.add_argument("--model", dest="embed_model", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--model", action=RemovedFlag, use="--embed-model DIR")  # the old spelling
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="texts per forward pass (default 64)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu or cuda[:N]")
     p.add_argument("--cache", default=None, metavar="FILE",
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                    "made once into the model cache and checked against torch (default: openvino; see README)")
     p.add_argument("--min-cosine", type=float, default=None, metavar="X",
                    help="accuracy guard: refuse a backend whose min cosine to torch is below X (default 0.98)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (encoding, model loading)")
+    add_output_flags(p, quiet="the bars of encoding and model loading")
     p.set_defaults(func=handler)
 
 
@@ -54,6 +54,11 @@ def handler(args: argparse.Namespace) -> int:
     catalog = catalog_from_args(args)
     report = embed_catalog(catalog, args.out, cfg)
     out = Path(args.out)
+    if args.json:
+        import json
+
+        print(json.dumps(report))
+        return 0
     print(f"embedded {report['items']} items ({report['encoded']} encoded, {report['cached']} from cache) "
           f"with {report['model']} (dim {report['dim']}) in {report['seconds']:.1f}s")
     print(f"  {out / 'embeddings.parquet'}")

@@ -9,7 +9,7 @@ import argparse
 import json
 
 from ..retrieval.choice import DEFAULT_RETRIEVER, RETRIEVERS, WHY_DEFAULT
-from ._help import INTERACTIONS
+from ._help import INTERACTIONS, add_output_flags, add_resume_flag
 
 
 def register(subparsers) -> None:
@@ -63,7 +63,12 @@ def register(subparsers) -> None:
                    help="training time budget, 0 = none (default tiger none, parallel/sasrec 10)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda[:N]")
-    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="any other field of the retriever's config (RetrievalConfig for tiger, ItemRetrieverConfig "
+                        "otherwise), repeatable, e.g. --set weight_decay=0.01 --set schedule=constant (a key may "
+                        "carry the retriever's name: --set tiger.min_lr=1e-5)")
+    add_resume_flag(p, "resume; parallel/sasrec: reuse a finished model of the same config and data")
+    add_output_flags(p, quiet="the per-epoch lines")
     p.set_defaults(func=handler)
 
 
@@ -76,7 +81,28 @@ _ONLY = {"arch": "tiger", "user_buckets": "tiger", "beam": "tiger", "temperature
          "negatives": ("sasrec", "hybrid"), "item_parts": "hybrid"}
 
 
+def set_fields(args: argparse.Namespace, flags: dict[str, str]) -> dict:
+    """The --set KEY=VALUE pairs as config fields, typed by the retriever's config (`config.parse_set`).
+    A field with an option of its own is refused naming it (one way to set each value); `head` and
+    `content` come from --retriever and --content-embeddings."""
+    from ..config import parse_set
+    from ..errors import UserError
+    from ..retrieval.item_trainer import ItemRetrieverConfig
+    from ..retrieval.trainer import RetrievalConfig
+
+    cls = RetrievalConfig if args.retriever == "tiger" else ItemRetrieverConfig
+    given = parse_set(args.overrides, cls, bare=True, strip=f"{args.retriever}.")
+    own = {field: f"--{flag.replace('_', '-')}" for flag, field in flags.items()}
+    own.update({"head": "--retriever", "content": "--content-embeddings"})
+    taken = sorted(set(given) & set(own))
+    if taken:
+        raise UserError("; ".join(f"--set {k}: use {own[k]} instead" for k in taken))
+    return given
+
+
 def handler(args: argparse.Namespace) -> int:
+    import sys
+
     from ..errors import UserError
     from ..io import check_out_dir, file_in_dir
     from ..retrieval.choice import check_choice, train_chosen  # torch is imported lazily, inside
@@ -90,16 +116,25 @@ def handler(args: argparse.Namespace) -> int:
         raise UserError("--content-embeddings does not apply to --retriever sasrec (item IDs only)")
     flags = _FLAGS if args.retriever == "tiger" else _ITEM_FLAGS
     given = {field: getattr(args, flag) for flag, field in flags.items() if getattr(args, flag) is not None}
+    given.update(set_fields(args, flags))
     if args.item_parts is not None:
         given["parts"] = parse_parts(args.item_parts)
     ids = file_in_dir(args.ids, "semantic_ids.parquet", "--ids")
     content = file_in_dir(args.content_embeddings, "embeddings.parquet", "--content-embeddings")
     check_out_dir(args.out)
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     report = train_chosen(args.retriever, args.interactions, args.out, given, ids_path=ids,
-                          content_embeddings=content, resume=not args.no_resume)
-    print(json.dumps({"retriever": args.retriever, "test": report["test"], "epochs": report["epochs"],
-                      "best_epoch": report["best_epoch"], "train_seconds": round(report["train_seconds"], 1),
-                      "infer_users_per_s": round(report["infer_users_per_s"], 1)}))
+                          content_embeddings=content, resume=args.resume is not False, log=log)
+    result = {"retriever": args.retriever, "test": report["test"], "epochs": report["epochs"],
+              "best_epoch": report["best_epoch"], "train_seconds": round(report["train_seconds"], 1),
+              "infer_users_per_s": round(report["infer_users_per_s"], 1)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        test = "  ".join(f"{k} {v:.4f}" for k, v in report["test"].items())
+        print(f"trained {args.retriever} in {result['train_seconds']} s ({report['epochs']} epochs, best "
+              f"{report['best_epoch']}): test {test}")
+        print(f"wrote {args.out}/: model.safetensors, config.json, train_report.json")
     return 0
 
 

@@ -12,7 +12,7 @@ import contextlib
 import os
 import sys
 
-from ._help import INTERACTIONS
+from ._help import INTERACTIONS, RemovedFlag, add_output_flags
 
 EPILOG = """\
 output folder:
@@ -58,10 +58,9 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
         p.add_argument("--out", required=True, metavar="DIR", help="output folder (runs/, latest, cache/)")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline config (YAML or TOML) with every knob of every stage; see configs/default.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override one knob, e.g. --set train.epochs=20 (value typed by the knob; repeatable)")
+    add_set_flag(p)
     p.add_argument("--model-dir", metavar="DIR", help="reuse this trained model folder instead of training")
-    p.add_argument("--model", dest="model_dir", help=argparse.SUPPRESS)  # old spelling, hidden
+    p.add_argument("--model", action=RemovedFlag, use="--model-dir DIR")  # the old spelling
     p.add_argument("--embed-model", metavar="DIR",
                    help="sentence-transformers model folder to embed with (default: the config's, the bundled "
                         "all-MiniLM-L6-v2); same as --set embed.model=DIR")
@@ -72,6 +71,14 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
                    help="shard embedding over an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--verbose", action="store_true",
                    help="show Prefect's INFO logs, and its own log of a run that failed on bad input")
+    add_output_flags(p, quiet="the line of every stage", json_line=False)
+
+
+def add_set_flag(p: argparse.ArgumentParser) -> None:
+    """--set KEY=VALUE on the pipeline config (`run`, `demo`, `serve`)."""
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override one knob of the pipeline config, e.g. --set train.epochs=20 (dotted keys as in "
+                        "configs/default.yaml, value typed by the knob; repeatable)")
 
 
 def add_catalog_flags(p: argparse.ArgumentParser) -> None:
@@ -94,16 +101,18 @@ def catalog_overrides(args: argparse.Namespace) -> dict:
     return {f"catalog.{key}": value for key, value in catalog_options(args).items() if value is not None}
 
 
-def parse_overrides(args: argparse.Namespace) -> dict:
-    """Catalog flags, --set KEY=VALUE pairs (+ --dask/--dask-address) as dotted-key overrides.
-
-    A --set of the same key as a catalog flag wins (it comes later).
-    """
+def config_overrides(args: argparse.Namespace) -> dict:
+    """Catalog flags and --set KEY=VALUE pairs as dotted-key overrides of the pipeline config
+    (a --set of the same key as a catalog flag wins: it comes later)."""
     from ..config import parse_set
     from ..pipeline.config import PipelineConfig
 
-    out = catalog_overrides(args)
-    out.update(parse_set(args.overrides, PipelineConfig))
+    return {**catalog_overrides(args), **parse_set(args.overrides, PipelineConfig)}
+
+
+def parse_overrides(args: argparse.Namespace) -> dict:
+    """`config_overrides` plus --embed-model and --dask/--dask-address."""
+    out = config_overrides(args)
     if getattr(args, "embed_model", None):
         out["embed.model"] = args.embed_model
     if args.dask or args.dask_address:
@@ -159,7 +168,8 @@ def run_pipeline(catalog: str, out: str, interactions: str | None, args: argpars
 
     from ..pipeline import progress
 
-    progress.enable("run")  # a line per stage on stderr (bars on a terminal)
+    if not args.quiet:
+        progress.enable("run")  # a line per stage on stderr (bars on a terminal)
     try:
         with contextlib.ExitStack() as stack:
             stack.callback(progress.disable)

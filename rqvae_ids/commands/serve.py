@@ -17,8 +17,8 @@ refresh reuses its frozen model and carries its IDs over. Trigger a run now with
   prefect deployment run 'refresh-ids/refresh-daily'
 
 The catalog options (--format, --id-col, --text-cols, --template, --on-duplicate,
---drop-empty) override the catalog section of the config the runs use (--config,
-else the latest run's config); one left out keeps that config's value.
+--drop-empty) and --set KEY=VALUE override the config the runs use (--config, else the
+latest run's config); one left out keeps that config's value.
 """
 
 
@@ -29,7 +29,7 @@ START_SERVER = (
 
 def register(subparsers) -> None:
     from ._help import INTERACTIONS
-    from .run import add_catalog_flags
+    from .run import add_catalog_flags, add_set_flag
 
     p = subparsers.add_parser(
         "serve",
@@ -47,6 +47,7 @@ def register(subparsers) -> None:
                    help=f"{INTERACTIONS}: the weekly retrain trains on their CF embeddings too (collaborative), "
                         "both jobs add next-item metrics; the daily refresh never trains")
     p.add_argument("--config", metavar="FILE", help="config file (default: the config of the latest run)")
+    add_set_flag(p)
     p.add_argument("--refresh-cron", default="0 3 * * *", metavar="CRON",
                    help='refresh schedule (default "0 3 * * *": daily 03:00); "" for on demand only')
     p.add_argument("--retrain-cron", default="0 4 * * 0", metavar="CRON",
@@ -63,11 +64,11 @@ def handler(args: argparse.Namespace) -> int:
     from ..io import require_file
     from ..pipeline.config import load_pipeline_config, run_config
     from ..pipeline.runs import require_latest
-    from .run import catalog_overrides
+    from .run import config_overrides
 
     require_file(args.catalog, "catalog")
     latest = require_latest(args.out)
-    overrides = catalog_overrides(args)
+    overrides = config_overrides(args)
     if args.config is not None:  # the config the runs will use, checked now: one line, not a failed run
         load_pipeline_config(args.config, overrides)
     else:

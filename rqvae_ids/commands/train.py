@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from ..models.kinds import KINDS  # without torch
-from ._help import INTERACTIONS
+from ._help import INTERACTIONS, add_output_flags, add_resume_flag, warn_old_spelling
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
 DEFAULT_EPOCHS = 100
@@ -47,11 +47,9 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="any other TrainConfig/ModelConfig field, repeatable, e.g. --set pca_skip=false "
                         "--set recon=cosine --set patience=0 (see configs/default.yaml for every key)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted training in --out from its checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start over even if --out holds an unfinished training (without it, train refuses)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON line instead of the summary")
+    add_resume_flag(p, "start over, but refused when --out holds an unfinished training")
+    p.add_argument("--overwrite", action="store_true", help=argparse.SUPPRESS)  # old spelling of --no-resume
+    add_output_flags(p, quiet="the epoch bar")
     p.set_defaults(func=handler)
 
 
@@ -63,22 +61,26 @@ def settable_keys() -> list[str]:
 
 
 def resume_command(args: argparse.Namespace) -> str:
-    """The command the user ran, with --resume (and without --overwrite): what continues it."""
-    argv = [a for a in getattr(args, "_argv", []) if a != "--overwrite"]
+    """The command the user ran, with --resume (and without --no-resume/--overwrite): what continues it."""
+    argv = [a for a in getattr(args, "_argv", []) if a not in ("--overwrite", "--no-resume")]
     return shlex.join(["rqvae-ids", *argv, *([] if "--resume" in argv else ["--resume"])])
 
 
 def check_unfinished(args: argparse.Namespace) -> None:
-    """A plain re-run into a folder with an interrupted training would silently start over: refuse."""
+    """A plain re-run into a folder with an interrupted training would silently start over: refuse.
+    (--overwrite: the old spelling of --no-resume, kept one release.)"""
     from ..errors import UserError
     from ..train import unfinished_checkpoint
 
-    if args.resume and args.overwrite:
-        raise UserError("--resume continues the training in --out, --overwrite starts over: give one of the two")
+    if args.overwrite:
+        warn_old_spelling("train", "--overwrite", "--no-resume")
+        if args.resume:
+            raise UserError("--resume continues the training in --out, --overwrite starts over: give one of the two")
+        args.resume = False
     state = unfinished_checkpoint(args.out)
-    if state is not None and not (args.resume or args.overwrite):
+    if state is not None and args.resume is None:
         raise UserError(f"{args.out} holds an unfinished training (checkpoint at epoch {state.get('epoch')}): "
-                        "add --resume to continue it, or --overwrite to start over")
+                        "add --resume to continue it, or --no-resume to start over")
 
 
 def interrupted_message(args: argparse.Namespace, checkpoint_every: int) -> str:
@@ -147,13 +149,13 @@ def handler(args: argparse.Namespace) -> int:
     elif cfg.model.kind == "rqkmeans-cf":
         raise UserError("--model rqkmeans-cf needs --interactions FILE (its CF part)")
     try:
-        report = train_model(args.embeddings, args.out, cfg, resume=args.resume, progress=not args.quiet, cf=cf)
+        report = train_model(args.embeddings, args.out, cfg, resume=bool(args.resume), progress=not args.quiet,
+                             cf=cf)
     except KeyboardInterrupt:
         print(interrupted_message(args, cfg.checkpoint_every), file=sys.stderr)
         return 130
     if args.json:
-        keys = ("kind", "utilisation", "perplexity", "colliding_share", "duplicate_rate", "collision_rate",
-                "distinct_collision_rate", "seconds", "epochs")
+        keys = ("kind", "utilisation", "perplexity", "colliding_share", "duplicate_rate", "seconds", "epochs")
         print(json.dumps({**{k: report[k] for k in keys}, "cf": cf is not None}))
     else:
         print(summary(report, args))

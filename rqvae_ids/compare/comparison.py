@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -23,51 +23,30 @@ from ..errors import UserError
 from ..evaluate.evaluation import EvaluationSettings, evaluate_and_write
 from ..evaluate.sequences import Split
 from .build import USES_CF, Embeddings, MapModels, build_models, compare_cf, rows_without_interactions
-from .config import CompareConfig, CompareOptions, ModelIds, RetrieverRows, RowContext, Rows, progress_to_stderr
-from .generative import tiger_rows
-from .item import hybrid_rows, item_settings, parallel_rows, sasrec_rows
-
-if TYPE_CHECKING:
-    from ..retrieval.trainer import RetrievalConfig
-
-# Family name (a field of RetrieverRows) -> the builder of its rows: (its config, RowContext) -> Rows.
-FAMILIES: dict[str, Callable[[Any, RowContext], Rows]] = {
-    "tiger": tiger_rows, "sasrec": sasrec_rows, "parallel": parallel_rows, "hybrid": hybrid_rows,
-}
-# The comparison.json config key of each family (the report's name for it).
-CONFIG_KEYS = {"tiger": "generative"}
+from .config import CompareConfig, CompareOptions, ModelIds, RetrieverRows, RowContext, progress_to_stderr
+from .families import FAMILIES, family_settings, retriever_rows
 
 
-def compare_options(knobs: Mapping[str, Any], *, tiger: Mapping[str, Any] | None = None,
-                    sasrec: Mapping[str, Any] | None = None, parallel: Mapping[str, Any] | None = None,
-                    hybrid: Mapping[str, Any] | None = None, **given: Any) -> CompareOptions:
+def compare_options(knobs: Mapping[str, Any], rows: Mapping[str, Mapping[str, Any] | None] | None = None,
+                    **given: Any) -> CompareOptions:
     """The validated CompareOptions of the compare options: one check for the CLI `compare` and
     the compare-baselines flow, before any tokenizer is trained.
 
-    knobs: CompareConfig fields (None values: the defaults); tiger / sasrec / parallel / hybrid: the fields
-    of that family's config ({} for its defaults), None for no such rows; given: the other
-    CompareOptions fields (interactions, embeddings, embed, catalog_kwargs, cold_items, command).
+    knobs: CompareConfig fields (None values: the defaults); rows: family name (`FAMILIES`) -> the
+    fields of its config given ({} for its defaults) or None for no such rows (a family left out:
+    its default, `sasrec` on, the others off); given: the other CompareOptions fields (interactions,
+    embeddings, embed, catalog_kwargs, cold_items, command).
     """
     cfg = from_dict(CompareConfig, {k: v for k, v in knobs.items() if v is not None}, where="compare")
-    rows = RetrieverRows(
-        tiger=None if tiger is None else tiger_settings(tiger, cfg),
-        sasrec=None if sasrec is None else item_settings("sasrec", dict(sasrec), cfg.seed),
-        parallel=None if parallel is None else item_settings("parallel", dict(parallel), cfg.seed),
-        hybrid=None if hybrid is None else item_settings("hybrid", dict(hybrid), cfg.seed),
-    )
+    unknown = sorted(set(rows or {}) - set(FAMILIES))
+    if unknown:
+        raise UserError(f"unknown retriever row famil(y/ies) {unknown}; known: {list(FAMILIES)}")
+    asked = {name: None if fields is None else family_settings(name, fields, cfg)
+             for name, fields in (rows or {}).items()}
     paths = {k: Path(v) for k, v in given.items() if k in ("interactions", "embeddings") and v is not None}
-    options = CompareOptions(config=cfg, rows=rows, **{**given, **paths})
+    options = CompareOptions(config=cfg, rows=RetrieverRows(**asked), **{**given, **paths})
     check_options(options)
     return options
-
-
-def tiger_settings(given: Mapping[str, Any], cfg: CompareConfig) -> RetrievalConfig:
-    """The validated RetrievalConfig of the generative rows (heads vs width, dropout, beam, ...),
-    seeded by the comparison and validated on its --tune-users."""
-    from ..retrieval.trainer import RetrievalConfig
-
-    return from_dict(RetrievalConfig, {**given, "seed": cfg.seed, "valid_users": cfg.tune_users},
-                     where="compare --generative-*")
 
 
 def run_comparison(catalog: Any, out_dir: str | Path, options: CompareOptions, *,
@@ -102,7 +81,7 @@ def run_comparison(catalog: Any, out_dir: str | Path, options: CompareOptions, *
         for name, rows in retriever_rows(options.rows, RowContext(model_ids, table, out_dir, cfg, progress)):
             retrievers += rows.retrievers
             notes.append(rows.note)
-            config[CONFIG_KEYS.get(name, name)] = rows.config
+            config[name] = rows.config
     if options.cold_items is not None:
         config["cold_items"] = options.cold_items
     config["models"] = ",".join(cfg.models)
@@ -113,11 +92,6 @@ def run_comparison(catalog: Any, out_dir: str | Path, options: CompareOptions, *
     )
     progress(f"done in {summary['timings']['total']:.1f}s: {out_dir / 'report.md'}")
     return summary
-
-
-def retriever_rows(asked: RetrieverRows, ctx: RowContext) -> list[tuple[str, Rows]]:
-    """(family name, its Rows) of every family asked for, in report order."""
-    return [(name, FAMILIES[name](getattr(asked, name), ctx)) for name in asked.asked()]
 
 
 def evaluation_settings(cfg: CompareConfig) -> EvaluationSettings:
@@ -132,10 +106,11 @@ def check_options(options: CompareOptions) -> tuple[CompareConfig, list[str]]:
     from ..evaluate.cold import check_cold_fraction
 
     cfg, rows, interactions = options.config, options.rows, options.interactions
-    if rows.tiger is not None and interactions is None:
-        raise UserError("--with-generative needs --interactions (the generative retriever learns from sequences)")
-    if interactions is None and (rows.parallel is not None or rows.hybrid is not None or options.cold_items is not None):
-        raise UserError("--with-parallel, --with-hybrid and --cold-items need --interactions")
+    # Rows on by default (sasrec) are left out without interactions; rows asked for are refused.
+    needing = [f"--with-{name}" for name in rows.asked() if name not in RetrieverRows().asked()]
+    needing += ["--cold-items"] if options.cold_items is not None else []
+    if interactions is None and needing:
+        raise UserError(f"{', '.join(needing)}: need --interactions (the retrievers learn from sequences)")
     check_cold_fraction(options.cold_items)
     if interactions is not None:
         return cfg, []

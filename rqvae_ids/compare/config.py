@@ -3,7 +3,7 @@ asked for (`RetrieverRows`), everything together (`CompareOptions`, the one argu
 `run_comparison`), and what a family of retriever rows is built from and gives back (`RowContext`,
 `Rows`).
 
-The bottom of the compare package: `comparison`, `build`, `generative` and `item` import from here,
+The bottom of the compare package: `comparison`, `build`, `families`, `tiger` and `item` import from here,
 never from each other's privates. Importing it is light (no numpy/pandas/torch), so the CLI reads
 `MODEL_KINDS` from here for its --help.
 """
@@ -21,7 +21,7 @@ from ..evaluate.model_ids import ModelIds
 if TYPE_CHECKING:  # annotations only
     from ..embed import EmbedConfig
     from ..embedding_table import EmbeddingTable
-    from ..evaluate.retriever import Retriever
+    from ..evaluate.protocol import Retriever
     from ..retrieval.item_trainer import ItemRetrieverConfig
     from ..retrieval.trainer import RetrievalConfig
 
@@ -79,12 +79,12 @@ class RetrieverRows:
     report order. Each family's rows need interactions; every config is seeded with the
     comparison's seed when its rows are built.
 
-    tiger: the generative retriever over each ID model's IDs (`generative/<model>` rows);
+    tiger: the TIGER-style generative retriever over each ID model's IDs (`tiger/<model>` rows);
     sasrec: the item-ID SASRec row (on by default, at the compare's small budget; dropped without
     interactions); parallel: the parallel semantic-ID retriever over each ID model's IDs
     (`parallel/<model>` rows); hybrid: the hybrid retriever (codes as item features) over each ID
-    model's IDs plus its no-codes ablation (`hybrid/<model>`, `hybrid/no-codes`). A new family is a field here plus its builder in
-    `comparison.FAMILIES` (see `Rows`).
+    model's IDs plus its no-codes ablation (`hybrid/<model>`, `hybrid/no-codes`). A new family is a field here plus its `Family` in
+    `families.FAMILIES` (see `Rows`).
     """
 
     tiger: RetrievalConfig | None = None

@@ -1,8 +1,8 @@
 """The item-level retrievers (rqvae_ids.retrieval.item_retriever) as comparison rows: the `sasrec`
 row, `compare --with-parallel`'s `parallel/<model>` rows and `compare --with-hybrid`'s
-`hybrid/<model>` rows plus the `hybrid/no-codes` ablation, like `generative.py` does for
-`generative/<model>`. `sasrec_rows`, `parallel_rows` and `hybrid_rows` are their families'
-builders (`comparison.FAMILIES`).
+`hybrid/<model>` rows plus the `hybrid/no-codes` ablation, like `tiger.py` does for
+`tiger/<model>`. `sasrec_rows`, `parallel_rows` and `hybrid_rows` are their families' builders
+(`families.FAMILIES`).
 
 Checkpoints: OUT/retrievers/{parallel,hybrid}/<model>/ and OUT/retrievers/sasrec/. A rerun into the
 same --out with the same config and the same training data (codes, split) reuses the
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from ..retrieval.item_trainer import ItemRetrieverConfig
 
 __all__ = ["SASREC_EPOCHS", "SASREC_MAX_MINUTES", "CompareItem", "sasrec_rows", "parallel_rows", "hybrid_rows",
-           "item_settings", "NO_CODES"]
+           "NO_CODES"]
 
-NO_CODES = "hybrid/no-codes"  # the hybrid row without codes (parts id,text): what the codes add is measured against it
+NO_CODES = "hybrid/no-codes"  # the hybrid row without codes: what the codes add is measured against it
 
 
 class CompareItem:
@@ -70,20 +70,20 @@ def parallel_retrievers(model_ids: Sequence[ModelIds], n_items: int, out_dir: st
             for i, m in enumerate(model_ids, 1)]
 
 
-def hybrid_retrievers(model_ids: Sequence[ModelIds], ctx: RowContext, cfg: ItemRetrieverConfig) -> list[CompareItem]:
+def hybrid_retrievers(ctx: RowContext, cfg: ItemRetrieverConfig) -> list[CompareItem]:
     """One `hybrid/<kind>` retriever per ID model (its resolved IDs, suffix digit included, as the
     codes part) and the `hybrid/no-codes` row (the same parts less the codes), all reading the
     comparison's text embeddings."""
     from ..retrieval.generative import join_suffix
 
-    root, n, vectors = ctx.out_dir / "retrievers" / "hybrid", len(ctx.table), ctx.table.vectors
+    root, n, vectors, total = ctx.out_dir / "retrievers" / "hybrid", len(ctx.table), ctx.table.vectors, len(ctx.model_ids) + 1
     rows = [CompareItem(f"hybrid/{m.name}", n, cfg, root / m.name, codes=join_suffix(m.codes, m.suffix),
-                        progress=ctx.progress, position=f" ({i}/{len(model_ids) + 1})", item_vectors=vectors)
-            for i, m in enumerate(model_ids, 1)]
+                        progress=ctx.progress, position=f" ({i}/{total})", item_vectors=vectors)
+            for i, m in enumerate(ctx.model_ids, 1)]
     parts = tuple(p for p in cfg.parts if p != "codes")
     if parts and "codes" in cfg.parts:
         rows.append(CompareItem(NO_CODES, n, replace(cfg, parts=parts), root / "no-codes", progress=ctx.progress,
-                                position=f" ({len(model_ids) + 1}/{len(model_ids) + 1})", item_vectors=vectors))
+                                position=f" ({total}/{total})", item_vectors=vectors))
     return rows
 
 
@@ -93,44 +93,33 @@ def item_note(cfg: ItemRetrieverConfig, what: str) -> str:
               f"{cfg.max_minutes:g} min of training, early stopping on validation NDCG@10 (patience {cfg.patience}), "
               f"seed {cfg.seed}")
     if what == "hybrid":
-        return (f"`hybrid/<model>` rows (`--with-hybrid`): semantic IDs as item features, an item's vector = "
-                f"{' + '.join(cfg.parts)} parts composed ({cfg.compose}), tied in and out, exact softmax over the "
-                f"catalog ({budget}); `{NO_CODES}` is the same model without the codes part: what each tokenizer's "
-                "codes add is the difference to it (section below); checkpoints in retrievers/hybrid/<model>/.")
+        return (f"`hybrid/<model>` rows (`--with-hybrid`, `--set hybrid.KEY=VALUE`): semantic IDs as item features, "
+                f"an item's vector = its {' + '.join(cfg.parts)} parts ({cfg.compose}), tied in and out, exact "
+                f"softmax over the catalog ({budget}); `{NO_CODES}` is the same model without the codes part: what "
+                "each tokenizer's codes add is the difference to it (section below); checkpoints in "
+                "retrievers/hybrid/<model>/.")
     if what == "sasrec":
         return (f"`sasrec` row: SASRec with full softmax over the catalog ({budget}; the compare's small budget, "
-                "`--sasrec-epochs`/`--sasrec-max-minutes`; `--no-sasrec` skips it); checkpoint in retrievers/sasrec/.")
-    return (f"`parallel/<model>` rows (`--with-parallel`): the parallel semantic-ID retriever over that model's "
+                "`--sasrec-epochs`/`--sasrec-max-minutes`, `--set sasrec.KEY=VALUE`; `--no-sasrec` skips it); "
+                "checkpoint in retrievers/sasrec/.")
+    return (f"`parallel/<model>` rows (`--with-parallel`, `--set parallel.KEY=VALUE`): the parallel semantic-ID "
+            f"retriever over that model's "
             f"resolved IDs (levels + collision suffix as digits), exact full-catalog scoring ({budget}); "
             "checkpoints in retrievers/parallel/<model>/.")
 
 
-def item_settings(head: str, given: dict[str, Any], seed: int = 0) -> ItemRetrieverConfig:
-    """The validated ItemRetrieverConfig of the --parallel-* / --sasrec-* options (fields of
-    ItemRetrieverConfig; unset ones: the item trainer's defaults, except SASRec's small
-    compare budget), seeded by the compare's --seed."""
-    from ..retrieval.item_trainer import item_config
-
-    base = {"max_epochs": SASREC_EPOCHS, "max_minutes": SASREC_MAX_MINUTES} if head == "sasrec" else {}
-    return item_config(head, {**base, **given, "seed": seed}, where=f"compare --{head}-*")
-
-
 def sasrec_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
-    """The `sasrec` row (an ItemRetrieverConfig with head sasrec), seeded by the comparison."""
-    cfg = replace(cfg, seed=ctx.cfg.seed)
+    """The `sasrec` row (an ItemRetrieverConfig with head sasrec)."""
     row = CompareItem("sasrec", len(ctx.table), cfg, ctx.out_dir / "retrievers" / "sasrec", progress=ctx.progress)
     return Rows([row], item_note(cfg, "sasrec"), to_dict(cfg))
 
 
 def parallel_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
-    """The `parallel/<model>` rows (an ItemRetrieverConfig with head parallel), seeded by the comparison."""
-    cfg = replace(cfg, seed=ctx.cfg.seed)
+    """The `parallel/<model>` rows (an ItemRetrieverConfig with head parallel)."""
     rows = parallel_retrievers(ctx.model_ids, len(ctx.table), ctx.out_dir, cfg, ctx.progress)
     return Rows(list(rows), item_note(cfg, "parallel"), to_dict(cfg))
 
 
 def hybrid_rows(cfg: ItemRetrieverConfig, ctx: RowContext) -> Rows:
-    """The `hybrid/<model>` rows and `hybrid/no-codes` (an ItemRetrieverConfig with head hybrid),
-    seeded by the comparison."""
-    cfg = replace(cfg, seed=ctx.cfg.seed)
-    return Rows(hybrid_retrievers(ctx.model_ids, ctx, cfg), item_note(cfg, "hybrid"), to_dict(cfg))
+    """The `hybrid/<model>` rows and `hybrid/no-codes` (an ItemRetrieverConfig with head hybrid)."""
+    return Rows(hybrid_retrievers(ctx, cfg), item_note(cfg, "hybrid"), to_dict(cfg))

@@ -21,8 +21,8 @@ from . import harness, quality
 from .model_ids import ModelIds
 from .neighbours import neighbour_recall
 from .outputs import Measured, write_outputs
-from .retriever import Retriever
-from .retrievers import EmbeddingKnnRetriever, PopularityRetriever, SidPrefixRetriever
+from .protocol import Retriever
+from .baselines import EmbeddingKnnRetriever, PopularityRetriever, SidPrefixRetriever
 from .sequences import Split
 
 

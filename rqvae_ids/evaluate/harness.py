@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .ranking import next_item_metrics
-from .retriever import Retriever
+from .protocol import Retriever
 from .sequences import Split
 
 HISTORY_POLICY = (

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..io import provenance, write_json_atomic, write_parquet_atomic, write_text_atomic
-from . import plots, quality
+from . import plots
 from .model_ids import ModelIds
 from .report import build_report
 
@@ -53,7 +53,7 @@ def write_outputs(out_dir: Path, model_ids: Sequence[ModelIds], codebook_size: i
         "command": command, "config": config, "notes": m.notes, "timings": m.timings,
         "tuned": m.details, "models": order, "plots": written, "provenance": prov,
         "metrics": {name: dict(zip(g["metric"], g["value"]))
-                    for name, g in with_aliases(comparison).groupby("model", sort=False)},
+                    for name, g in comparison.groupby("model", sort=False)},
     }
     write_json_atomic(out_dir / "comparison.json", summary)
     return summary
@@ -86,18 +86,8 @@ def epochs_run(model_ids: Sequence[ModelIds]) -> str | None:
     return " / ".join(f"{name} {n}" for name, n in runs.items())
 
 
-def with_aliases(comparison: pd.DataFrame) -> pd.DataFrame:
-    """The long frame plus rows under the old metric names (quality.METRIC_ALIASES), for one release."""
-    extra = []
-    for old, new in quality.METRIC_ALIASES.items():
-        rows = comparison[comparison["metric"] == new]
-        extra.append(rows.assign(metric=old))
-    return pd.concat([comparison, *extra], ignore_index=True) if extra else comparison
-
-
 def _write_parquet(comparison: pd.DataFrame, path: Path, config: dict, command: str, prov: dict) -> None:
     """Long table plus constant config columns (levels, codebook_size, seed, epochs, ...)."""
-    comparison = with_aliases(comparison)
     cols = {
         "model": pa.array(comparison["model"].tolist(), pa.string()),
         "metric": pa.array(comparison["metric"].tolist(), pa.string()),

@@ -125,7 +125,7 @@ def plot_recall_bars(comparison: pd.DataFrame, path) -> bool:
     for ax, metric in zip(axes[0], panels):
         rows = comparison[comparison["metric"] == metric]
         models, values = rows["model"].tolist(), rows["value"].to_numpy(dtype=float)
-        # generative/<kind> rows take their ID model's colour (generative/random is a baseline too)
+        # <family>/<kind> rows (tiger/, parallel/) take their ID model's colour (tiger/random is a baseline too)
         colors = ["C1" if m.split("/")[-1] in ("popularity", "embedding-knn", "random") else "C0" for m in models]
         bars = ax.bar(range(len(models)), values, color=colors)
         for bar, v in zip(bars, values):

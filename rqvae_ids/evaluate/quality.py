@@ -4,8 +4,9 @@ All functions take plain arrays so they work for every tokenizer (and for random
 IDs, which have no decoder). Metric names returned here are the fixed names of
 `comparison.parquet`: `utilisation_l{i}`, `perplexity_l{i}`, `duplicate_rate_raw`,
 `duplicate_rate_resolved`, `colliding_share_raw`, `recon_mse`, `recon_cosine`, `nmi_l0`,
-`purity_l0`, `nmi_l01`, `purity_l01` (see rqvae_ids.metrics for duplicate_rate and
-colliding_share). METRIC_ALIASES: old names written beside the new ones for one release.
+`purity_l0`, `nmi_l01`, `purity_l01` (rqvae_ids.metrics.duplicate_and_colliding defines
+duplicate_rate and colliding_share). Comparison files written before issue 26 also carry
+`collision_rate_raw` / `collision_rate_resolved`, the same values as the duplicate_rate ones.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import numpy as np
 from ..metrics import colliding_share, duplicate_rate, perplexity, utilisation
 
 CATEGORY_SEP = " > "
-# old metric name -> new name; comparison.parquet/comparison.json carry both for one release.
-METRIC_ALIASES = {"collision_rate_raw": "duplicate_rate_raw", "collision_rate_resolved": "duplicate_rate_resolved"}
 
 
 def code_usage_metrics(codes: np.ndarray, codebook_size: int, suffix: np.ndarray | None = None) -> dict[str, float]:

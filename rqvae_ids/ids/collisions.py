@@ -22,25 +22,23 @@ def duplicate_count(codes: np.ndarray, base: int) -> int:
 def collision_report(codes: np.ndarray, codebook_size: int, groups: Groups | None = None) -> dict[str, Any]:
     """Collision statistics of raw codes (N, L) int in [0, K) (`groups`: their group_tuples, if known).
 
-    duplicate_rate = 1 - distinct/items; colliding_share = items_in_colliding_groups / items,
-    where items_in_colliding_groups counts every item that shares its tuple;
-    group_size_histogram maps group size -> number of groups. `collision_rate` is the old
-    name of duplicate_rate, kept one release for existing readers.
+    duplicate_rate and colliding_share: `metrics.duplicate_and_colliding` (items_in_colliding_groups counts
+    every item that shares its tuple); group_size_histogram maps group size -> number of groups.
+    Files written before issue 26 also hold `collision_rate` (= duplicate_rate); readers fall back to it.
     """
     n, levels = codes.shape
     _, sizes, _ = group_tuples(codes, codebook_size) if groups is None else groups
     hist_sizes, hist_counts = np.unique(sizes, return_counts=True)
-    in_colliding = int(sizes[sizes > 1].sum())
+    duplicate_rate, colliding_share = metrics.duplicate_and_colliding(sizes)
     return {
         "items": int(n),
         "levels": int(levels),
         "codebook_size": int(codebook_size),
         "distinct_tuples": int(sizes.size),
-        "duplicate_rate": float(1.0 - sizes.size / n) if n else 0.0,
-        "collision_rate": float(1.0 - sizes.size / n) if n else 0.0,  # alias of duplicate_rate
+        "duplicate_rate": duplicate_rate,
         "colliding_tuples": int((sizes > 1).sum()),
-        "items_in_colliding_groups": in_colliding,
-        "colliding_share": float(in_colliding / n) if n else 0.0,
+        "items_in_colliding_groups": int(sizes[sizes > 1].sum()),
+        "colliding_share": colliding_share,
         "largest_group": int(sizes.max()) if n else 0,
         "group_size_histogram": {str(int(s)): int(c) for s, c in zip(hist_sizes, hist_counts)},
         "utilisation": metrics.utilisation(codes, codebook_size),

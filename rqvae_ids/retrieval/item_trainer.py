@@ -23,7 +23,7 @@ import numpy as np
 from ..config import check, to_dict
 from ..errors import UserError
 from ..io import atomic_path
-from .item_features import check_parts
+from .item_features import PARTS, check_parts
 
 BEST = "model.safetensors"
 
@@ -124,10 +124,14 @@ HEAD_DEFAULTS: dict[str, dict[str, Any]] = {
 
 
 def item_config(head: str, given: dict[str, Any] | None = None, where: str = "config") -> ItemRetrieverConfig:
-    """The validated ItemRetrieverConfig of `head` with fields `given` over that head's defaults."""
+    """The validated ItemRetrieverConfig of `head` with fields `given` over that head's defaults
+    (a hybrid without the text part reads no text at all: its text-match channel is off too)."""
     from ..config import from_dict
 
-    return from_dict(ItemRetrieverConfig, {**HEAD_DEFAULTS.get(head, {}), **(given or {}), "head": head}, where=where)
+    fields = {**HEAD_DEFAULTS.get(head, {}), **(given or {}), "head": head}
+    if head == "hybrid" and "text" not in fields.get("parts", PARTS) and "text_match" not in (given or {}):
+        fields["text_match"] = 0
+    return from_dict(ItemRetrieverConfig, fields, where=where)
 
 
 def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=None):
@@ -346,7 +350,8 @@ def reused_report(model, path: Path, fp: str, cfg: ItemRetrieverConfig, log) -> 
     if not path.is_file():
         return None
     meta = load_weights(model, path)
-    if meta.get("data_sha256") == fp and meta.get("config") == to_dict(cfg):
+    # compared as JSON: the saved config went through it (tuples came back as lists)
+    if meta.get("data_sha256") == fp and meta.get("config") == json.loads(json.dumps(to_dict(cfg))):
         log(f"reusing {path} (same data and config)")
         return meta["report"]
     return None

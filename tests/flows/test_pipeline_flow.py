@@ -167,23 +167,22 @@ def test_compare_baselines_is_the_cli_compare(small_shop, flows_tmp, prefect_har
 
     cli_out, flow_out = flows_tmp / "compare-cli", flows_tmp / "compare-flow"
     gen = {"n_layer": 1, "d_model": 32, "n_head": 2, "max_epochs": 1}
-    flags = ["--generative-layers", "1", "--generative-d-model", "32", "--generative-heads", "2",
-             "--generative-epochs", "1"]
+    flags = [a for key, value in gen.items() for a in ("--set", f"tiger.{key}={value}")]
     assert main(["compare", "--catalog", str(small_shop["catalog"]), "--out", str(cli_out),
                  "--interactions", str(small_shop["interactions"]), "--models", "rqkmeans,random",
                  "--codebook-size", "16", "--neighbour-queries", "100", "--tune-users", "60",
-                 "--with-generative", "--no-sasrec", "--with-parallel", "--parallel-epochs", "1",
+                 "--with-tiger", "--no-sasrec", "--with-parallel", "--parallel-epochs", "1",
                  "--cold-items", "0.2", *flags]) == 0
     embeddings = cli_out / "embeddings" / "embeddings.parquet"
     report = compare_baselines(str(small_shop["catalog"]), str(flow_out), str(small_shop["interactions"]),
                                models=["rqkmeans", "random"], codebook_size=16, config=str(small_shop["config"]),
                                neighbour_queries=100, tune_users=60, embeddings=str(embeddings),
-                               with_generative=True, generative=gen, with_parallel=True,
+                               with_tiger=True, tiger=gen, with_parallel=True,
                                parallel={"max_epochs": 1}, cold_items=0.2, with_sasrec=False)
     assert os.path.isfile(report)
     cli = pq.read_table(cli_out / "comparison.parquet").to_pandas()
     flow = pq.read_table(flow_out / "comparison.parquet").to_pandas()
-    assert {"rqkmeans", "random", "popularity", "generative/rqkmeans", "parallel/random"} <= set(flow["model"])
+    assert {"rqkmeans", "random", "popularity", "tiger/rqkmeans", "parallel/random"} <= set(flow["model"])
     assert "cold_recall@10" in set(flow["metric"])
     timing = [c for c in cli.columns if "second" in c or c.endswith("_s") or "per_s" in c]
     pd.testing.assert_frame_equal(cli.drop(columns=timing), flow.drop(columns=timing))

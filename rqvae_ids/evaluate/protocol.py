@@ -1,6 +1,6 @@
 """The retriever interface of the next-item harness.
 
-Every retriever (popularity, embedding-knn, sid-prefix, the generative model of
+Every retriever (popularity, embedding-knn, sid-prefix, the trained models of
 rqvae_ids.retrieval) meets it, so the harness ranks them all the same way.
 """
 

@@ -1,4 +1,4 @@
-"""Retrievers that need no language model: popularity, embedding-knn, sid-prefix.
+"""The baseline retrievers, which need no trained model: popularity, embedding-knn, sid-prefix.
 
 All meet `Retriever` (fit(train_sequences, valid), recommend(histories, k)) and
 are ranked by the harness, which also removes each user's history items.
