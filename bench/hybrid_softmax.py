@@ -1,6 +1,6 @@
 """Where the hybrid head's sampled softmax pays: training-step time and peak memory of the full
 softmax against the sampled one (R shared negatives, logQ-corrected popularity draws), and the
-exact-scoring throughput, on synthetic catalogs of N items (codes 3 x 256, 384-d text vectors,
+exact-scoring throughput (default hybrid config), on synthetic catalogs of N items (codes 3 x 256, 384-d text vectors,
 Zipf-popular sequences of 5-50 items).
 
   python bench/hybrid_softmax.py --items 12000 200000 [--negatives 256 1024] [--steps 20]
@@ -43,10 +43,9 @@ def step_cost(n_items: int, seqs, codes, vec, negatives: int, steps: int) -> dic
     import torch
 
     from rqvae_ids.retrieval.item_model import ItemSeqModel
-    from rqvae_ids.retrieval.item_trainer import (ItemRetrieverConfig, NegativeSampler, model_config, seen_items,
-                                                  windows)
+    from rqvae_ids.retrieval.item_trainer import NegativeSampler, item_config, model_config, seen_items, windows
 
-    cfg = ItemRetrieverConfig(head="hybrid", negatives=negatives, negative_sampling="popularity")
+    cfg = item_config("hybrid", {"negatives": negatives, "negative_sampling": "popularity"})
     x, y = windows(seqs, n_items, cfg.max_history)
     model = ItemSeqModel(model_config(cfg, n_items, codes, vec), codes, vec)
     seen = seen_items(seqs, n_items)
@@ -72,9 +71,9 @@ def step_cost(n_items: int, seqs, codes, vec, negatives: int, steps: int) -> dic
 def scoring(n_items: int, seqs, codes, vec, users: int = 4096) -> float:
     """Users/s of exact full-catalog scoring (history excluded), untrained weights (same cost)."""
     from rqvae_ids.retrieval.item_model import ItemSeqModel
-    from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, model_config, recommend
+    from rqvae_ids.retrieval.item_trainer import item_config, model_config, recommend
 
-    cfg = ItemRetrieverConfig(head="hybrid")
+    cfg = item_config("hybrid")  # the defaults: text-match channel included
     model = ItemSeqModel(model_config(cfg, n_items, codes, vec), codes, vec).eval()
     hist = [s[:-1] for s in seqs[:users]]
     recommend(model, hist[:512], 10, 20)

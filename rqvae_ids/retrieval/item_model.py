@@ -235,7 +235,7 @@ class ItemSeqModel(nn.Module):
         h, y = self(x, table)[keep], targets[keep]
         lg = self.logits(h, table)
         if self.cfg.text_match:
-            lg = lg + self.match_scale * (self.match_queries(x)[keep] @ self.match_vectors[:-1].t())
+            lg = lg + self.match_logits(self.match_queries(x)[keep])
         if self.cfg.train_softmax == "seen":
             lg = lg.masked_fill(~self.seen, -torch.inf)
         return F.cross_entropy(lg, y)
@@ -260,7 +260,7 @@ class ItemSeqModel(nn.Module):
         if self.cfg.text_match:
             q = self.match_queries(x)[keep]
             pos = pos + self.match_scale * (q * self.match_vectors[y]).sum(-1, keepdim=True)
-            neg = neg + self.match_scale * (q @ self.match_vectors[negatives].t())
+            neg = neg + self.match_logits(q, negatives)
         if neg_log_q is not None:
             neg = neg - neg_log_q
         neg = neg.masked_fill(negatives[None, :] == y[:, None], -torch.inf)
@@ -273,6 +273,11 @@ class ItemSeqModel(nn.Module):
         c = self.match_vectors[x].cumsum(1)
         q = c - F.pad(c, (0, 0, n, 0))[:, : c.shape[1]]  # running sum over the last n positions
         return F.normalize(q, dim=-1)
+
+    def match_logits(self, q: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(M, c) unit queries -> (M, N) text-match logits s * cos(q, item text) (or (M, R) of `items`)."""
+        v = self.match_vectors[:-1] if items is None else self.match_vectors[items]
+        return self.match_scale * (q @ v.t())
 
     def encode_embedded(self, e: torch.Tensor) -> torch.Tensor:
         """(B, S, d) item embeddings -> (B, S, d) hidden states (the body of forward)."""
@@ -290,7 +295,7 @@ class ItemSeqModel(nn.Module):
         if self.cfg.head != "parallel":
             scores = self.logits(h, table)
             if self.cfg.text_match:
-                scores = scores + self.match_scale * (self.match_queries(x)[last] @ self.match_vectors[:-1].t())
+                scores = scores + self.match_logits(self.match_queries(x)[last])
             return scores
         logp = torch.log_softmax(self.logits(h).float(), dim=-1)  # (B, D, K)
         return score_items(logp, self.flat_codes[: self.cfg.n_items])
