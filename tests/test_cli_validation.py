@@ -138,7 +138,8 @@ def _out_commands(tmp_path: Path, catalog: Path, out: Path) -> dict[str, list[st
         "train": ["train", "--embeddings", missing, "--out", str(out)],
         "assign": ["assign", "--model-dir", missing, "--embeddings", missing, "--out", str(out)],
         "compare": ["compare", "--catalog", str(catalog), "--out", str(out)],
-        "retrieve-train": ["retrieve-train", "--ids", missing, "--interactions", missing, "--out", str(out)],
+        "retrieve-train": ["retrieve-train", "--retriever", "tiger", "--ids", missing, "--interactions", missing,
+                           "--out", str(out)],
     }
 
 

@@ -15,10 +15,11 @@ from typing import Any
 from ..errors import UserError
 
 RETRIEVERS = ("hybrid", "parallel", "sasrec", "tiger")
-DEFAULT_RETRIEVER = "sasrec"
-WHY_DEFAULT = ("best validation Recall@10 on Amazon Toys within a 10-minute CPU budget: 0.094 vs 0.065 for "
-               "parallel (bench/RESULTS.md, item-level retrievers); choose parallel to use the semantic IDs "
-               "or to score items without interactions, tiger for the TIGER baseline")
+DEFAULT_RETRIEVER = "hybrid"
+WHY_DEFAULT = ("best validation Recall@10 on Amazon Toys on 2 CPU cores: 0.105 (item ID + 3-level residual k-means "
+               "codes + text, 9 epochs) vs 0.094 sasrec, 0.093 embedding-knn, 0.065 parallel (bench/RESULTS.md, "
+               "hybrid retriever); it needs --ids and --content-embeddings and scores new items too; choose sasrec "
+               "for a model of interactions alone, parallel or tiger for the generative baselines")
 
 
 def check_choice(retriever: str, ids_path, parts=None, content_embeddings=None) -> None:
