@@ -193,6 +193,7 @@ def load_encoder(spec: ModelSpec, cfg: EmbedConfig, device: str, texts: Sequence
     if cfg.backend == "torch":
         return load_torch_encoder(spec, device, quiet), {"backend": "torch", "precision": "fp16" if device.startswith("cuda") else "fp32"}
     backends.require_packages(cfg.backend)
+    backends.require_native_bf16(cfg.backend)
     sample = backends.guard_sample(texts, GUARD_SAMPLE)
     folder = backends.export_dir(backends.model_cache_root(cfg.model_cache), spec.path,
                                  _model_fingerprint(Path(spec.path)), cfg.backend)

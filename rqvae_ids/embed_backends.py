@@ -10,7 +10,8 @@ runs on. So the model is exported here, from the local model folder only:
      onnx          ONNX Runtime on model.onnx
      onnx-int8     onnxruntime.quantization.quantize_dynamic (int8 MatMul weights, per channel)
      openvino      OpenVINO IR converted from model.onnx, fp32 weights, run in fp32
-     openvino-bf16 the same IR, run in bf16 (OpenVINO's own choice on CPUs with AVX-512 BF16/AMX)
+     openvino-bf16 the same IR, run in bf16 (OpenVINO's own choice on CPUs with AVX-512 BF16/AMX;
+                   refused on CPUs without them, where it would be emulated, 18 x slower than fp32)
      openvino-int8 nncf.quantize (static int8, calibrated on catalog texts); the rest in fp32
 
 What each computes in is set when the model is compiled, never left to the runtime:
@@ -93,6 +94,26 @@ def require_packages(backend: str) -> None:
             f"backend {backend!r} needs {', '.join(missing)}, not installed: "
             f"pip install 'rqvae-ids[{EXTRA}]' (or use --backend torch)"
         )
+
+
+def require_native_bf16(backend: str) -> None:
+    """UserError (one line) when `backend` is openvino-bf16 and the CPU has no native bf16.
+
+    Without AVX-512 BF16 or AMX, OpenVINO still honours a bf16 request on AVX-512 CPUs by
+    emulating it: measured 18 x slower than fp32 (OV_CPU_MAX_ISA=ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI
+    on the project's EPYC); on AVX2-only CPUs it runs fp32. Neither is what the name promises.
+    """
+    if backend == "openvino-bf16" and "BF16" not in _cpu_capabilities():
+        raise UserError(
+            "backend 'openvino-bf16' needs a CPU with native bf16 (AVX-512 BF16 or AMX); this one would "
+            "emulate it (much slower than fp32) or run fp32: use --backend openvino"
+        )
+
+
+def _cpu_capabilities() -> list[str]:
+    import openvino as ov
+
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def model_cache_root(configured: str | None = None) -> Path:
@@ -282,8 +303,8 @@ def _tokenize(tok, texts: Sequence[str], max_len: int, lower: bool) -> dict[str,
 def openvino_precision(compiled, backend: str) -> str:
     """What the compiled model computes in, read back from it ("fp32", "bf16", "int8+fp32"...).
 
-    Read, not assumed: asked for bf16, OpenVINO runs fp32 on an AVX2-only CPU (checked with
-    OV_CPU_MAX_ISA=AVX2), and bf16 emulated on AVX-512 without BF16 (OV_CPU_MAX_ISA=AVX512_CORE_VNNI).
+    Read, not assumed: left alone, OpenVINO picks bf16 or fp32 by CPU; asked for bf16 it runs
+    fp32 on an AVX2-only CPU (checked with OV_CPU_MAX_ISA=ONEDNN_MAX_CPU_ISA=AVX2).
     """
     value = compiled.get_property("INFERENCE_PRECISION_HINT")  # an ov.Type: get_type_name() "f32", "bf16"
     name = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
