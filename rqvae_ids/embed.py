@@ -12,9 +12,10 @@ is one batch of text and tensors.
 
 Backends (EmbedConfig.backend): torch (SentenceTransformer itself; fp16 on CUDA)
 or an export of the same model to ONNX Runtime / OpenVINO, fp32, bf16 or int8
-(rqvae_ids.embed_backends); embed_report.json "precision" says what the run computed in. The cache key includes the backend, and a non-torch
-backend is checked against torch vectors on a sample of the catalog the first time
-it is used with a model (the accuracy guard) before anything is written.
+(rqvae_ids.embed_backends); embed_report.json "precision" says what the run computed
+in. The cache key includes the backend, and a non-torch backend is checked against
+torch vectors on a sample of the catalog the first time it is used with a model (the
+accuracy guard) before anything is written.
 """
 
 from __future__ import annotations

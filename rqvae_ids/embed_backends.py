@@ -11,7 +11,7 @@ runs on. So the model is exported here, from the local model folder only:
      onnx-int8     onnxruntime.quantization.quantize_dynamic (int8 MatMul weights, per channel)
      openvino      OpenVINO IR converted from model.onnx, fp32 weights, run in fp32
      openvino-bf16 the same IR, run in bf16 (OpenVINO's own choice on CPUs with AVX-512 BF16/AMX;
-                   refused on CPUs without them, where it would be emulated, 18 x slower than fp32)
+                   refused on CPUs without them, where it would be emulated, 16-18 x slower than fp32)
      openvino-int8 nncf.quantize (static int8, calibrated on catalog texts); the rest in fp32
 
 What each computes in is set when the model is compiled, never left to the runtime:
@@ -100,8 +100,9 @@ def require_native_bf16(backend: str) -> None:
     """UserError (one line) when `backend` is openvino-bf16 and the CPU has no native bf16.
 
     Without AVX-512 BF16 or AMX, OpenVINO still honours a bf16 request on AVX-512 CPUs by
-    emulating it: measured 18 x slower than fp32 (OV_CPU_MAX_ISA=ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI
-    on the project's EPYC); on AVX2-only CPUs it runs fp32. Neither is what the name promises.
+    emulating it: measured 16-18 x slower than fp32, and batch-dependent (bench/ov_precision.py with
+    OV_CPU_MAX_ISA=ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI on the project's EPYC); on AVX2-only CPUs it
+    runs fp32. Neither is what the name promises.
     """
     if backend == "openvino-bf16" and "BF16" not in _cpu_capabilities():
         raise UserError(

@@ -106,7 +106,7 @@ def test_default_openvino_computes_in_fp32_on_any_cpu():
 
 
 def test_bf16_on_a_cpu_without_native_bf16_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
-    """OpenVINO would emulate bf16 there (18 x slower than fp32): refused before any work."""
+    """OpenVINO would emulate bf16 there (16-18 x slower than fp32): refused before any work."""
     from rqvae_ids.cli import main
 
     monkeypatch.setattr(embed_backends, "_cpu_capabilities", lambda: ["FP32", "INT8"])  # e.g. a Skylake Xeon

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                    help="runtime: torch, or an export of the model to ONNX Runtime / OpenVINO, made once into the "
                    "model cache and checked against torch. Default: openvino, fp32 like torch on every CPU. "
                    "openvino-bf16: ~1.7x faster than openvino on CPUs with AVX-512 BF16 or AMX (AMD Zen 4, Intel "
-                   "Sapphire Rapids and later), refused on others (emulated bf16 is ~18x slower); "
+                   "Sapphire Rapids and later), refused on others (emulated bf16 is 16-18x slower); "
                    "*-int8: int8 MatMuls, rest fp32 (README)")
     p.add_argument("--min-cosine", type=float, default=None, metavar="X",
                    help="accuracy guard: refuse a backend whose min cosine to torch is below X (default 0.98)")
