@@ -15,10 +15,11 @@ Targets: cold throughput >= 0.95 x raw; warm time < 5 % of cold.
 Writes bench/out/embed.json. Workload (--catalog): `toys` = ../shared/data/amazon-toys/items.csv
 (the default), `demo` = data/demo/items.csv (the bundled demo shop), or any catalog file.
 
-With --backends all (or a comma list: onnx,onnx-int8,openvino,openvino-int8) it measures
-the embedding backends instead (issue 15), in one process on the same texts:
+With --backends all (or a comma list: onnx,onnx-int8,openvino,openvino-bf16,openvino-int8) it
+measures the embedding backends instead (issue 15), in one process on the same texts:
   export   each backend exported cold into a fresh model cache (seconds reported apart),
-           then loaded warm; the accuracy guard's numbers
+           then loaded warm; the accuracy guard's numbers; the precision each computes in
+           (read back from the compiled model for OpenVINO, issue 23)
   speed    per --chunk of texts, raw torch `encode` and every backend alternate on the
            same texts (order flipped every chunk), --repeat times; the median time per
            chunk is summed: items/s and ratio to raw torch robust to a shared machine
@@ -197,7 +198,7 @@ def backends_main(args) -> int:
         warm_load_s = time.perf_counter() - t
         enc.encode(texts[:bs], batch_size=bs)  # warm-up
         encoders[b] = enc
-        res["backends"][b] = {"export_seconds": info["export_seconds"],
+        res["backends"][b] = {"precision": info["precision"], "export_seconds": info["export_seconds"],
                               "cold_first_use_seconds": round(first_s, 2),  # export + load + guard
                               "warm_load_seconds": round(warm_load_s, 2), "guard": info["accuracy_vs_torch"]}
     # Interleaved timing: for every chunk and repeat, torch then each backend on the same texts.
@@ -225,7 +226,7 @@ def backends_main(args) -> int:
                     "chunk_ratio_median": round(statistics.median(
                         statistics.median(tt) / statistics.median(tb) for tt, tb in zip(times["torch"], times[b])), 3),
                     "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), **quality[b]})
-        print(f"{b:14s} {n / secs[b]:7.1f} items/s  x{secs['torch'] / secs[b]:.2f} raw torch  "
+        print(f"{b:14s} {res['backends'][b].get('precision', 'fp32'):9s} {n / secs[b]:7.1f} items/s  x{secs['torch'] / secs[b]:.2f} raw torch  "
               f"cos mean {cos.mean():.5f} min {cos.min():.5f}  "
               + "  ".join(f"{k.split('_')[0]} R@10 {v:.4f}" for k, v in quality[b].items() if k.endswith("@10")),
               flush=True)
@@ -237,9 +238,10 @@ def backends_main(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = EmbedConfig(batch_size=bs, device="cpu", progress=False, backend=DEFAULT_BACKEND, model_cache=cache_root)
         t = time.perf_counter()
-        embed_items(ids, texts, tmp, cfg)
+        path_report = embed_items(ids, texts, tmp, cfg)
         path_s = time.perf_counter() - t
     res["default_backend"] = DEFAULT_BACKEND
+    res["default_precision"] = path_report.get("precision")
     res["default_embed_items_items_per_s"] = round(n / path_s, 1)
     res["default_embed_items_ratio_to_raw_torch"] = round(secs["torch"] / path_s, 3)
     res.update({"command": "python bench/embed.py --backends " + args.backends + catalog_flag(args)
@@ -253,7 +255,7 @@ def backends_main(args) -> int:
                                     else f"embed_backends_{args.catalog_name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"default {DEFAULT_BACKEND}: embed_items {res['default_embed_items_items_per_s']} items/s "
+    print(f"default {DEFAULT_BACKEND} ({res['default_precision']}): embed_items {res['default_embed_items_items_per_s']} items/s "
           f"(x{res['default_embed_items_ratio_to_raw_torch']} raw torch); fastest qualifying: "
           f"{res['fastest_qualifying']}; wrote {out.relative_to(REPO)}")
     return 0

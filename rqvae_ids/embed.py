@@ -11,10 +11,11 @@ batch by batch into one preallocated output array, so memory beyond the output
 is one batch of text and tensors.
 
 Backends (EmbedConfig.backend): torch (SentenceTransformer itself; fp16 on CUDA)
-or an export of the same model to ONNX Runtime / OpenVINO, fp32 or int8
-(rqvae_ids.embed_backends). The cache key includes the backend, and a non-torch
-backend is checked against torch vectors on a sample of the catalog the first time
-it is used with a model (the accuracy guard) before anything is written.
+or an export of the same model to ONNX Runtime / OpenVINO, fp32, bf16 or int8
+(rqvae_ids.embed_backends); embed_report.json "precision" says what the run computed
+in. The cache key includes the backend, and a non-torch backend is checked against
+torch vectors on a sample of the catalog the first time it is used with a model (the
+accuracy guard) before anything is written.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class EmbedConfig:
     model: None (the bundled all-MiniLM-L6-v2) or a local sentence-transformers directory.
     cache: cache Parquet path; None -> OUT/embedding_cache.parquet beside the outputs.
     progress: tqdm bar over texts; None -> only when stderr is a terminal.
-    backend: torch, onnx, onnx-int8, openvino or openvino-int8 (rqvae_ids.embed_backends).
+    backend: torch, onnx, onnx-int8, openvino, openvino-bf16 or openvino-int8 (rqvae_ids.embed_backends).
     min_cosine: the accuracy guard's threshold: a non-torch backend whose minimum cosine
       to torch vectors on a sample of the catalog is lower is refused.
     model_cache: folder of exported models; None -> $RQVAE_IDS_MODEL_CACHE or ~/.cache/rqvae-ids/models.
@@ -175,7 +176,7 @@ GUARD_SAMPLE = 256  # catalog texts the accuracy guard compares against torch
 def cache_identity(spec: ModelSpec, cfg: EmbedConfig, device: str | None = None) -> str:
     """The cache key's model part: the model identity, plus the backend (and fp16 on CUDA) when not plain torch."""
     if cfg.backend != "torch":
-        return f"{spec.identity}+{cfg.backend}"
+        return f"{spec.identity}+{backends.CACHE_TAG.get(cfg.backend, cfg.backend)}"
     # torch on CUDA runs in fp16: other vectors, other keys (resolving "auto" imports torch)
     if (device or resolve_device(cfg.device)).startswith("cuda"):
         return f"{spec.identity}+fp16"
@@ -193,6 +194,7 @@ def load_encoder(spec: ModelSpec, cfg: EmbedConfig, device: str, texts: Sequence
     if cfg.backend == "torch":
         return load_torch_encoder(spec, device, quiet), {"backend": "torch", "precision": "fp16" if device.startswith("cuda") else "fp32"}
     backends.require_packages(cfg.backend)
+    backends.require_native_bf16(cfg.backend)
     sample = backends.guard_sample(texts, GUARD_SAMPLE)
     folder = backends.export_dir(backends.model_cache_root(cfg.model_cache), spec.path,
                                  _model_fingerprint(Path(spec.path)), cfg.backend)
@@ -201,15 +203,15 @@ def load_encoder(spec: ModelSpec, cfg: EmbedConfig, device: str, texts: Sequence
     if key not in _LOADED or export_s is not None:
         _LOADED[key] = backends.ExportedEncoder(folder, cfg.backend)
     encoder = _LOADED[key]
-    accuracy = backends.read_accuracy(folder)
+    accuracy = backends.read_accuracy(folder, encoder.precision)
     if accuracy is None:
         reference = load_torch_encoder(spec, "cpu", quiet).encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True,
                                                          convert_to_numpy=True, show_progress_bar=False)
         got = encoder.encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True)
-        accuracy = backends.measure_accuracy(reference, got)
+        accuracy = {**backends.measure_accuracy(reference, got), "precision": encoder.precision}
         backends.write_accuracy(folder, accuracy)
     backends.check_accuracy(accuracy, cfg.backend, cfg.min_cosine)
-    info = {"backend": cfg.backend, "precision": backends.PRECISION[cfg.backend], "device": "cpu",
+    info = {"backend": cfg.backend, "precision": encoder.precision, "device": "cpu",
             "accuracy_vs_torch": {**accuracy, "threshold": cfg.min_cosine}, "export_dir": str(folder),
             "export_seconds": None if export_s is None else round(export_s, 3)}
     return encoder, info

@@ -1,4 +1,4 @@
-"""Embedding runtimes other than PyTorch: ONNX Runtime and OpenVINO, fp32 or int8.
+"""Embedding runtimes other than PyTorch: ONNX Runtime and OpenVINO, fp32, bf16 or int8.
 
 Why not sentence-transformers' own `backend="onnx"/"openvino"`: it goes through
 `optimum`, whose releases need transformers < 4.58 (optimum-onnx) or < 5.6
@@ -9,8 +9,16 @@ runs on. So the model is exported here, from the local model folder only:
   -> torch.onnx.export (TorchScript exporter) -> model.onnx
      onnx          ONNX Runtime on model.onnx
      onnx-int8     onnxruntime.quantization.quantize_dynamic (int8 MatMul weights, per channel)
-     openvino      OpenVINO IR converted from model.onnx, fp32 weights
-     openvino-int8 nncf.quantize (static int8, calibrated on catalog texts)
+     openvino      OpenVINO IR converted from model.onnx, fp32 weights, run in fp32
+     openvino-bf16 the same IR, run in bf16 (OpenVINO's own choice on CPUs with AVX-512 BF16/AMX;
+                   refused on CPUs without them, where it would be emulated, 16-18 x slower than fp32)
+     openvino-int8 nncf.quantize (static int8, calibrated on catalog texts); the rest in fp32
+
+What each computes in is set when the model is compiled, never left to the runtime:
+OpenVINO's CPU plugin, left alone, runs in bf16 wherever the CPU has AVX-512 BF16 or AMX
+(a Zen 4 EPYC, a Sapphire Rapids Xeon), so `openvino` would be fp32 on one machine and
+bf16 on another, and a text's vector would depend on the other texts in its batch. The
+compiled model's precision is read back and reported (embed_report.json "precision").
 
 Each export lives in `<root>/<model name>-<content hash>/<backend>/` (root:
 EmbedConfig.model_cache, else $RQVAE_IDS_MODEL_CACHE, else ~/.cache/rqvae-ids/models).
@@ -37,20 +45,32 @@ import numpy as np
 from .errors import UserError
 from .io import write_json_atomic
 
-BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
-# Measured on Toys (bench/embed.py, bench/RESULTS.md "Embedding backends"): the fastest
-# backend that keeps rqkmeans neighbour recall@10 within 0.005 of torch's and mean cosine >= 0.99.
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-bf16", "openvino-int8")
+# Measured on Toys (bench/embed.py, bench/RESULTS.md "Embedding backends" and "Portable tests and
+# embedding precision"): fp32 like torch, so its vectors are torch's on every CPU, and faster.
 DEFAULT_BACKEND = "openvino"
 MODEL_CACHE_ENV = "RQVAE_IDS_MODEL_CACHE"
 MANIFEST = "manifest.json"
 ACCURACY = "accuracy.json"
 EXPORT_FORMAT = "rqvae-ids-export/1"
-PRECISION = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8", "openvino": "fp32", "openvino-int8": "int8"}
+# What each backend computes in on CPU. int8: the quantised MatMuls in int8 (onnx-int8: int8
+# weights, activations quantised per batch at run time; openvino-int8: static, calibrated),
+# every other op in fp32. OpenVINO backends report the compiled model's own value instead
+# (ExportedEncoder.precision); these are what they ask for.
+PRECISION = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8+fp32", "openvino": "fp32",
+             "openvino-bf16": "bf16", "openvino-int8": "int8+fp32"}
+# The embedding-cache tag of a backend where it is not its name (embed.cache_identity): entries
+# cached as "+openvino" before its precision was pinned may be bf16 vectors, so they are not reused.
+CACHE_TAG = {"openvino": "openvino-fp32"}
+# OpenVINO's INFERENCE_PRECISION_HINT per backend (the precision of the ops that are not int8).
+_OV_HINT = {"openvino": "f32", "openvino-bf16": "bf16", "openvino-int8": "f32"}
+_OV_NAMES = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}
 # Python modules each backend imports, and the pip extra that installs them.
 _PACKAGES = {
     "onnx": ("onnx", "onnxruntime"),
     "onnx-int8": ("onnx", "onnxruntime"),
     "openvino": ("onnx", "openvino"),
+    "openvino-bf16": ("onnx", "openvino"),
     "openvino-int8": ("onnx", "openvino", "nncf"),
 }
 EXTRA = "fast"
@@ -74,6 +94,27 @@ def require_packages(backend: str) -> None:
             f"backend {backend!r} needs {', '.join(missing)}, not installed: "
             f"pip install 'rqvae-ids[{EXTRA}]' (or use --backend torch)"
         )
+
+
+def require_native_bf16(backend: str) -> None:
+    """UserError (one line) when `backend` is openvino-bf16 and the CPU has no native bf16.
+
+    Without AVX-512 BF16 or AMX, OpenVINO still honours a bf16 request on AVX-512 CPUs by
+    emulating it: measured 16-18 x slower than fp32, and batch-dependent (bench/ov_precision.py with
+    OV_CPU_MAX_ISA=ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI on the project's EPYC); on AVX2-only CPUs it
+    runs fp32. Neither is what the name promises.
+    """
+    if backend == "openvino-bf16" and "BF16" not in _cpu_capabilities():
+        raise UserError(
+            "backend 'openvino-bf16' needs a CPU with native bf16 (AVX-512 BF16 or AMX); this one would "
+            "emulate it (much slower than fp32) or run fp32: use --backend openvino"
+        )
+
+
+def _cpu_capabilities() -> list[str]:
+    import openvino as ov
+
+    return list(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def model_cache_root(configured: str | None = None) -> Path:
@@ -260,6 +301,17 @@ def _tokenize(tok, texts: Sequence[str], max_len: int, lower: bool) -> dict[str,
     return out
 
 
+def openvino_precision(compiled, backend: str) -> str:
+    """What the compiled model computes in, read back from it ("fp32", "bf16", "int8+fp32"...).
+
+    Read, not assumed: left alone, OpenVINO picks bf16 or fp32 by CPU; asked for bf16 it runs
+    fp32 on an AVX2-only CPU (checked with OV_CPU_MAX_ISA=ONEDNN_MAX_CPU_ISA=AVX2).
+    """
+    value = compiled.get_property("INFERENCE_PRECISION_HINT")  # an ov.Type: get_type_name() "f32", "bf16"
+    name = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+    return ("int8+" if backend.endswith("-int8") else "") + _OV_NAMES.get(name, name)
+
+
 class ExportedEncoder:
     """An exported model with SentenceTransformer's `encode` interface (the part embed.py uses)."""
 
@@ -273,13 +325,16 @@ class ExportedEncoder:
             sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
             names = [i.name for i in sess.get_inputs()]
             self._run = lambda f: sess.run(None, {k: f[k] for k in names})[0]
+            self.precision = PRECISION[backend]
         else:
             import openvino as ov
 
-            compiled = ov.Core().compile_model(str(folder / "model.xml"), "CPU")
+            compiled = ov.Core().compile_model(str(folder / "model.xml"), "CPU",
+                                               {"INFERENCE_PRECISION_HINT": _OV_HINT[backend]})
             request = compiled.create_infer_request()
             names = [i.get_any_name() for i in compiled.inputs]
             self._run = lambda f: request.infer({k: f[k] for k in names})[0].copy()
+            self.precision = openvino_precision(compiled, backend)
 
     def get_embedding_dimension(self) -> int:
         return int(self.info["dim"])
@@ -316,11 +371,15 @@ def measure_accuracy(reference: np.ndarray, got: np.ndarray) -> dict[str, Any]:
     return {"mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), "sample": int(len(cos))}
 
 
-def read_accuracy(folder: Path) -> dict[str, Any] | None:
+def read_accuracy(folder: Path, precision: str) -> dict[str, Any] | None:
+    """The guard's record for `folder`, or None (measure again) when absent or made in another
+    precision: records from before precision was pinned have none (`openvino` then ran in bf16
+    on some CPUs), and an `openvino-bf16` export moved to a CPU without bf16 runs in fp32."""
     try:
-        return json.loads((folder / ACCURACY).read_text())
+        record = json.loads((folder / ACCURACY).read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) and record.get("precision") == precision else None
 
 
 def write_accuracy(folder: Path, accuracy: dict[str, Any]) -> None:

@@ -20,8 +20,8 @@ on reconstruction alone and the codebooks are fitted to the warmed-up latents.
 
 Layout: `train_model` is the whole story (inputs -> model -> optimizer/resume -> epochs ->
 finish); each named step below it is a small function over a `Run` (what the steps share)
-and its `LoopState` (what --resume restores). tests/test_train_digest.py pins the seeded CPU
-results bit for bit.
+and its `LoopState` (what --resume restores). Seeded CPU runs repeat bit for bit on one machine
+(tests/test_train_cases.py); bench/bit_identity.py checks a refactor keeps them so.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import time
 
 import pandas as pd
 import pytest
@@ -409,11 +408,8 @@ def test_demo_catalog_loads(tmp_path):
 
 
 def test_amazon_toys_loads_with_defaults(shared_data):
-    start = time.perf_counter()
-    cat = load_catalog(shared_data / "amazon-toys" / "items.csv")
-    seconds = time.perf_counter() - start
+    cat = load_catalog(shared_data / "amazon-toys" / "items.csv")  # its speed: bench/, not a test
     assert len(cat) == 11924 and cat.dropped_empty == 0
     untitled = (cat.frame["title"] == "").sum()
     assert untitled == 59
     assert all(cat.texts) and all(cat.categories)
-    assert seconds < 10

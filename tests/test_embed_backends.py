@@ -7,6 +7,7 @@ Exports go to the session's RQVAE_IDS_MODEL_CACHE (tests/conftest.py), made once
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -27,11 +28,12 @@ from test_embed import IDS, TEXTS  # the same six item texts as the torch path's
 
 REPO = Path(__file__).resolve().parents[1]
 # the smallest mean cosine to torch each backend must keep on these texts
-MIN_MEAN = {"onnx": 0.9999, "openvino": 0.9999, "onnx-int8": 0.98, "openvino-int8": 0.98}
+MIN_MEAN = {"onnx": 0.9999, "openvino": 0.9999, "openvino-bf16": 0.999, "onnx-int8": 0.98, "openvino-int8": 0.98}
 
 
 def cfg(backend: str, **kw) -> EmbedConfig:
-    return EmbedConfig(batch_size=4, device="cpu", progress=False, backend=backend, **kw)
+    kw.setdefault("batch_size", 4)
+    return EmbedConfig(device="cpu", progress=False, backend=backend, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +44,14 @@ def torch_vectors() -> np.ndarray:
 def _needs(backend: str) -> None:
     try:
         embed_backends.require_packages(backend)
+        embed_backends.require_native_bf16(backend)  # openvino-bf16: CPUs with AVX-512 BF16 or AMX only
     except UserError as e:
         if backend == DEFAULT_BACKEND:
             raise  # the default backend's packages are main dependencies: never skipped
         pytest.skip(f"{backend}: {e}")
 
 
-@pytest.mark.parametrize("backend", ["onnx", "onnx-int8", "openvino", "openvino-int8"])
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8", "openvino", "openvino-bf16", "openvino-int8"])
 def test_backend_vectors_close_to_torch_with_guard_recorded(tmp_path, torch_vectors, backend):
     _needs(backend)
     # its own export cache: the first use of the backend, so the guard runs on these texts (the
@@ -61,6 +64,7 @@ def test_backend_vectors_close_to_torch_with_guard_recorded(tmp_path, torch_vect
     acc = report["accuracy_vs_torch"]
     assert report["backend"] == backend and report["precision"] == embed_backends.PRECISION[backend]
     assert acc["sample"] == len(TEXTS) and acc["min_cosine"] >= 0.98 and acc["threshold"] == 0.98
+    assert acc["precision"] == report["precision"]  # the guard measured what the run computed in
     assert valid_export(Path(report["export_dir"]))
 
 
@@ -74,6 +78,66 @@ def test_cache_key_includes_backend_switching_back_reuses(tmp_path, torch_vector
     again = embed_items(IDS, TEXTS, tmp_path, cfg(DEFAULT_BACKEND))
     assert again["encoded"] == 0 and again["backend"] == DEFAULT_BACKEND
     assert EmbedConfig().backend == DEFAULT_BACKEND
+
+
+def test_default_openvino_computes_in_fp32_on_any_cpu():
+    """OpenVINO left alone picks bf16 on CPUs with AVX-512 BF16 or AMX: `openvino` must not.
+    The precision is read back from the compiled model, not copied from the request."""
+    import openvino as ov
+
+    _needs("openvino")
+    encoder, info = load_encoder(resolve_model(None), cfg("openvino"), "cpu", TEXTS)
+    assert encoder.precision == info["precision"] == "fp32"
+    compiled = ov.Core().compile_model(str(Path(info["export_dir"]) / "model.xml"), "CPU",
+                                       {"INFERENCE_PRECISION_HINT": "f32"})
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+
+    class Compiled:  # what a CPU that runs bf16 (or fp16) reports
+        def __init__(self, t):
+            self.t = t
+
+        def get_property(self, name):
+            assert name == "INFERENCE_PRECISION_HINT"
+            return self.t
+
+    assert embed_backends.openvino_precision(Compiled(ov.Type.bf16), "openvino-bf16") == "bf16"
+    assert embed_backends.openvino_precision(Compiled(ov.Type.f16), "openvino") == "fp16"
+    assert embed_backends.openvino_precision(Compiled(ov.Type.f32), "openvino-int8") == "int8+fp32"
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """OpenVINO would emulate bf16 there (16-18 x slower than fp32): refused before any work."""
+    from rqvae_ids.cli import main
+
+    monkeypatch.setattr(embed_backends, "_cpu_capabilities", lambda: ["FP32", "INT8"])  # e.g. a Skylake Xeon
+    catalog = tmp_path / "items.csv"
+    catalog.write_text("item_id,title\n" + "".join(f"{i},{t.replace(',', ' ')}\n" for i, t in zip(IDS, TEXTS)))
+    out = tmp_path / "out"
+    code = main(["embed", "--catalog", str(catalog), "--out", str(out), "--backend", "openvino-bf16", "--quiet",
+                 "--device", "cpu", "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "native bf16" in err and "--backend openvino" in err, err
+    assert not out.exists() and not (tmp_path / "cache").exists()
+    embed_backends.require_native_bf16("openvino")  # the fp32 backends run anywhere
+
+
+LONG = ("Deluxe wooden kitchen play set with oven, sink, fridge, microwave, 24 accessories including pots, "
+        "pans, plates and utensils; sturdy pine construction, non-toxic paint, rounded corners, assembly "
+        "instructions included, recommended for children aged three years and up, measures 90 x 30 x 85 cm")
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx", "openvino"])
+def test_a_texts_vector_does_not_depend_on_its_batch_fp32(backend):
+    """fp32 paths: a text alone and the same text padded inside a batch of others (a long one
+    among them) get the same vector within 1e-5, whatever the batch size."""
+    if backend != "torch":
+        _needs(backend)
+    target = TEXTS[3]
+    alone = encode_texts([target], cfg(backend, batch_size=1))[0]
+    batch = [LONG, *TEXTS[:3], "x", *TEXTS[4:], target, LONG.upper()]
+    for size in (4, 64):
+        got = encode_texts(batch, cfg(backend, batch_size=size))
+        np.testing.assert_allclose(got[batch.index(target)], alone, rtol=0, atol=1e-5)
 
 
 def test_export_made_once_and_reused(torch_vectors):
@@ -108,6 +172,23 @@ def test_corrupt_export_is_rebuilt_not_loaded(tmp_path, torch_vectors):
     assert (got * torch_vectors).sum(1).min() > 0.999
 
 
+def test_report_says_what_the_compiled_model_runs_in_and_guard_is_per_precision(tmp_path, monkeypatch):
+    """embed_report.json "precision" is the compiled model's (here faked to bf16); a guard record
+    made in another precision, or before precision was recorded, is measured again."""
+    c, folder = _private_export(tmp_path)
+    embed_backends.write_accuracy(folder, {"mean_cosine": 0.5, "min_cosine": 0.1, "sample": 6})  # an old record
+    monkeypatch.setattr(embed_backends, "openvino_precision", lambda compiled, backend: "bf16")
+    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    report = embed_items(IDS, TEXTS, tmp_path / "out", c)  # not refused: the old record is not trusted
+    assert report["precision"] == report["accuracy_vs_torch"]["precision"] == "bf16"
+    assert report["accuracy_vs_torch"]["min_cosine"] > 0.99
+    assert json.loads((tmp_path / "out" / "embed_report.json").read_text())["precision"] == "bf16"
+    assert embed_backends.read_accuracy(folder, "bf16") is not None and embed_backends.read_accuracy(folder, "fp32") is None
+    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    # cached vectors are keyed by backend; "+openvino" entries from before precision was pinned are not reused
+    assert embed.cache_identity(resolve_model(None), c).endswith("+openvino-fp32")
+
+
 def test_export_killed_half_way_leaves_nothing_loadable_then_rebuilds(tmp_path):
     root = tmp_path / "models"
     code = ("from rqvae_ids.embed import *\n"
@@ -115,8 +196,8 @@ def test_export_killed_half_way_leaves_nothing_loadable_then_rebuilds(tmp_path):
             f"backend={DEFAULT_BACKEND!r}, model_cache={str(root)!r}))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(p.is_file() for p in root.rglob("*.onnx")):
+    deadline = time.time() + 300  # only a guard against a hung child: a slow machine still gets there
+    while time.time() < deadline and proc.poll() is None and not any(p.is_file() for p in root.rglob("*.onnx")):
         time.sleep(0.05)  # the export has written its first model file: kill it now
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -153,7 +234,7 @@ def test_accuracy_guard_refuses_and_writes_nothing(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="too far from torch.*min cosine"):
         embed_items(IDS, TEXTS, out, c)
     assert not out.exists()
-    assert embed_backends.read_accuracy(folder)["min_cosine"] < 0.98  # recorded: refused again without re-measuring
+    assert embed_backends.read_accuracy(folder, "fp32")["min_cosine"] < 0.98  # recorded: refused again without re-measuring
     monkeypatch.setattr(embed_backends.ExportedEncoder, "encode", real)
     with pytest.raises(UserError, match="too far from torch"):
         embed_items(IDS, TEXTS, out, c)
@@ -175,7 +256,8 @@ def test_missing_package_is_one_line_naming_the_extra(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("backend, absent", [("onnx", "onnxruntime"), ("onnx-int8", "onnxruntime"),
-                                             ("openvino", "openvino"), ("openvino-int8", "nncf")])
+                                             ("openvino", "openvino"), ("openvino-bf16", "openvino"),
+                                             ("openvino-int8", "nncf")])
 def test_cli_backend_without_its_packages_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys, backend,
                                                                        absent):
     import importlib.util
@@ -217,14 +299,16 @@ def test_unknown_backend_and_bad_threshold_rejected():
 
 
 def test_cli_backend_flag(tmp_path):
+    from test_cli_ux import _subparsers
+
+    flag = next(a for a in _subparsers()["embed"]._actions if a.dest == "backend")
+    assert tuple(flag.choices) == embed_backends.BACKENDS  # the CLI lists every backend, without importing them
     catalog = tmp_path / "items.csv"
     catalog.write_text("item_id,title\n" + "".join(f"{i},{t}\n" for i, t in zip(IDS, [t.replace(",", " ") for t in TEXTS])))
     run = subprocess.run([sys.executable, "-m", "rqvae_ids.cli", "embed", "--catalog", str(catalog), "--out",
                           str(tmp_path / "out"), "--backend", DEFAULT_BACKEND, "--quiet"],
                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 0, run.stderr
-    import json
-
     report = json.loads((tmp_path / "out" / "embed_report.json").read_text())
     assert report["backend"] == DEFAULT_BACKEND and report["accuracy_vs_torch"]["min_cosine"] > 0.99
     bad = subprocess.run([sys.executable, "-m", "rqvae_ids.cli", "embed", "--catalog", str(catalog), "--out",

@@ -124,35 +124,42 @@ def test_cli_trains_and_help_does_not_import_torch(tmp_path):
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
 
 
-# sha256 of the trained weights and per-epoch losses of `_golden_run`, captured with the training
-# loop as it was before it became named steps (commit eb0cdb6): the refactor must not change a bit.
-GOLDEN = {"decoder": "fe88e03ed670c31e384812b369e250ef8aee0234863d59660343eb72ebab7a83", "encdec": "fc8e8b011ef6d17cae77b24ee6e16f7dd3245bba708bd2507ede0614172ba367"}
+# Every optional branch of the loop at once: user tokens, validation with early stopping, dropout.
+# bench/bit_identity.py digests this run (one thread) to re-check bit identity across a refactor.
+FULL = replace(TINY, max_epochs=3, user_buckets=8, valid_users=30, dropout=0.1, patience=2)
 
 
-def _golden_run(data, arch, tmp_path):
-    import hashlib
-
+def full_run(data, arch, out, seed=0):
+    """The FULL config trained on `data` with `arch` and `seed` into `out`: (model, report)."""
     codes, split = data
-    users = list(split.users)
-    cfg = replace(TINY, arch=arch, max_epochs=3, user_buckets=8, valid_users=30, dropout=0.1, patience=2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: the same float sums on any machine
-    try:
-        model, rep = train(codes, split.train, (split.valid_histories, split.valid_targets), tmp_path, cfg,
-                           users=users, log=lambda *_: None)
-    finally:
-        torch.set_num_threads(threads)
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode() + v.detach().cpu().contiguous().numpy().tobytes())
-    h.update(json.dumps([[r["loss"], r.get("valid_next_ndcg@10")] for r in rep["history"]]).encode())
-    h.update(json.dumps([rep["epochs"], rep["best_epoch"]]).encode())
-    return h.hexdigest()
+    cfg = replace(FULL, arch=arch, seed=seed)
+    return train(codes, split.train, (split.valid_histories, split.valid_targets), out, cfg,
+                 users=list(split.users), log=lambda *_: None)
+
+
+# Last-epoch mean training loss of the FULL run at seed 0 on an AMD EPYC, torch 2.13 CPU, and its
+# tolerance: the largest |seed s - seed 0| over seeds 0-9 x 1 and 2 torch threads there, times 1.5,
+# rounded up (`bench/bit_identity.py spread`; seeds: decoder 1.138-1.267, encdec 0.920-1.198).
+# Another CPU's float sums can move a run like another seed; measured, thread count moved nothing
+# here and torch's AVX2 or generic kernels instead of AVX-512 moved the last loss by <= 1.2e-5.
+FULL_LOSS = {"decoder": (1.177, 0.14), "encdec": (1.016, 0.28)}
 
 
 @pytest.mark.parametrize("arch", ["decoder", "encdec"])
-def test_training_loop_bit_identical_to_its_golden_digest(data, arch, tmp_path):
-    assert _golden_run(data, arch, tmp_path) == GOLDEN[arch]
+def test_full_config_repeats_exactly_and_learns(data, arch, tmp_path):
+    """Two seeded runs with every branch on give the same weights and history (on the machine at
+    hand; across machines only the behaviour below is expected), and the loss falls to where it
+    falls on any CPU, within the seed spread."""
+    (m1, r1), (m2, r2) = (full_run(data, arch, tmp_path / name) for name in "ab")
+    untimed = [[{k: v for k, v in h.items() if k not in ("seconds", "train_s")} for h in r["history"]] for r in (r1, r2)]
+    assert untimed[0] == untimed[1] and (r1["epochs"], r1["best_epoch"]) == (r2["epochs"], r2["best_epoch"])
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+    losses = [h["loss"] for h in r1["history"]]
+    assert losses[-1] < 0.95 * losses[0]  # seeds 0-9: 0.75-0.92
+    assert all("valid_next_ndcg@10" in h for h in r1["history"])
+    recorded, tolerance = FULL_LOSS[arch]
+    assert abs(losses[-1] - recorded) <= tolerance, (losses, recorded)
 
 
 def test_width_comes_from_the_ids_codebook_size_and_old_retrievers_still_load(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -113,10 +112,9 @@ def test_concurrent_run_is_refused_at_once(pipeline_run, prefect_harness):
     out = pipeline_run["out"]
     n_runs = len(runs.list_runs(out))
     with runs.output_lock(out, owner="other run"):
-        start = time.perf_counter()
-        with pytest.raises(runs.OutputLockedError, match="in use by another run"):
+        # "at once": the error of a run that did not wait (a waiting one says it gave up), no clock
+        with pytest.raises(runs.OutputLockedError, match="in use by another run .*run with --wait"):
             semantic_ids_pipeline(str(pipeline_run["catalog"]), str(out), config=str(pipeline_run["config"]))
-        assert time.perf_counter() - start < 30
     assert len(runs.list_runs(out)) == n_runs  # nothing written
 
 
