@@ -93,7 +93,7 @@ def synthetic(n: int, d: int, seed: int, like=None, noise: float = 0.5):
     return x
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, required=True, help="checkpoint to assign with (rqvae for the reported number)")
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -109,105 +109,141 @@ def main() -> int:
                         help="with --end-to-end: also time the command with the embeddings read whole before "
                              "encoding (no overlap of reading and encoding)")
     parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    import numpy as np
-    import torch
-    from torch import nn
 
-    from rqvae_ids.ids.assign import assign_table, checkpoint_sha256, write_assignment
-    from rqvae_ids.ids.encode import DEFAULT_CHUNK_SIZE, encode_chunked
+def main() -> int:
+    args = parse_args()
+    from rqvae_ids.ids.encode import DEFAULT_CHUNK_SIZE
     from rqvae_ids.models import load_model
-    from rqvae_ids.embedding_table import EmbeddingTable
 
     chunk = args.chunk_size or DEFAULT_CHUNK_SIZE
     load_start = os.getloadavg()[0]  # the machine may be shared: record how busy it was
     model = load_model(args.model_dir)
-    d = int(model.cfg.input_dim)
-    like = None
-    if args.like is not None:
-        from rqvae_ids.embedding_table import read_embeddings
+    table = workload(args, model)
+    bare = BareForward(model, table.vectors, chunk)
+    res = alternate_rounds(args.rounds, model, table.vectors, chunk, bare)
+    if not args.skip_full:
+        res.update(full_phase(args.model_dir, model, table, chunk))
+    if args.end_to_end:
+        res["command"] = command_marginal(args, table, table.vectors, bare)
+        # the bare forward was also timed between the command rounds: the best of all is the floor
+        res["bare_s"] = min(res["bare_s"], *res["command"]["bare_s"])
+    out = result(args, model, table.vectors, chunk, res, bare.rounds, load_start)
+    print(json.dumps(out, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(summary_line(out, res))
+    return 0
 
-        like = read_embeddings(args.like).vectors
+
+def workload(args, model):
+    """The EmbeddingTable of --items synthetic vectors (isotropic, or around --like's rows)."""
+    import numpy as np
+
+    from rqvae_ids.embedding_table import EmbeddingTable, read_embeddings
+
+    d = int(model.cfg.input_dim)
+    like = read_embeddings(args.like).vectors if args.like is not None else None
     x = synthetic(args.items, d, args.seed, like)
-    del like
     ids = np.array([f"i{i:08d}" for i in range(args.items)], dtype=object)
     hashes = np.full(args.items, "0" * 64, dtype=object)
-    table = EmbeddingTable(ids, hashes, x, model=str(model.meta.get("embedding_model")))
-    bare = nn.Sequential(nn.Linear(d, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                         nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 32)).eval()
+    return EmbeddingTable(ids, hashes, x, model=str(model.meta.get("embedding_model")))
 
-    def forward(net):
+
+class BareForward:
+    """The floor: plain PyTorch forwards over the same items at the same chunk size, inference mode:
+    the checkpoint's own encoder and a stand-in MLP (d -> 512 -> 256 -> 128 -> 32, ReLU). Calling it
+    times both and returns the faster one's seconds; every round is kept in `rounds`."""
+
+    def __init__(self, model, x, chunk: int):
+        import torch
+        from torch import nn
+
+        d = x.shape[1]
+        self.x, self.chunk, self.rounds = x, chunk, []
+        self.nets = {"stand_in_mlp": nn.Sequential(nn.Linear(d, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                                                   nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 32)).eval(),
+                     "model_encoder": model.latent}
+        with torch.inference_mode():  # warm-up (thread pools, allocator)
+            for net in self.nets.values():
+                net(torch.from_numpy(x[:chunk]))
+
+    def forward(self, net) -> None:
+        import torch
+
         with torch.inference_mode():
-            for s in range(0, args.items, chunk):
-                net(torch.from_numpy(x[s:s + chunk]))
+            for s in range(0, len(self.x), self.chunk):
+                net(torch.from_numpy(self.x[s:s + self.chunk]))
 
-    def bare_forward() -> float:
-        """Seconds of the faster bare forward this round (both recorded in `bare_rounds`)."""
+    def __call__(self) -> float:
         times = {}
-        for name, net in (("stand_in_mlp", bare), ("model_encoder", model.latent)):
+        for name, net in self.nets.items():
             t = time.perf_counter()
-            forward(net)
+            self.forward(net)
             times[name] = time.perf_counter() - t
-        bare_rounds.append(times)
+        self.rounds.append(times)
         return min(times.values())
 
-    bare_rounds: list[dict] = []
 
-    # warm-up both paths on one chunk (thread pools, allocator)
-    encode_chunked(model, x[:chunk], chunk)
-    with torch.inference_mode():
-        bare(torch.from_numpy(x[:chunk]))
-        model.latent(torch.from_numpy(x[:chunk]))
+def alternate_rounds(rounds: int, model, x, chunk: int, bare: BareForward) -> dict:
+    """assign (`encode_chunked`) and the bare forward, alternating `rounds` times so load drift on a
+    shared machine hits both; the best round of each is reported, every round is kept."""
+    from rqvae_ids.ids.encode import encode_chunked
 
-    # assign and bare alternate (--rounds times) so load drift on a shared machine hits both;
-    # the best round of each is reported, every round is kept
+    encode_chunked(model, x[:chunk], chunk)  # warm-up
     res: dict = {"rounds": []}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         rnd = {}
         with PeakRSS() as m:
             t = time.perf_counter()
             enc = encode_chunked(model, x, chunk)
             rnd["assign_s"] = time.perf_counter() - t
         rnd["assign_mem_delta_gib"] = m.delta / GiB
-        path = enc.path
+        res["assign_path"] = enc.path
         del enc
         with PeakRSS() as m:
-            rnd["bare_s"] = bare_forward()
+            rnd["bare_s"] = bare()
         rnd["bare_mem_delta_gib"] = m.delta / GiB
         res["rounds"].append(rnd)
     for key in ("assign_s", "bare_s"):
         res[key] = min(r[key] for r in res["rounds"])
     for key in ("assign_mem_delta_gib", "bare_mem_delta_gib"):
         res[key] = max(r[key] for r in res["rounds"])
-    res["assign_path"] = path
-    if not args.skip_full:
-        from rqvae_ids.errors import UserError
+    return res
 
-        with tempfile.TemporaryDirectory() as tmp, PeakRSS() as m:
-            t = time.perf_counter()
-            try:
-                a = assign_table(model, table, resolve="suffix", checkpoint=checkpoint_sha256(args.model_dir),
-                                 chunk_size=chunk)
-                write_assignment(a, tmp)
-                res["full_s"] = time.perf_counter() - t
-                res["full_timings"] = a.report["timings"]
-                res["full_collisions"] = {k: a.report["collisions"][k] for k in
-                                          ("duplicate_rate", "colliding_share", "items_in_colliding_groups",
-                                           "largest_group")}
-                res["full_resolution"] = a.report["resolution"]
-                del a
-            except UserError as e:  # e.g. a checkpoint trained on other data collapses these vectors
-                res["full_error"] = str(e)
-        res["full_mem_delta_gib"] = m.delta / GiB
 
-    if args.end_to_end:
-        res["command"] = command_marginal(args, table, x, bare_forward)
-        # the bare forward was also timed between the command rounds: the best of all is the floor
-        res["bare_s"] = min(res["bare_s"], *res["command"]["bare_s"])
+def full_phase(model_dir: Path, model, table, chunk: int) -> dict:
+    """assign_table + write_assignment (suffix) once, every output written to a temp dir."""
+    from rqvae_ids.errors import UserError
+    from rqvae_ids.ids.assign import assign_table, checkpoint_sha256, write_assignment
+
+    res: dict = {}
+    with tempfile.TemporaryDirectory() as tmp, PeakRSS() as m:
+        t = time.perf_counter()
+        try:
+            a = assign_table(model, table, resolve="suffix", checkpoint=checkpoint_sha256(model_dir), chunk_size=chunk)
+            write_assignment(a, tmp)
+            res["full_s"] = time.perf_counter() - t
+            res["full_timings"] = a.report["timings"]
+            res["full_collisions"] = {k: a.report["collisions"][k] for k in
+                                      ("duplicate_rate", "colliding_share", "items_in_colliding_groups",
+                                       "largest_group")}
+            res["full_resolution"] = a.report["resolution"]
+            del a
+        except UserError as e:  # e.g. a checkpoint trained on other data collapses these vectors
+            res["full_error"] = str(e)
+    res["full_mem_delta_gib"] = m.delta / GiB
+    return res
+
+
+def result(args, model, x, chunk: int, res: dict, bare_rounds: list, load_start: float) -> dict:
+    """What bench/out/assign.json holds: the workload, the machine, items/s of every phase and the ratios."""
+    import torch
+
     n = args.items
-    out = {
-        "items": n, "dim": d, "data": f"around {args.like} (noise norm 0.5)" if args.like else "isotropic",
+    return {
+        "items": n, "dim": int(x.shape[1]), "data": f"around {args.like} (noise norm 0.5)" if args.like else "isotropic",
         "chunk_size": chunk, "model_kind": model.kind, "model_dir": str(args.model_dir),
         "levels": int(model.levels), "codebook_size": int(model.codebook_size),
         "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "loadavg_1m_at_start": load_start,
@@ -225,35 +261,34 @@ def main() -> int:
         "memory_method": "peak RSS (psutil, 2 ms sampling) during the phase minus RSS before it; input array excluded, codes included",
         **res,
     }
-    sequential = res.get("command", {}).get("modes", {}).get("sequential")
-    print(json.dumps(out, indent=2))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    nets = out["bare_items_per_s_by_net"]
-    print(f"bare forward {out['bare_items_per_s']:,.0f} items/s (model encoder {nets['model_encoder']:,.0f}, "
-          f"stand-in MLP {nets['stand_in_mlp']:,.0f}) | chunked assignment {out['assign_items_per_s']:,.0f} "
-          f"items/s ({out['assign_vs_bare']:.2f}x bare, +{out['assign_mem_delta_gib']:.2f} GiB)"
-          + (f" | full assign_ids path {out['full_items_per_s']:,.0f} items/s ({out['full_vs_bare']:.2f}x bare, "
-             f"+{out['full_mem_delta_gib']:.2f} GiB)" if out["full_items_per_s"] else "")
-          + (f" | assign command marginal {res['command']['marginal_items_per_s']:,.0f} items/s "
-             f"({out['command_marginal_vs_bare']:.2f}x bare)" if "command" in res else "")
-          + (f" | read without overlap {sequential['marginal_items_per_s']:,.0f} items/s "
-             f"({sequential['marginal_items_per_s'] / out['bare_items_per_s']:.2f}x bare)" if sequential else ""))
-    return 0
 
+
+def summary_line(out: dict, res: dict) -> str:
+    sequential = res.get("command", {}).get("modes", {}).get("sequential")
+    nets = out["bare_items_per_s_by_net"]
+    return (f"bare forward {out['bare_items_per_s']:,.0f} items/s (model encoder {nets['model_encoder']:,.0f}, "
+            f"stand-in MLP {nets['stand_in_mlp']:,.0f}) | chunked assignment {out['assign_items_per_s']:,.0f} "
+            f"items/s ({out['assign_vs_bare']:.2f}x bare, +{out['assign_mem_delta_gib']:.2f} GiB)"
+            + (f" | full assign_ids path {out['full_items_per_s']:,.0f} items/s ({out['full_vs_bare']:.2f}x bare, "
+               f"+{out['full_mem_delta_gib']:.2f} GiB)" if out["full_items_per_s"] else "")
+            + (f" | assign command marginal {res['command']['marginal_items_per_s']:,.0f} items/s "
+               f"({out['command_marginal_vs_bare']:.2f}x bare)" if "command" in res else "")
+            + (f" | read without overlap {sequential['marginal_items_per_s']:,.0f} items/s "
+               f"({sequential['marginal_items_per_s'] / out['bare_items_per_s']:.2f}x bare)" if sequential else ""))
 
 
 def command_marginal(args, table, x, bare_forward) -> dict:
     """assign_ids on the first N/10 and on all N items (embeddings.parquet written first), each
     timed `--rounds` times, alternating, the best kept: seconds of each and the marginal items/s
     between them (bare_forward timed once per round too). With --sequential the same with the
-    embeddings read whole, then encoded (`_read_vectors` replaced by `sequential_read`)."""
+    embeddings read whole, then encoded (`sequential_assign`)."""
     from rqvae_ids.embedding_table import write_embeddings
-    from rqvae_ids.ids import assign as assign_mod
+    from rqvae_ids.ids import assign_ids
 
     sizes = (max(args.items // 10, 1), args.items)
-    modes = ("overlapped", "sequential") if args.sequential else ("overlapped",)
-    overlapped = assign_mod._read_vectors
+    modes = {"overlapped": assign_ids, "sequential": sequential_assign}
+    if not args.sequential:
+        del modes["sequential"]
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
@@ -265,11 +300,9 @@ def command_marginal(args, table, x, bare_forward) -> dict:
         for _ in range(args.rounds):
             bare.append(bare_forward())
             for (n, mode) in times:
-                assign_mod._read_vectors = overlapped if mode == "overlapped" else sequential_read
                 t = time.perf_counter()
-                assign_mod.assign_ids(args.model_dir, files[n], Path(tmp) / f"ids-{n}-{mode}")
+                modes[mode](args.model_dir, files[n], Path(tmp) / f"ids-{n}-{mode}")
                 times[n, mode].append(time.perf_counter() - t)
-        assign_mod._read_vectors = overlapped
     small, big = sizes
     for mode in modes:
         best = [min(times[small, mode]), min(times[big, mode])]
@@ -278,13 +311,15 @@ def command_marginal(args, table, x, bare_forward) -> dict:
     return {**out["overlapped"], "modes": out, "bare_s": bare}
 
 
-def sequential_read(model, path, table, chunk_size, encode, keep=True):
-    """assign_ids' read without overlap: the whole file read, checked, then encoded by assign_table."""
+def sequential_assign(model_dir, path, out_dir) -> dict:
+    """The command's work without the overlap (as before issue 15): the whole file read and checked,
+    then encoded from memory (`assign_ids_from_table`, the same outputs)."""
     from rqvae_ids.embedding_table import check_finite, read_embeddings
+    from rqvae_ids.ids.assign import assign_ids_from_table
 
-    table.vectors = read_embeddings(path).vectors  # as assign_ids held it before: the read's own array
+    table = read_embeddings(path)
     check_finite(table.vectors, f"embeddings {path}")
-    return None
+    return assign_ids_from_table(model_dir, table, out_dir)
 
 
 if __name__ == "__main__":
