@@ -201,6 +201,6 @@ def test_cli_parallel_on_semantic_ids_and_coverage_error(tmp_path, capsys):
     _, short = _write_cli_inputs(tmp_path / "short", drop_item=5)
     capsys.readouterr()
     bad = tmp_path / "bad"
-    assert main([*base, "--ids", str(short), "--out", str(bad)]) == 2
+    assert main([*base, "--retriever", "parallel", "--ids", str(short), "--out", str(bad)]) == 2
     assert "do(es) not cover 1 item(s) of the interactions (e.g. 'i5')" in capsys.readouterr().err
     assert not bad.exists()
