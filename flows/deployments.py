@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows import served
 from flows.refresh import refresh_ids
 from flows.retrain import retrain
 
@@ -61,8 +62,37 @@ def build_deployments(
     return deployments
 
 
-def serve_deployments(deployments: list[Any], limit: int | None = None) -> None:
-    """Serve until interrupted (Ctrl-C); flow runs execute as subprocesses of this process."""
-    from prefect import serve
+def serve_deployments(deployments: list[Any], out: str | None = None, limit: int | None = None) -> str:
+    """Serve until SIGTERM or Ctrl-C; flow runs execute as subprocesses of this process.
 
-    serve(*deployments, limit=limit)
+    Stops within 10 s of SIGTERM whatever the server's state (`served.BoundedStop`): a run
+    in progress is stopped and marked failed, `OUT/latest` stays where it was, and the next
+    scheduled run does the work. Returns (and prints) the one line saying so.
+    """
+    import asyncio
+    import signal
+
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    stop = served.BoundedStop(out)
+    signal.signal(signal.SIGTERM, stop.chain(signal.getsignal(signal.SIGTERM)))  # during start-up too
+    try:
+        runner = Runner(pause_on_shutdown=True, limit=limit)
+        for deployment in deployments:
+            runner.add_deployment(deployment)
+        asyncio.run(_serve(runner, stop))
+    except (KeyboardInterrupt, SystemExit, TerminationSignal):
+        pass
+    return stop.finish()
+
+
+async def _serve(runner: Any, stop: Any) -> None:
+    """The runner, with our SIGTERM handler kept in front of the one it installs."""
+    import asyncio
+
+    guard = asyncio.ensure_future(stop.keep_chained())
+    try:
+        await runner.start()
+    finally:
+        guard.cancel()

@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from rqvae_ids.errors import UserError
 from rqvae_ids.pipeline import config as pipeline_config
 from rqvae_ids.pipeline import runs, sharding, stages, summary
+from rqvae_ids.pipeline.refresh import refresh_config
 from rqvae_ids.pipeline.config import (
     CatalogOptions,
     DaskOptions,
@@ -47,9 +48,7 @@ def load_config(out: str, path: str | None = None, overrides: dict[str, Any] | N
 @task(name="read config of latest run", cache_policy=NO_CACHE)
 def latest_config(out: str, path: str | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
     """The config file if given, else the resolved config the `latest` run was made with (+ overrides)."""
-    if path is not None:
-        return load_config.fn(out, path, overrides)
-    return pipeline_config.run_config(runs.require_latest(out), overrides)
+    return refresh_config(out, path, overrides)
 
 
 @task(name="find latest run", **IO)

@@ -74,7 +74,7 @@ def test_interactions_described_one_way():
 
     helps = {name: a.help for name, sub in _subparsers().items() for a in sub._actions
              if "--interactions" in a.option_strings}
-    assert set(helps) == {"compare", "retrieve-train", "run", "serve", "train"}
+    assert set(helps) == {"compare", "refresh", "retrieve-train", "run", "serve", "train"}
     assert all(INTERACTIONS in h for h in helps.values()), helps
 
 

@@ -16,6 +16,10 @@ the output folder needs one successful run first (rqvae-ids run ... --out out/sh
 refresh reuses its frozen model and carries its IDs over. Trigger a run now with
   prefect deployment run 'refresh-ids/refresh-daily'
 
+SIGTERM (systemd, docker stop, kubernetes) stops serve within 10 s, with or without
+its server: a run in progress is stopped and marked failed, OUT/latest stays where it
+was, the next scheduled run does the work; one line says what happened.
+
 The catalog options (--format, --id-col, --text-cols, --template, --on-duplicate,
 --drop-empty) and --set KEY=VALUE override the config the runs use (--config, else the
 latest run's config); one left out keeps that config's value.
@@ -102,9 +106,10 @@ def handler(args: argparse.Namespace) -> int:
     from flows.served import SERVE_LINES
 
     os.environ[SERVE_LINES] = "1"  # inherited by the flow-run processes: a line per run on this console
-    print(f"serving {', '.join(d.name for d in deployments)} against {api_url} (Ctrl-C to stop)", flush=True)
+    print(f"serving {', '.join(d.name for d in deployments)} against {api_url} (Ctrl-C or SIGTERM to stop)",
+          flush=True)
     try:
-        serve_deployments(deployments)
+        serve_deployments(deployments, out=args.out)  # prints the stop line
     except httpx.ConnectError as e:  # the server went away (or was never there) once serving began
         raise UserError(
             f"cannot reach the Prefect server at {api_url} ({e}); start one with {START_SERVER}"

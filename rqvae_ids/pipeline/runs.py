@@ -254,6 +254,21 @@ def require_latest(out: str | os.PathLike) -> Path:
     return run
 
 
+def runs_in_progress(out: str | os.PathLike, pids: set[int]) -> list[Path]:
+    """Run folders of OUT whose status is still `running` and whose process is one of `pids`
+    (a service's flow-run processes: what it has in progress, not another user's run)."""
+    runs_dir = Path(out) / RUNS
+    if not runs_dir.is_dir():
+        return []
+    found = []
+    for d in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        with contextlib.suppress(UserError, ValueError, OSError):
+            status = read_status(d)
+            if status.get("status") == "running" and status.get("pid") in pids:
+                found.append(d)
+    return found
+
+
 def list_runs(out: str | os.PathLike) -> list[dict[str, Any]]:
     """Status of every run folder in OUT/runs, oldest first."""
     runs_dir = Path(out) / RUNS
