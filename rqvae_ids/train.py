@@ -59,6 +59,10 @@ class TrainConfig:
     patience: int = 10  # stop after this many epochs without a better val loss (0: never)
     checkpoint_every: int = 5  # epochs between checkpoints (the last epoch is always saved)
     init_sample: int = 20000  # items whose encoder outputs seed the codebooks by k-means
+    # Train on a seeded sample of at most this many items (0: all); every item is still assigned.
+    # Measured on Amazon Toys (bench/RESULTS.md, "Scale"): codes of a model trained on a sample
+    # this size or smaller score as the full-catalog model's; the cost of training stops growing with N.
+    max_items: int = 100_000
     ae_warmup_epochs: int = 0  # reconstruction-only epochs before the codebooks are fitted
     kl_warmup_epochs: int = 10  # VAE: KL weight rises linearly to model.kl_weight
     seed: int = 0
@@ -70,6 +74,7 @@ class TrainConfig:
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0.0 <= self.val_fraction < 0.5, f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
         check(self.patience >= 0 and self.init_sample >= 1, "patience must be >= 0, init_sample >= 1")
+        check(self.max_items >= 0, f"max_items must be >= 0 (0: every item), got {self.max_items}")
         check(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
         check(0 <= self.ae_warmup_epochs <= max(self.epochs, 0), "ae_warmup_epochs must be in [0, epochs]")
 
@@ -166,16 +171,17 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     t0 = time.perf_counter()
     out = Path(out_dir)
     # -- inputs: validate everything before writing anything -------------------------------
-    x_all, table, data_sha = read_inputs(embeddings_path, out, resume, table)
     cfg = cfg or TrainConfig()
+    x_all, table, data_sha = read_inputs(embeddings_path, out, resume, cfg, table)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, input_dim=table.dim))
-    cfg, cf = with_cf(cfg, cf, len(x_all))
+    cfg, cf = with_cf(cfg, cf, table.items, table.rows)
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     model = build_model(cfg.model)
     cfg = dataclasses.replace(cfg, model=model.cfg)  # rqkmeans pins latent_dim
     model.meta = {"embedding_model": table.model, "embedding_dim": table.dim, "data_sha256": data_sha,
-                  "train": to_dict(cfg), "items": len(x_all), "provenance": provenance(), "cf": cf_meta(cf)}
+                  "train": to_dict(cfg), "items": len(x_all), "catalog_items": table.items,
+                  "provenance": provenance(), "cf": cf_meta(cf)}
     if cf is not None and not model.neural:  # rqkmeans-cf: k-means on [text, alpha * CF]
         x_all = model.cf_inputs(x_all, cf.vectors, cf.has)
     data = prepare_data(x_all, cfg, device, neural=model.neural, cf=cf if model.neural else None)
@@ -210,23 +216,45 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
 
 
 # -- setup ---------------------------------------------------------------------------------------
-def read_inputs(embeddings_path, out: Path, resume: bool, table=None):
-    """(x (N, d) float32 writable, the embeddings table (`table`, else read), its sha256), refusing bad input."""
+class Inputs(NamedTuple):
+    """What training keeps of the embeddings file besides the training vectors."""
+
+    model: str  # embedding model name
+    dim: int
+    items: int  # items in the file
+    rows: np.ndarray | None  # the sampled rows (sorted), None when training on every item
+
+
+def read_inputs(embeddings_path, out: Path, resume: bool, cfg: TrainConfig, table=None):
+    """(x (n, d) float32 writable: every item, or the `max_items` sample; Inputs; the file's sha256),
+    refusing bad input; `table`: the embeddings already read (else read here). Only the sample is
+    copied: at 1M items the full matrix is 1.5 GB."""
     from .embedding_table import check_finite, read_embeddings
 
     table = read_embeddings(embeddings_path) if table is None else table
     check_finite(table.vectors, f"embeddings file {embeddings_path}")
-    x_all = np.array(table.vectors, dtype=np.float32, order="C")  # writable copy for torch
+    rows = sample_rows(len(table.vectors), cfg.max_items, cfg.seed)
+    x_all = np.array(table.vectors if rows is None else table.vectors[rows], dtype=np.float32, order="C")
     if len(x_all) < 2:
         raise UserError(f"need at least 2 items to train, got {len(x_all)}")
     if resume and not (out / STATE).is_file():
         raise UserError(f"--resume: no checkpoint in {out} ({STATE} missing)")
-    return x_all, table, sha256_file(embeddings_path)
+    inputs = Inputs(table.model, int(table.vectors.shape[1]), len(table.vectors), rows)
+    return x_all, inputs, sha256_file(embeddings_path)
 
 
-def with_cf(cfg: TrainConfig, cf, n: int):
+def sample_rows(n: int, max_items: int, seed: int) -> np.ndarray | None:
+    """Sorted seeded sample of `max_items` of n rows, or None when all n are used (max_items 0 or >= n).
+    Its own RNG stream: a catalog under the cap trains exactly as before the cap existed."""
+    if not max_items or n <= max_items:
+        return None
+    return np.sort(np.random.default_rng([seed, 27]).choice(n, size=max_items, replace=False))
+
+
+def with_cf(cfg: TrainConfig, cf, n: int, rows: np.ndarray | None = None):
     """(cfg with model.cf_dim set, cf) when the kind learns from CF embeddings, else (cfg, None):
-    the neural kinds add the InfoNCE term, rqkmeans-cf needs them, rqkmeans ignores them."""
+    the neural kinds add the InfoNCE term, rqkmeans-cf needs them, rqkmeans ignores them.
+    n: items in the embeddings file; rows: the training sample (cf is cut to it)."""
     from .models import MODELS
 
     kind = cfg.model.kind
@@ -238,6 +266,8 @@ def with_cf(cfg: TrainConfig, cf, n: int):
         raise UserError(f"CF embeddings cover {len(cf.vectors)} items, the embeddings file {n}: another catalog")
     if not cf.has.any():
         raise UserError("no item has a CF embedding: no collaborative signal to train on")
+    if rows is not None:
+        cf = dataclasses.replace(cf, vectors=cf.vectors[rows], has=cf.has[rows])
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cf_dim=cf.dim)), cf
 
 
@@ -512,6 +542,7 @@ def finish(model, data: Data, cfg: TrainConfig, out: Path, state: LoopState, t0:
     codes = model.encode_codes(data.x_all)
     history = state.history
     report = {"kind": model.kind, "levels": model.levels, "codebook_size": k, "items": len(data.x_all),
+              "catalog_items": model.meta.get("catalog_items", len(data.x_all)),
               **code_stats(codes, k), "seconds": round(time.perf_counter() - t0, 3),
               "epochs": state.epoch, "steps": state.step, "kmeans_seconds": round(kmeans_s, 3),
               "loop_seconds": round(state.loop_seconds, 3), "reseeded": model.quantizer.reseeded(),

@@ -15,13 +15,15 @@ PATH_SEP = " > "  # between levels of one category path
 PATHS_SEP = " | "  # between several category paths of one item
 CATEGORY_KEYS = frozenset({"categories", "category"})
 
-_WHITESPACE = re.compile(r"\s+")
 _TAG = re.compile(r"<[^>]{0,200}>")
 
 
 def squash(text: str) -> str:
-    """Collapse runs of whitespace (newlines, tabs) to one space and strip the ends."""
-    return _WHITESPACE.sub(" ", text).strip()
+    """Collapse runs of whitespace (newlines, tabs) to one space and strip the ends.
+
+    str.split() splits on exactly what the regex `\\s+` matches (both use Unicode's isspace),
+    at a fifth of the cost: 5M catalog cells at 1M items took ~50 s with the regex."""
+    return " ".join(text.split())
 
 
 def clean_markup(text: str) -> str:

@@ -86,12 +86,9 @@ class EmbeddingKnnRetriever:
     name = "embedding-knn"
 
     def __init__(self, vectors: np.ndarray, n_grid=(1, 2, 3, 5, 10, 20), tune_users: int = 5000, seed: int = 0):
-        import faiss
+        from ..knn import unit_rows
 
-        x = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.vectors = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        self.index = faiss.IndexFlatIP(self.vectors.shape[1])
-        self.index.add(self.vectors)
+        self.vectors = unit_rows(vectors)  # searched by faiss.knn: no index copy of the catalog
         self.n_grid, self.tune_users, self.seed = tuple(n_grid), tune_users, seed
         self.n_last = self.n_grid[0]
         self.tuned: dict = {}
@@ -113,7 +110,9 @@ class EmbeddingKnnRetriever:
             if len(h):
                 q[i] = self.vectors[np.asarray(h[-self.n_last :], np.int64)].mean(axis=0)
         q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        _, found = self.index.search(q, min(k, len(self.vectors)))
+        import faiss
+
+        _, found = faiss.knn(q, self.vectors, min(k, len(self.vectors)), metric=faiss.METRIC_INNER_PRODUCT)
         return _pad(found.astype(np.int64), k)
 
 

@@ -49,8 +49,17 @@ def read_model_ids(model_dir: str | Path, semantic_ids: str | Path, item_ids: Se
 
     codes, suffix = read_semantic_ids(semantic_ids).codes_in_order(item_ids, where=where or str(semantic_ids))
     model = load_model(model_dir)
-    recon = np.asarray(model.decode_codes(codes), dtype=np.float32)
+    recon = decode_chunked(model, codes)
     metrics = Path(model_dir) / "metrics.parquet"
     losses = pd.read_parquet(metrics) if metrics.is_file() else None
     info = {"kind": model.kind, "levels": int(model.levels), "codebook_size": int(model.codebook_size)}
     return ModelIds(name or model.kind, codes, suffix, recon, losses, info=info)
+
+
+def decode_chunked(model, codes, chunk: int = 65_536):
+    """(N, d) float32 reconstructions of `codes`, decoded a block at a time (the decoder's hidden
+    layers for all of a 1M-item catalog at once would be 2 GB); the same values as one call."""
+    import numpy as np
+
+    parts = [np.asarray(model.decode_codes(codes[s:s + chunk]), dtype=np.float32) for s in range(0, len(codes), chunk)]
+    return np.concatenate(parts) if parts else np.asarray(model.decode_codes(codes), dtype=np.float32)

@@ -71,13 +71,20 @@ class IdsOptions:
 
 @dataclass(frozen=True)
 class EvaluateOptions:
+    """The run's evaluation, on bounded samples so its cost per item does not grow with the catalog
+    (each query ranks the whole catalog): the sizes are in the evaluate report and report.md."""
+
     enabled: bool = True
     max_history: int = 20  # TIGER's history truncation for next-item retrieval
     neighbour_queries: int = 2000  # items sampled as neighbour-recall queries
+    max_users: int = 2000  # test users sampled for the next-item metrics (0: every user)
+    tune_users: int = 500  # validation users the retrievers' knobs are tuned on
     seed: int = 0
 
     def __post_init__(self):
         check(self.max_history >= 1 and self.neighbour_queries >= 1, "evaluate: max_history and neighbour_queries must be >= 1")
+        check(self.max_users >= 0, f"evaluate.max_users must be >= 0 (0: every user), got {self.max_users}")
+        check(self.tune_users >= 1, f"evaluate.tune_users must be >= 1, got {self.tune_users}")
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def cf_embeddings(interactions: str | os.PathLike, embeddings_path: str | os.Pat
 
     path = Path(run_dir) / CF_EMBEDDINGS
     with progress.stage("cf embeddings", f"from {Path(interactions).name}, training part only") as box:
-        item_ids = read_embeddings(embeddings_path).item_ids
+        item_ids = read_embeddings(embeddings_path, with_vectors=False).item_ids  # ids only: 1.5 GB at 1M items
         path.parent.mkdir(parents=True, exist_ok=True)
         table = build_cf_table(interactions, item_ids, path, cfg, log=progress.say)
         used = table.metadata.get("interactions") or {}
@@ -136,7 +136,7 @@ def _read_cf(cf_path, embeddings_path):
     from ..cf_table import read_cf_table
     from ..embedding_table import read_embeddings
 
-    return read_cf_table(cf_path, read_embeddings(embeddings_path).item_ids)
+    return read_cf_table(cf_path, read_embeddings(embeddings_path, with_vectors=False).item_ids)
 
 
 def copy_model(model_dir: str | os.PathLike, run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -217,21 +217,19 @@ def _evaluate(run_dir, opts: EvaluateOptions, interactions, step) -> dict[str, A
     _, _, categories = read_items(run_dir / ITEMS)
     categories = categories if any(categories) else None
     settings = EvaluationSettings(codebook_size=codebook_size, seed=opts.seed,
-                                  neighbour_queries=min(opts.neighbour_queries, len(table)))
-    split = None
-    if interactions is not None:
-        from ..evaluate.sequences import leave_one_out, load_interactions
-
-        users, seqs, order = load_interactions(interactions, table.item_ids)
-        split = leave_one_out(users, seqs, opts.max_history, order_column=order)
+                                  neighbour_queries=min(opts.neighbour_queries, len(table)), tune_users=opts.tune_users)
+    split, samples = bounded_split(interactions, table.item_ids, opts)
+    samples = {"items": len(table), "neighbour_queries": settings.neighbour_queries, **samples}
     out = run_dir / EVALUATION
     # The settings recorded (comparison.json, the parquet's constant columns), as a comparison of one model.
     config = {"models": ids.name, "levels": levels, "codebook_size": codebook_size, "seed": opts.seed,
               "epochs": None, "max_history": opts.max_history, "neighbour_queries": settings.neighbour_queries,
-              "tune_users": settings.tune_users, "embedding_model": table.model, "n_items": len(table)}
+              "tune_users": settings.tune_users, "embedding_model": table.model, "n_items": len(table),
+              "eval_samples": samples}
     summary = evaluate_and_write(
         out, table.vectors, [ids], settings, config=config, categories=categories, split=split,
         command=f"rqvae-ids run  # evaluate stage of pipeline run {run_dir.name}; settings in {run_dir / 'config.json'}",
+        notes=[samples_note(samples)],
         progress=step,
     )
     metrics = summary["metrics"]
@@ -239,5 +237,31 @@ def _evaluate(run_dir, opts: EvaluateOptions, interactions, step) -> dict[str, A
         "model": ids.name,
         "metrics": metrics.get(ids.name, {}),
         "baselines": {k: v for k, v in metrics.items() if k != ids.name},
+        "samples": samples,
         "path": str(out),
     }
+
+
+def bounded_split(interactions, item_ids, opts: EvaluateOptions):
+    """(leave-one-out split with its validation/test side cut to `opts.max_users` users, the sample
+    sizes), or (None, {}) without interactions."""
+    if interactions is None:
+        return None, {}
+    from ..evaluate.sequences import leave_one_out, load_interactions, sample_users
+
+    users, seqs, order = load_interactions(interactions, item_ids)
+    split = leave_one_out(users, seqs, opts.max_history, order_column=order)
+    sampled = sample_users(split, opts.max_users, opts.seed)
+    return sampled, {"test_users": len(sampled.test_targets), "test_users_total": len(split.test_targets),
+                     "tune_users": min(opts.tune_users, len(sampled.valid_targets))}
+
+
+def samples_note(samples: dict[str, Any]) -> str:
+    """The report.md line that says what the evaluation measured on."""
+    line = (f"Evaluation on bounded samples (cost per item flat in the catalog size): neighbour recall over "
+            f"{samples['neighbour_queries']:,} query items of {samples['items']:,} (evaluate.neighbour_queries)")
+    if "test_users" in samples:
+        line += (f"; next-item metrics over {samples['test_users']:,} of {samples['test_users_total']:,} test users "
+                 f"(seeded sample, evaluate.max_users), retriever knobs tuned on {samples['tune_users']:,} "
+                 f"validation users (evaluate.tune_users)")
+    return line + "."

@@ -84,6 +84,9 @@ def test_cli_refresh_embeds_only_changed_texts_and_keeps_every_unchanged_id(refr
     assert stages["embed"]["cached"] == BASE - REMOVED - EDITED
     assert stages["assign"]["stability"]["kept"] == BASE - REMOVED - EDITED
     assert "neighbour_recall@10" in stages["evaluate"]["metrics"] and "next_recall@10" in stages["evaluate"]["metrics"]
+    samples = stages["evaluate"]["samples"]  # the evaluation is bounded and says on what
+    assert samples["items"] == BASE - REMOVED + ADDED and 0 < samples["test_users"] <= samples["test_users_total"]
+    assert samples["test_users"] <= 2000 and samples["tune_users"] <= 500
 
     old, new = _sids(first), _sids(second)
     unchanged = set(old) - refreshed_catalog["edited"] - refreshed_catalog["removed"]
