@@ -40,13 +40,7 @@ def semantic_ids_pipeline(
     with runs.open_run(out, "pipeline", to_dict(cfg), wait=wait, timeout_s=cfg.run.lock_timeout_s) as run:
         run_dir = str(run.dir)
         items = run.record("ingest", tasks.ingest(catalog, run_dir, cfg.catalog))["path"]
-        if cfg.dask.enabled:
-            from flows.embed_sharded import sharded_flow
-
-            embed_report = sharded_flow(cfg.dask)(items, run_dir, cfg.embed, cfg.dask.shard_size)
-        else:
-            embed_report = tasks.embed(items, run_dir, cfg.embed)
-        embeddings = run.record("embed", embed_report)["path"]
+        embeddings = run.record("embed", tasks.embed_stage(items, run_dir, cfg))["path"]
         if model is None:
             cf = tasks.train_inputs(interactions, embeddings, run_dir, cfg, run)
             model_dir = run.record("train", tasks.train(embeddings, run_dir, cfg.train, cf))["path"]

@@ -31,9 +31,10 @@ def refresh_ids(
 
     config: defaults to the config the latest run was made with. wait: a scheduled
     job waits for a running job on the same folder rather than failing. The run is
-    `rqvae_ids.pipeline.refresh.refresh` (as `rqvae-ids refresh`), each stage a task.
+    `rqvae_ids.pipeline.refresh.refresh` (as `rqvae-ids refresh`), each stage a task; the
+    embedding sharded over Dask with `dask.enabled` (overrides {"dask.address": ...}: a cluster).
     """
     cfg = tasks.latest_config(out, config, overrides)
-    run_dir = str(refresh(catalog, out, interactions, cfg, wait=wait, steps=tasks))
+    run_dir = str(refresh(catalog, out, interactions, cfg, wait=wait, steps=tasks.RefreshSteps(cfg)))
     tasks.publish_artifacts(run_dir, "Semantic IDs refresh", "semantic-ids-refresh")
     return run_dir

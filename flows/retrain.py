@@ -35,7 +35,7 @@ def retrain(
         run_dir = str(run.dir)
         previous = tasks.find_latest(out)  # under the lock: the run this one builds on
         items = run.record("ingest", tasks.ingest(catalog, run_dir, cfg.catalog))["path"]
-        embeddings = run.record("embed", tasks.embed(items, run_dir, cfg.embed))["path"]
+        embeddings = run.record("embed", tasks.embed_stage(items, run_dir, cfg))["path"]
         cf = tasks.train_inputs(interactions, embeddings, run_dir, cfg, run)  # collaborative, as the first run
         model_dir = run.record("train", tasks.train(embeddings, run_dir, cfg.train, cf))["path"]
         new_ids = run.record("assign", tasks.assign(model_dir, embeddings, run_dir, cfg.ids))["path"]

@@ -10,6 +10,7 @@ result.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,28 @@ def merge_shards(items: str, vector_paths: list[str], out_dir: str, cfg) -> dict
     return sharding.merge_shards(items, vector_paths, out_dir, cfg)
 
 
+def embed_stage(items: str, run_dir: str, cfg: PipelineConfig) -> dict[str, Any]:
+    """The embed stage of every flow: one task, or sharded over Dask (a subflow with the cluster's
+    DaskTaskRunner) when the config's `dask.enabled` is set (`dask.address`: an existing cluster)."""
+    if cfg.dask.enabled:
+        from flows.embed_sharded import sharded_flow
+
+        return sharded_flow(cfg.dask)(items, run_dir, cfg.embed, cfg.dask.shard_size)
+    return embed(items, run_dir, cfg.embed)
+
+
+class RefreshSteps:
+    """The stage functions `rqvae_ids.pipeline.refresh.refresh` calls, as this module's Prefect tasks
+    (the embed stage sharded over Dask when the config says so)."""
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg = cfg
+        self.ingest, self.copy_model, self.assign, self.evaluate = ingest, copy_model, assign, evaluate
+
+    def embed(self, items: str, run_dir: str, embed_cfg) -> dict[str, Any]:
+        return embed_stage(items, run_dir, replace(self.cfg, embed=embed_cfg))
+
+
 @task(name="collaborative embeddings", cache_policy=NO_CACHE)
 def cf_embeddings(interactions: str, embeddings: str, run_dir: str, cfg) -> dict[str, Any]:
     """CF embeddings of the items from the interactions' training part (beside the model)."""
@@ -164,6 +187,8 @@ def publish_artifacts(run_dir: str, title: str, key: str) -> str:
 
 __all__ = [
     "DaskOptions",
+    "RefreshSteps",
+    "embed_stage",
     "assign",
     "cf_embeddings",
     "copy_model",

@@ -181,6 +181,22 @@ def test_exact_neighbours_and_embedding_knn_match_a_faiss_index():
     np.testing.assert_array_equal(knn.recommend([np.array([q]) for q in queries], 7), index.search(x[queries], 7)[1])
 
 
+def test_sid_prefix_scores_fewer_histories_per_batch_in_a_large_catalog(monkeypatch):
+    from rqvae_ids.evaluate import retrievers
+
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 4, size=(200, 3))
+    histories = [rng.integers(0, 200, size=rng.integers(1, 6)) for _ in range(50)]
+    r = retrievers.SidPrefixRetriever(codes).fit([h for h in histories])
+    whole = r.recommend(histories, 10)
+    monkeypatch.setattr(retrievers, "SCORE_CELLS", 3 * 200)  # 3 histories per batch
+    scored = []
+    real = r.scores
+    monkeypatch.setattr(r, "scores", lambda hs: scored.append(len(hs)) or real(hs))
+    np.testing.assert_array_equal(r.recommend(histories, 10), whole)
+    assert max(scored) == 3
+
+
 def test_reconstruction_metrics_by_blocks_equal_the_whole_array():
     from rqvae_ids.evaluate.quality import reconstruction_metrics
 

@@ -60,6 +60,9 @@ def register(subparsers) -> None:
                    help="refresh on an interval instead of the cron (demos and tests)")
     p.add_argument("--retrain-every", type=float, metavar="SECONDS", help="retrain on an interval instead of the cron")
     p.add_argument("--timezone", metavar="TZ", help="time zone of the cron schedules, e.g. Europe/Berlin (default UTC)")
+    p.add_argument("--dask-address", metavar="ADDR",
+                   help="shard the runs' embedding over this existing Dask cluster, e.g. tcp://10.0.0.5:8786 "
+                        "(same as the overrides dask.enabled=true, dask.address=ADDR)")
     p.set_defaults(func=handler)
 
 
@@ -73,6 +76,8 @@ def handler(args: argparse.Namespace) -> int:
     require_file(args.catalog, "catalog")
     latest = require_latest(args.out)
     overrides = config_overrides(args)
+    if args.dask_address:
+        overrides.update({"dask.enabled": True, "dask.address": args.dask_address})
     if args.config is not None:  # the config the runs will use, checked now: one line, not a failed run
         load_pipeline_config(args.config, overrides)
     else:

@@ -18,6 +18,9 @@ from .harness import rank_excluding_history
 from .ranking import recall_at
 
 
+SCORE_CELLS = 1 << 25  # (histories x items) scores per SidPrefixRetriever batch: 256 MB of float64
+
+
 def _topk(scores: np.ndarray, k: int) -> np.ndarray:
     """(B, k) int64 indices of the largest scores per row, best first. scores: (B, N)."""
     k = min(k, scores.shape[1])
@@ -202,8 +205,11 @@ class SidPrefixRetriever:
         return out
 
     def recommend(self, histories, k: int) -> np.ndarray:
+        # A batch scores every item for each of its histories: (B, N) float64. Fewer histories per
+        # batch in a large catalog keep that under SCORE_CELLS (1024 x 1M items would be 8 GB).
+        step = max(1, min(self.batch_size, SCORE_CELLS // max(self.n_items, 1)))
         parts = [
-            _topk(self.scores(histories[i : i + self.batch_size]), k)
-            for i in range(0, len(histories), self.batch_size)
+            _topk(self.scores(histories[i : i + step]), k)
+            for i in range(0, len(histories), step)
         ]
         return _pad(np.concatenate(parts), k) if parts else np.zeros((0, k), np.int64)
