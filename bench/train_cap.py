@@ -34,7 +34,7 @@ OUT = ROOT / "bench" / "out" / "train_cap"
 def measure(model_dir: Path, ids_dir: Path, table, categories, split) -> dict:
     from rqvae_ids.evaluate import harness, quality
     from rqvae_ids.evaluate.neighbours import neighbour_recall
-    from rqvae_ids.evaluate.retrievers import SidPrefixRetriever
+    from rqvae_ids.evaluate.baselines import SidPrefixRetriever
     from rqvae_ids.ids import read_semantic_ids
     from rqvae_ids.models import load_model
 

@@ -182,7 +182,7 @@ def test_exact_neighbours_and_embedding_knn_match_a_faiss_index():
 
 
 def test_sid_prefix_scores_fewer_histories_per_batch_in_a_large_catalog(monkeypatch):
-    from rqvae_ids.evaluate import retrievers
+    from rqvae_ids.evaluate import baselines as retrievers
 
     rng = np.random.default_rng(3)
     codes = rng.integers(0, 4, size=(200, 3))
