@@ -82,7 +82,7 @@ def main() -> None:
     learn = cold_split(split, cold, n) if cold is not None else split
     valid = (learn.valid_histories, learn.valid_targets)
     cfg = from_dict(ItemRetrieverConfig, {"head": "parallel", **parse_set(args.set, ItemRetrieverConfig)}, where="--set")
-    r = ItemRetriever(n, cfg, codes_for(args.codes, emb), None, OUT / "blend" / args.name, name=args.name)
+    r = ItemRetriever(n, cfg, codes_for(args.codes, emb, args.embeddings), None, OUT / "blend" / args.name, name=args.name)
     t0 = time.perf_counter()
     r.fit(learn.train, valid)
     train_s = time.perf_counter() - t0

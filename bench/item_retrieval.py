@@ -9,7 +9,8 @@
 
 --codes: opqM (faiss OPQ, M sub-spaces x 256), rqkL (residual k-means, L levels x 256, +suffix
 digit when --suffix), randomD (D uniform random digits x 256, the ablation), ids:PATH
-(semantic_ids.parquet, levels + suffix). Codes are cached in bench/out/toys/codes_<spec>.npy.
+(semantic_ids.parquet, levels + suffix), rqkcfL (residual k-means on [text, 0.7 CF], CF from
+the run's training sequences only). Codes are cached in bench/out/toys/codes_<spec>.npy.
 Every run fits on the leave-one-out training sequences, early-stops on validation and
 reports validation (all users) and test Recall/NDCG@5/10 through the harness, training
 minutes and inference users/s. Results are merged into bench/out/item_retrieval.json by --name.
@@ -53,9 +54,22 @@ def load(args):
     return emb, leave_one_out(users, seqs, 20, order_column=order)
 
 
-def codes_for(spec: str, emb) -> np.ndarray:
-    """(N, D) codes in the embeddings' catalog order, cached."""
-    cache = OUT / "toys" / f"codes_{spec.replace(':', '_').replace('/', '_')}.npy"
+def codes_cache(spec: str, embeddings: str) -> Path:
+    """Where the codes of `spec` for this embeddings file are cached: Toys' in bench/out/toys/,
+    any other catalog's under bench/out/codes/<hash of the embeddings path>/."""
+    name = f"codes_{spec.replace(':', '_').replace('/', '_')}.npy"
+    if Path(embeddings).resolve() == (OUT / "toys" / "emb" / "embeddings.parquet").resolve():
+        return OUT / "toys" / name
+    import hashlib
+
+    return OUT / "codes" / hashlib.sha256(str(Path(embeddings).resolve()).encode()).hexdigest()[:12] / name
+
+
+def codes_for(spec: str, emb, embeddings: str, train=None, tag: str = "") -> np.ndarray:
+    """(N, D) codes in the embeddings' catalog order, cached per embeddings file (and `tag`: the
+    cold-item hold-out, which changes the CF that rqkcf codes read). train: the training sequences
+    (catalog indices) that rqkcf's CF embeddings are built from."""
+    cache = codes_cache(spec + tag, embeddings)
     if cache.is_file():
         return np.load(cache)
     x = np.asarray(emb.vectors, dtype=np.float32)
@@ -64,6 +78,8 @@ def codes_for(spec: str, emb) -> np.ndarray:
         from rqvae_ids.models import ModelConfig, fit_opq
 
         codes = fit_opq(x, ModelConfig(kind="opq", levels=int(spec[3:]))).encode_codes(x)
+    elif spec.startswith("rqkcf"):
+        codes = rqkmeans_cf_codes(x, int(spec[5:]), train)
     elif spec.startswith("rqk"):
         from rqvae_ids.models import ModelConfig, fit_rqkmeans
 
@@ -84,6 +100,19 @@ def codes_for(spec: str, emb) -> np.ndarray:
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache, codes)
     return codes
+
+
+def rqkmeans_cf_codes(x: np.ndarray, levels: int, train) -> np.ndarray:
+    """rqkmeans-cf codes: residual k-means on [text, alpha * CF], CF embeddings (PPMI + SVD, the
+    pipeline's defaults) from `train` only, so no validation or test target leaks into the codes."""
+    from rqvae_ids.cf import CFConfig, cf_vectors
+    from rqvae_ids.models import ModelConfig, build_model
+
+    cf, has = cf_vectors(train, len(x), CFConfig())
+    model = build_model(ModelConfig(kind="rqkmeans-cf", levels=levels, input_dim=x.shape[1], cf_dim=cf.shape[1]))
+    inputs = model.cf_inputs(x, cf, has)
+    model.fit_codebooks_(__import__("torch").from_numpy(inputs), seed=0)
+    return model.encode_codes(inputs)
 
 
 def cold_rows(r, split, cold) -> dict:
@@ -124,9 +153,10 @@ def run(args) -> dict:
 
     emb, split = load(args)
     cfg = item_config(args.head, parse_set(args.set, ItemRetrieverConfig), where="--set")
-    codes = codes_for(args.codes, emb) if cfg.needs_codes else None
     cold = choose_cold_items(len(emb), args.cold_items, 0) if args.cold_items else None
     learn = cold_split(split, cold, len(emb)) if cold is not None else split
+    tag = f"_cold{args.cold_items}" if cold is not None and args.codes.startswith("rqkcf") else ""
+    codes = codes_for(args.codes, emb, args.embeddings, learn.train, tag) if cfg.needs_codes else None
     r = ItemRetriever(len(emb), cfg, codes, np.asarray(emb.vectors) if cfg.needs_text else None, None, name=args.name)
     r.fit(learn.train, (learn.valid_histories, learn.valid_targets))
     valid = evaluate_retriever(r, learn, which="valid")
@@ -174,7 +204,7 @@ def speed(args) -> dict:
     out = {"threads": torch.get_num_threads(), "n_items": n}
     hist = split.test_histories[:4096]
     for head in ("sasrec", "parallel"):
-        codes = codes_for(args.codes, emb) if head == "parallel" else None
+        codes = codes_for(args.codes, emb, args.embeddings) if head == "parallel" else None
         d, k = (codes.shape[1], 256) if codes is not None else (0, 0)
         m = ItemSeqModel(ItemModelConfig(n_items=n, head=head, depth=d, width=k), codes).eval()
         recommend(m, hist[:512], 10, 20)
