@@ -62,7 +62,7 @@ class TextBlend:
 def main() -> None:
     import torch
 
-    from rqvae_ids.config import from_dict, parse_set, to_dict
+    from rqvae_ids.core.config import from_dict, parse_set, to_dict
     from rqvae_ids.evaluate.cold import choose_cold_items, cold_metrics, cold_split, cold_users
     from rqvae_ids.evaluate.harness import evaluate_retriever, recommend_split
     from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever, _tuning_sample, _valid_recall

@@ -86,9 +86,9 @@ def throughput(args) -> dict:
     import torch
 
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed import EmbedConfig, embed_items, load_torch_encoder, resolve_model
-    from rqvae_ids.runtime import resolve_device
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.embed.items import EmbedConfig, embed_items, load_torch_encoder, resolve_model
+    from rqvae_ids.core.runtime import resolve_device
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     catalog = load_catalog(args.catalog)
     ids, texts = catalog.item_ids[: args.limit], catalog.texts[: args.limit]
@@ -182,10 +182,10 @@ def backends_main(args) -> int:
     import numpy as np
     import torch
 
-    from rqvae_ids import embed as E
+    from rqvae_ids.embed import items as E
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed import EmbedConfig, embed_items, load_encoder, load_torch_encoder, resolve_model
-    from rqvae_ids.embed_backends import BACKENDS, DEFAULT_BACKEND
+    from rqvae_ids.embed.items import EmbedConfig, embed_items, load_encoder, load_torch_encoder, resolve_model
+    from rqvae_ids.embed.backends import BACKENDS, DEFAULT_BACKEND
     catalog = load_catalog(args.catalog)
     ids, texts = catalog.item_ids[: args.limit], catalog.texts[: args.limit]
     n, bs = len(texts), args.batch_size
@@ -299,10 +299,10 @@ def code_quality(vectors: dict, rqvae: bool) -> dict:
 def rqvae_codes(x):
     """Codes (N, L) of the default RQ-VAE trained (train_model, default TrainConfig, seed 0, CPU)
     on the vectors `x`, and a summary of its training."""
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
     from rqvae_ids.ids.encode import encode_codes_chunked
     from rqvae_ids.models import load_model
-    from rqvae_ids.train import TrainConfig, train_model
+    from rqvae_ids.train.loop import TrainConfig, train_model
 
     with tempfile.TemporaryDirectory() as tmp:
         emb, model_dir = Path(tmp) / "embeddings.parquet", Path(tmp) / "rqvae"

@@ -47,7 +47,7 @@ def parse_with_data(p: argparse.ArgumentParser) -> argparse.Namespace:
 
 def load(args):
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     emb = read_embeddings(args.embeddings)
     users, seqs, order = load_interactions(args.interactions, list(emb.item_ids))
@@ -145,7 +145,7 @@ def paired(a: str, b: str) -> dict:
 
 
 def run(args) -> dict:
-    from rqvae_ids.config import parse_set, to_dict
+    from rqvae_ids.core.config import parse_set, to_dict
     from rqvae_ids.evaluate.cold import choose_cold_items, cold_split
     from rqvae_ids.evaluate.harness import evaluate_retriever
     from rqvae_ids.retrieval.item_retriever import ItemRetriever

@@ -51,9 +51,9 @@ def main() -> int:
     import numpy as np
     import openvino as ov
 
-    from rqvae_ids import embed_backends as B
+    from rqvae_ids.embed import backends as B
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed import EmbedConfig, load_encoder, load_torch_encoder, resolve_model
+    from rqvae_ids.embed.items import EmbedConfig, load_encoder, load_torch_encoder, resolve_model
 
     texts = load_catalog(path).texts[: args.limit]
     bs = args.batch_size

@@ -37,7 +37,7 @@ def load(ids_path, interactions, users: int = 0):
 def knn(args) -> dict:
     from rqvae_ids.evaluate.harness import fit_and_evaluate
     from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever, PopularityRetriever
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     ids, _, split = load(args.ids, args.interactions)
     emb = read_embeddings(args.embeddings)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rqvae_ids.cf import CFConfig, build_cf_table, read_cf_table
-from rqvae_ids.errors import UserError
+from rqvae_ids.cf.build import CFConfig, build_cf_table, read_cf_table
+from rqvae_ids.core.errors import UserError
 
 
 def write_interactions(path, rows):

@@ -157,8 +157,8 @@ def test_out_that_is_a_file_refused_up_front(tmp_path, capsys, catalog, command,
 
 
 def test_check_out_dir(tmp_path):
-    from rqvae_ids.errors import UserError
-    from rqvae_ids.io import check_out_dir
+    from rqvae_ids.core.errors import UserError
+    from rqvae_ids.core.io import check_out_dir
 
     assert check_out_dir(tmp_path) == tmp_path
     assert check_out_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
@@ -234,7 +234,7 @@ def test_train_set_lists_exactly_the_accepted_keys(tmp_path, capsys):
     import dataclasses
 
     from rqvae_ids.models.base import ModelConfig
-    from rqvae_ids.train import TrainConfig
+    from rqvae_ids.train.loop import TrainConfig
 
     listed = _listed_keys(capsys, tmp_path)
     for key in ("pca_skip", "recon", "ema", "hidden", "patience", "lr"):
@@ -262,7 +262,7 @@ def test_help_shows_defaults(capsys):
     pytest.importorskip("torch")
     from rqvae_ids.commands.train import DEFAULT_EPOCHS
     from rqvae_ids.ids.encode import DEFAULT_CHUNK_SIZE
-    from rqvae_ids.train import TrainConfig
+    from rqvae_ids.train.loop import TrainConfig
 
     assert DEFAULT_EPOCHS == TrainConfig().epochs
     text = _help(capsys, "compare")
@@ -281,7 +281,7 @@ def test_embed_quiet_turns_off_the_weight_loading_bar(tmp_path, capsys, monkeypa
     sentence_transformers = pytest.importorskip("sentence_transformers")
     from transformers.utils import logging as hf_logging
 
-    import rqvae_ids.embed as embed
+    import rqvae_ids.embed.items as embed
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rqvae_ids import embed
-from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, resolve_model
-from rqvae_ids.errors import UserError
-from rqvae_ids.io import sha256_text
-from rqvae_ids.embedding_table import read_embeddings
+from rqvae_ids.embed import items as embed
+from rqvae_ids.embed.items import EmbedConfig, embed_items, encode_texts, resolve_model
+from rqvae_ids.core.errors import UserError
+from rqvae_ids.core.io import sha256_text
+from rqvae_ids.core.embedding_table import read_embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,7 +80,7 @@ def test_cache_survives_a_process_restart_without_loading_the_model(tmp_path):
     run(tmp_path)
     code = (
         "import sys, json\n"
-        "from rqvae_ids.embed import EmbedConfig, embed_items\n"
+        "from rqvae_ids.embed.items import EmbedConfig, embed_items\n"
         f"r = embed_items({IDS!r}, {TEXTS!r}, {str(tmp_path)!r}, EmbedConfig(progress=False))\n"
         "print(json.dumps([r['encoded'], r['cached'], 'torch' in sys.modules]))\n"
     )

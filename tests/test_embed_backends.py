@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rqvae_ids import embed, embed_backends
-from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, load_encoder, resolve_model
-from rqvae_ids.embed_backends import DEFAULT_BACKEND, valid_export
-from rqvae_ids.errors import UserError
-from rqvae_ids.embedding_table import read_embeddings
+from rqvae_ids.embed import backends as embed_backends
+from rqvae_ids.embed import items as embed
+from rqvae_ids.embed.items import EmbedConfig, embed_items, encode_texts, load_encoder, resolve_model
+from rqvae_ids.embed.backends import DEFAULT_BACKEND, valid_export
+from rqvae_ids.core.errors import UserError
+from rqvae_ids.core.embedding_table import read_embeddings
 from test_embed import IDS, TEXTS  # the same six item texts as the torch path's tests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,7 +192,7 @@ def test_report_says_what_the_compiled_model_runs_in_and_guard_is_per_precision(
 
 def test_export_killed_half_way_leaves_nothing_loadable_then_rebuilds(tmp_path):
     root = tmp_path / "models"
-    code = ("from rqvae_ids.embed import *\n"
+    code = ("from rqvae_ids.embed.items import *\n"
             f"embed_items(['a'], ['one text'], {str(tmp_path / 'out')!r}, EmbedConfig(progress=False, "
             f"backend={DEFAULT_BACKEND!r}, model_cache={str(root)!r}))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -290,7 +291,7 @@ def test_model_that_cannot_be_exported_is_a_clear_error_torch_still_works(tmp_pa
 
 
 def test_unknown_backend_and_bad_threshold_rejected():
-    from rqvae_ids.config import from_dict
+    from rqvae_ids.core.config import from_dict
 
     with pytest.raises(UserError, match="backend must be one of"):
         from_dict(EmbedConfig, {"backend": "tensorrt"}, where="embed")

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from rqvae_ids.config import from_dict
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.config import from_dict
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.evaluate.harness import evaluate_retriever
 from rqvae_ids.retrieval.item_features import PARTS
 from rqvae_ids.retrieval.item_model import ItemModelConfig, ItemSeqModel
@@ -167,7 +167,7 @@ def test_bad_parts_are_one_line_errors():
 
 def test_cli_hybrid_trains_and_bad_parts_write_nothing(tmp_path, capsys):
     from rqvae_ids.cli import main
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
 
     inter, ids = _write_cli_inputs(tmp_path)
     emb = tmp_path / "embeddings.parquet"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.evaluate.harness import evaluate_retriever
 from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
 from rqvae_ids.retrieval.item_model import ItemModelConfig, ItemSeqModel, score_items

@@ -36,7 +36,7 @@ def warn_unfinished(model_dir: str) -> None:
     """One line on stderr when the model is a checkpoint of a training that did not finish."""
     import sys
 
-    from ..train import unfinished_checkpoint
+    from ..train.loop import unfinished_checkpoint
 
     state = unfinished_checkpoint(model_dir)
     if state is not None:
@@ -46,9 +46,9 @@ def warn_unfinished(model_dir: str) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..errors import UserError
+    from ..core.errors import UserError
     from ..ids import assign_ids
-    from ..io import check_out_dir, file_in_dir
+    from ..core.io import check_out_dir, file_in_dir
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {args.chunk_size}")

@@ -126,8 +126,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 def handler(args: argparse.Namespace) -> int:
     from ..compare.comparison import compare_options, run_comparison
-    from ..errors import UserError
-    from ..io import check_out_dir, file_in_dir
+    from ..core.errors import UserError
+    from ..core.io import check_out_dir, file_in_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     knobs = {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
@@ -140,7 +140,7 @@ def handler(args: argparse.Namespace) -> int:
     # --interactions), before the catalog is read and any tokenizer is trained.
     embed = None
     if args.embed_model:
-        from ..embed import EmbedConfig
+        from ..embed.items import EmbedConfig
 
         embed = EmbedConfig(model=args.embed_model)
     options = compare_options(knobs, rows, interactions=args.interactions, embed=embed, cold_items=args.cold_items)
@@ -150,7 +150,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..catalog import catalog_from_args
 
     catalog = catalog_from_args(args)
-    from ..train import small_catalog_warning
+    from ..train.loop import small_catalog_warning
 
     message = small_catalog_warning(len(catalog.item_ids), options.config.codebook_size)
     if message:
@@ -168,7 +168,7 @@ def _row_settings(args: argparse.Namespace) -> dict[str, dict | None]:
     """Family -> the fields given for its config ({}: its defaults), None for no such rows: from
     --set FAMILY.KEY=VALUE, the shortcuts and the deprecated --generative-* flags."""
     from ..compare.families import parse_row_set
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     given = parse_row_set(args.overrides)
     old = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()

@@ -43,9 +43,9 @@ def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..catalog import catalog_from_args
-    from ..config import from_dict
-    from ..embed import EmbedConfig, embed_catalog
-    from ..io import check_out_dir
+    from ..core.config import from_dict
+    from ..embed.items import EmbedConfig, embed_catalog
+    from ..core.io import check_out_dir
 
     # Validate the options and read the catalog before anything is written.
     cfg = from_dict(

@@ -85,8 +85,8 @@ def set_fields(args: argparse.Namespace, flags: dict[str, str]) -> dict:
     """The --set KEY=VALUE pairs as config fields, typed by the retriever's config (`config.parse_set`).
     A field with an option of its own is refused naming it (one way to set each value); `head` and
     `content` come from --retriever and --content-embeddings."""
-    from ..config import parse_set
-    from ..errors import UserError
+    from ..core.config import parse_set
+    from ..core.errors import UserError
     from ..retrieval.item_trainer import ItemRetrieverConfig
     from ..retrieval.trainer import RetrievalConfig
 
@@ -103,8 +103,8 @@ def set_fields(args: argparse.Namespace, flags: dict[str, str]) -> dict:
 def handler(args: argparse.Namespace) -> int:
     import sys
 
-    from ..errors import UserError
-    from ..io import check_out_dir, file_in_dir
+    from ..core.errors import UserError
+    from ..core.io import check_out_dir, file_in_dir
     from ..retrieval.choice import check_choice, train_chosen  # torch is imported lazily, inside
 
     wrong = [f"--{f.replace('_', '-')}" for f, only in _ONLY.items()

@@ -19,12 +19,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..config import to_dict
-from ..embedding_table import EmbeddingTable, read_embeddings
-from ..errors import UserError
+from ..core.config import to_dict
+from ..core.embedding_table import EmbeddingTable, read_embeddings
+from ..core.errors import UserError
 from ..evaluate.model_ids import read_model_ids
 from ..evaluate.random_ids import random_codes
-from ..io import read_json_or_none, sha256_file, sha256_text, write_json_atomic
+from ..core.io import read_json_or_none, sha256_file, sha256_text, write_json_atomic
 from .config import CF_ROWS, CompareConfig, ModelIds
 
 # row name -> tokenizer kind trained for it (rows not listed train their own kind).
@@ -71,7 +71,7 @@ def compare_cf(interactions: Path, item_ids, split, out_dir: Path, cfg: CompareC
     items removed, so the CF embeddings are computed from it (in memory, seconds): cold items
     get none and no other item learns from sequences that held them.
     """
-    from ..cf import CF_FILE, CFConfig, CFTable, build_cf_table, catalog_sha256, cf_vectors
+    from ..cf.build import CF_FILE, CFConfig, CFTable, build_cf_table, catalog_sha256, cf_vectors
 
     cf_cfg = CFConfig(max_history=cfg.max_history, seed=cfg.seed)
     if cold is None:
@@ -130,7 +130,7 @@ def train_and_assign(kind: str, embeddings: Embeddings, model_dir: Path, ids_dir
     A CF-reading row (rqkmeans-cf) is coded from [text, alpha * CF] where an item has a CF
     embedding, from its text alone elsewhere (`ids.assign.inputs_with_cf`)."""
     from ..ids.assign import assign_ids_from_table
-    from ..train import cf_meta, config_from_args, train_model
+    from ..train.loop import cf_meta, config_from_args, train_model
 
     # The same budget for every kind: levels, codebook size, seed and epochs; the rest are
     # TrainConfig/ModelConfig defaults (saved in each model's config.json).

@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..config import from_dict, to_dict
-from ..errors import UserError
+from ..core.config import from_dict, to_dict
+from ..core.errors import UserError
 from ..evaluate.evaluation import EvaluationSettings, evaluate_and_write
 from ..evaluate.sequences import Split
 from .build import USES_CF, Embeddings, MapModels, build_models, compare_cf, rows_without_interactions
@@ -135,7 +135,7 @@ def embed_once(catalog: Any, options: CompareOptions, out_dir: Path, progress: C
     """The given embeddings file, or the catalog embedded into OUT/embeddings/ (cached by text hash)."""
     if options.embeddings is not None:
         return Path(options.embeddings)
-    from ..embed import EmbedConfig, embed_catalog
+    from ..embed.items import EmbedConfig, embed_catalog
 
     progress(f"embed: {len(catalog.item_ids)} items (cached by text hash)")
     start = time.perf_counter()

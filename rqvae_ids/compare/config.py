@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..config import check
+from ..core.config import check
 from ..evaluate.model_ids import ModelIds
 
 if TYPE_CHECKING:  # annotations only
-    from ..embed import EmbedConfig
-    from ..embedding_table import EmbeddingTable
+    from ..embed.items import EmbedConfig
+    from ..core.embedding_table import EmbeddingTable
     from ..evaluate.protocol import Retriever
     from ..retrieval.item_trainer import ItemRetrieverConfig
     from ..retrieval.trainer import RetrievalConfig

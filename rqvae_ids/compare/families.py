@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Any, Callable, Mapping
 
-from ..config import from_dict, parse_set, to_dict
-from ..errors import UserError
+from ..core.config import from_dict, parse_set, to_dict
+from ..core.errors import UserError
 from ..retrieval.item_trainer import ItemRetrieverConfig, item_config
 from ..retrieval.trainer import RetrievalConfig
 from .config import CompareConfig, RetrieverRows, RowContext, Rows, default_sasrec

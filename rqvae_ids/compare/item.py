@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..config import to_dict
+from ..core.config import to_dict
 from .config import SASREC_EPOCHS, SASREC_MAX_MINUTES, ModelIds, RowContext, Rows, progress_to_stderr
 
 if TYPE_CHECKING:

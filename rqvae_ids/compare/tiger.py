@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ..config import to_dict
-from ..io import read_json_or_none, write_json_atomic
+from ..core.config import to_dict
+from ..core.io import read_json_or_none, write_json_atomic
 from .config import ModelIds, RowContext, Rows, progress_to_stderr
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..metrics import colliding_share, duplicate_rate, perplexity, utilisation
+from ..core.metrics import colliding_share, duplicate_rate, perplexity, utilisation
 
 CATEGORY_SEP = " > "
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog.items import read_items
-from ..io import sha256_file, write_parquet_atomic
+from ..core.io import sha256_file, write_parquet_atomic
 from . import progress
 from .config import CatalogOptions, EvaluateOptions, IdsOptions
 
@@ -83,8 +83,8 @@ def embed(items_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -> dic
 
     cfg: EmbedConfig; its `cache` is shared between runs (the pipeline sets OUT/cache/).
     """
-    from ..embed import embed_items
-    from ..io import read_parquet_metadata
+    from ..embed.items import embed_items
+    from ..core.io import read_parquet_metadata
 
     item_ids, texts, _ = read_items(items_path)
     source = read_parquet_metadata(items_path).get("source")
@@ -100,8 +100,8 @@ def cf_embeddings(interactions: str | os.PathLike, embeddings_path: str | os.Pat
     training part, into `run_dir/model/cf_embeddings.parquet`. Rows of items not in the catalog
     are dropped and counted (report `interactions.notes`); interactions with no usable sequence
     are a UserError before anything is written."""
-    from ..cf import build_cf_table
-    from ..embedding_table import read_embeddings
+    from ..cf.build import build_cf_table
+    from ..core.embedding_table import read_embeddings
 
     path = Path(run_dir) / CF_EMBEDDINGS
     with progress.stage("cf embeddings", f"from {Path(interactions).name}, training part only") as box:
@@ -119,7 +119,7 @@ def train(embeddings_path: str | os.PathLike, run_dir: str | os.PathLike, cfg,
           cf_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train the tokenizer (cfg: TrainConfig) into `run_dir/model/`; with `cf_path` (the run's
     cf_embeddings.parquet) collaboratively (rqvae: InfoNCE term; rqkmeans-cf: text ⊕ α·CF)."""
-    from ..train import train_model
+    from ..train.loop import train_model
 
     model_dir = Path(run_dir) / MODEL
     items = pq.read_metadata(embeddings_path).num_rows
@@ -133,8 +133,8 @@ def train(embeddings_path: str | os.PathLike, run_dir: str | os.PathLike, cfg,
 
 
 def _read_cf(cf_path, embeddings_path):
-    from ..cf_table import read_cf_table
-    from ..embedding_table import read_embeddings
+    from ..core.cf_table import read_cf_table
+    from ..core.embedding_table import read_embeddings
 
     return read_cf_table(cf_path, read_embeddings(embeddings_path, with_vectors=False).item_ids)
 
@@ -206,7 +206,7 @@ def evaluate(
 
 
 def _evaluate(run_dir, opts: EvaluateOptions, interactions, step) -> dict[str, Any]:
-    from ..embedding_table import read_embeddings
+    from ..core.embedding_table import read_embeddings
     from ..evaluate.evaluation import EvaluationSettings, evaluate_and_write
     from ..evaluate.model_ids import read_model_ids
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 RETRIEVERS = ("hybrid", "parallel", "sasrec", "tiger")
 DEFAULT_RETRIEVER = "hybrid"
@@ -47,7 +47,7 @@ def train_chosen(retriever: str, interactions_path, out_dir, overrides: dict[str
                  content_embeddings=None, resume: bool = True, log=print) -> dict:
     """Train `retriever` into out_dir with config fields `overrides`; returns its report (train_report.json).
     Every setting is validated before anything is trained or written."""
-    from ..config import from_dict
+    from ..core.config import from_dict
 
     given = dict(overrides or {})
     check_choice(retriever, ids_path, given.get("parts"), content_embeddings)

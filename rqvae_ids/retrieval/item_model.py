@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import check
+from ..core.config import check
 from .item_features import ItemFeatures, check_parts
 
 

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..io import provenance, write_json_atomic
+from ..core.errors import UserError
+from ..core.io import provenance, write_json_atomic
 from .item_trainer import ItemRetrieverConfig
 
 MIN_ITEMS = 11  # a top-10 plus at least one item to leave out
@@ -68,7 +68,7 @@ class ItemRetriever:
         self.log, self.model, self.report = log, None, None
 
     def fit(self, train_sequences: Sequence[np.ndarray], valid=None) -> "ItemRetriever":
-        from ..config import to_dict
+        from ..core.config import to_dict
         from .item_trainer import train
 
         self.model, self.report = train(self.n_items, train_sequences, valid, self.out_dir, self.cfg,
@@ -107,7 +107,7 @@ def train_item_retriever(interactions_path, out_dir, cfg: ItemRetrieverConfig, i
     elif cfg.needs_codes:
         raise UserError(f"--retriever {cfg.head} needs --ids semantic_ids.parquet")
     if item_ids is None and cfg.needs_text and content_embeddings is not None:
-        from ..embedding_table import read_embeddings
+        from ..core.embedding_table import read_embeddings
 
         item_ids = list(read_embeddings(content_embeddings).item_ids)  # the catalog of the text vectors
     if item_ids is None:
@@ -141,7 +141,7 @@ def train_item_retriever(interactions_path, out_dir, cfg: ItemRetrieverConfig, i
 
 def _read_items_column(path) -> list[str]:
     from ..evaluate.sequences import _read_table
-    from ..io import require_file
+    from ..core.io import require_file
 
     frame = _read_table(require_file(path, "interactions file"))
     if "item_id" not in frame.columns or "user_id" not in frame.columns:

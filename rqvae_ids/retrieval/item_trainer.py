@@ -20,9 +20,9 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ..config import check, to_dict
-from ..errors import UserError
-from ..io import atomic_path
+from ..core.config import check, to_dict
+from ..core.errors import UserError
+from ..core.io import atomic_path
 from .item_features import PARTS, check_parts
 
 BEST = "model.safetensors"
@@ -128,7 +128,7 @@ HEAD_DEFAULTS: dict[str, dict[str, Any]] = {
 def item_config(head: str, given: dict[str, Any] | None = None, where: str = "config") -> ItemRetrieverConfig:
     """The validated ItemRetrieverConfig of `head` with fields `given` over that head's defaults
     (a hybrid without the text part reads no text at all: its text-match channel is off too)."""
-    from ..config import from_dict
+    from ..core.config import from_dict
 
     fields = {**HEAD_DEFAULTS.get(head, {}), **(given or {}), "head": head}
     if head == "hybrid" and "text" not in fields.get("parts", PARTS) and "text_match" not in (given or {}):
@@ -247,7 +247,7 @@ def train(n_items, train_sequences, valid, out_dir, cfg: ItemRetrieverConfig, co
     for the parallel head; item_vectors (N, c) when cfg.content; out_dir None = nothing on disk;
     reuse: return the weights already in out_dir when they were trained on the same data and config.
     """
-    from ..runtime import resolve_device, seed_everything
+    from ..core.runtime import resolve_device, seed_everything
     from .item_model import ItemSeqModel
 
     t0 = time.perf_counter()

@@ -21,9 +21,9 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ..config import check, to_dict
-from ..errors import UserError
-from ..io import atomic_path
+from ..core.config import check, to_dict
+from ..core.errors import UserError
+from ..core.io import atomic_path
 
 CHECKPOINT, BEST = "checkpoint.safetensors", "model.safetensors"
 
@@ -208,7 +208,7 @@ def setup(codes, train_sequences, cfg: RetrievalConfig, users, item_vectors, wid
     """Seed, trie, examples, model and AdamW (weight decay on matrices only) on the device."""
     import torch
 
-    from ..runtime import resolve_device, seed_everything
+    from ..core.runtime import resolve_device, seed_everything
     from .data import build_examples, item_tokens
     from .model import SeqModel
     from .trie import SidTrie

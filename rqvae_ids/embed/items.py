@@ -35,12 +35,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import embed_backends as backends
-from .config import check, to_dict
-from .errors import UserError
-from .io import provenance, sha256_text, write_json_atomic, write_parquet_atomic
-from .runtime import offline_hub, resolve_device
-from .embedding_table import write_embeddings
+from . import backends
+from ..core.config import check, to_dict
+from ..core.errors import UserError
+from ..core.io import provenance, sha256_text, write_json_atomic, write_parquet_atomic
+from ..core.runtime import offline_hub, resolve_device
+from ..core.embedding_table import write_embeddings
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 # Names that mean "the bundled model" on the command line.

@@ -42,8 +42,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .io import write_json_atomic
+from ..core.errors import UserError
+from ..core.io import write_json_atomic
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-bf16", "openvino-int8")
 # Measured on Toys (bench/embed.py, bench/RESULTS.md "Embedding backends" and "Portable tests and

@@ -37,10 +37,10 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .config import check, from_dict, to_dict
-from .errors import UserError
-from .io import provenance, sha256_file, write_json_atomic, write_parquet_atomic
-from .models.base import ModelConfig
+from ..core.config import check, from_dict, to_dict
+from ..core.errors import UserError
+from ..core.io import provenance, sha256_file, write_json_atomic, write_parquet_atomic
+from ..models.base import ModelConfig
 
 OPTIMIZER, STATE, METRICS, REPORT = "optimizer.pt", "train_state.json", "metrics.parquet", "train_report.json"
 
@@ -92,7 +92,7 @@ def code_stats(codes: np.ndarray, k: int) -> dict[str, Any]:
     (share of items sharing their tuple with another item) and `duplicate_rate` (1 - distinct/items),
     both from `metrics.duplicate_and_colliding`. (Reports written before issue 26 called colliding_share
     `collision_rate` and duplicate_rate `distinct_collision_rate`.)"""
-    from .metrics import duplicate_and_colliding, perplexity, tuple_group_ids, utilisation
+    from ..core.metrics import duplicate_and_colliding, perplexity, tuple_group_ids, utilisation
 
     dup, share = duplicate_and_colliding(tuple_group_ids(codes)[1])
     return {"utilisation": utilisation(codes, k), "perplexity": perplexity(codes, k),
@@ -165,8 +165,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     cf: a cf.CFTable aligned with the embeddings (collaborative term / rqkmeans-cf), or None.
     table: the EmbeddingTable of `embeddings_path` when the caller has read it already (a
     comparison reads it once for every model); None: read here."""
-    from .models import build_model
-    from .runtime import resolve_device, seed_everything
+    from ..models import build_model
+    from ..core.runtime import resolve_device, seed_everything
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -229,7 +229,7 @@ def read_inputs(embeddings_path, out: Path, resume: bool, cfg: TrainConfig, tabl
     """(x (n, d) float32 writable: every item, or the `max_items` sample; Inputs; the file's sha256),
     refusing bad input; `table`: the embeddings already read (else read here). Only the sample is
     copied: at 1M items the full matrix is 1.5 GB."""
-    from .embedding_table import check_finite, read_embeddings
+    from ..core.embedding_table import check_finite, read_embeddings
 
     table = read_embeddings(embeddings_path) if table is None else table
     check_finite(table.vectors, f"embeddings file {embeddings_path}")
@@ -255,7 +255,7 @@ def with_cf(cfg: TrainConfig, cf, n: int, rows: np.ndarray | None = None):
     """(cfg with model.cf_dim set, cf) when the kind learns from CF embeddings, else (cfg, None):
     the neural kinds add the InfoNCE term, rqkmeans-cf needs them, rqkmeans ignores them.
     n: items in the embeddings file; rows: the training sample (cf is cut to it)."""
-    from .models import MODELS
+    from ..models import MODELS
 
     kind = cfg.model.kind
     if kind == "rqkmeans-cf" and cf is None:
@@ -305,7 +305,7 @@ def add_neighbours(data: Data, cfg: TrainConfig, device: str, cf=None) -> None:
     in the CF embeddings (co-consumed items); an item without one is its own neighbour (no pull)."""
     import torch
 
-    from .knn import exact_neighbours
+    from ..core.knn import exact_neighbours
 
     n = len(data.x_all)
     k_nbr = min(cfg.model.nbr_k, n - 1)
@@ -341,8 +341,8 @@ def restore_run(run: Run, embeddings_path, data_sha: str) -> Run:
     checkpoint was trained on the same data with the same architecture."""
     import torch
 
-    from .models import load_model
-    from .models.base import read_config, saved_model_config
+    from ..models import load_model
+    from ..models.base import read_config, saved_model_config
 
     out = run.out
     saved = read_config(out)
@@ -507,7 +507,7 @@ def save_checkpoint(run: Run) -> None:
     """Weights + config, optimizer and RNG states, loop state: all --resume needs."""
     import torch
 
-    from .io import atomic_path
+    from ..core.io import atomic_path
 
     run.model.save(run.out)
     with atomic_path(run.out / OPTIMIZER) as tmp:

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .cf_table import CF_FILE, CFTable, catalog_sha256, cf_for_items, read_cf_table, write_cf_table
-from .config import check, to_dict
-from .errors import UserError
-from .io import require_file, sha256_file
+from ..core.cf_table import CF_FILE, CFTable, catalog_sha256, cf_for_items, read_cf_table, write_cf_table
+from ..core.config import check, to_dict
+from ..core.errors import UserError
+from ..core.io import require_file, sha256_file
 
 __all__ = ["CF_FILE", "CFConfig", "CFTable", "build_cf_table", "catalog_sha256", "cf_for_embeddings", "cf_for_items",
            "cf_vectors", "read_cf_table", "train_part", "write_cf_table"]
@@ -128,7 +128,7 @@ def train_part(interactions_path, item_ids, cfg: CFConfig, log=None) -> tuple[li
     goes to `log` (default: stderr) and into the returned counts' `notes`."""
     import sys
 
-    from .evaluate.sequences import leave_one_out, load_interactions
+    from ..evaluate.sequences import leave_one_out, load_interactions
 
     notes: list[str] = []
 
@@ -178,7 +178,7 @@ def build_cf_table(interactions_path, item_ids, out_path, cfg: CFConfig | None =
 
 def cf_for_embeddings(interactions_path, embeddings_path, out_dir, cfg: CFConfig | None = None) -> CFTable:
     """CF embeddings for the items of an embeddings.parquet, cached as out_dir/cf_embeddings.parquet."""
-    from .embedding_table import read_embeddings
+    from ..core.embedding_table import read_embeddings
 
     item_ids = read_embeddings(embeddings_path).item_ids
     Path(out_dir).mkdir(parents=True, exist_ok=True)

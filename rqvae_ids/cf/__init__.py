@@ -1,0 +1,1 @@
+"""The collaborative signal: CF item embeddings from the interactions."""

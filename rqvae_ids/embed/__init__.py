@@ -1,0 +1,1 @@
+"""The embed stage: item text -> L2-normalised float32 embeddings, with a content-hash cache."""

@@ -1,0 +1,1 @@
+"""The train stage: the one training loop for every tokenizer kind."""
