@@ -70,7 +70,7 @@ def sasrec_cf(emb, interactions, base: Path, minutes: float):
 
 
 def main() -> None:
-    from rqvae_ids.cf.build import build_cf_table
+    from rqvae_ids.cf import build_cf_table
     from rqvae_ids.core.config import parse_set
     from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever
     from rqvae_ids.evaluate.neighbours import neighbour_recall
@@ -79,7 +79,7 @@ def main() -> None:
     from rqvae_ids.core.metrics import colliding_share, utilisation
     from rqvae_ids.models import load_model
     from rqvae_ids.core.embedding_table import read_embeddings
-    from rqvae_ids.train.loop import TrainConfig, config_from_args, train_model
+    from rqvae_ids.train import TrainConfig, config_from_args, train_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")

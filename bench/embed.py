@@ -86,7 +86,8 @@ def throughput(args) -> dict:
     import torch
 
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed.items import EmbedConfig, embed_items, load_torch_encoder, resolve_model
+    from rqvae_ids.embed import EmbedConfig, embed_items, resolve_model
+    from rqvae_ids.embed.text_encoder import load_torch_encoder
     from rqvae_ids.core.runtime import resolve_device
     from rqvae_ids.core.embedding_table import read_embeddings
 
@@ -182,9 +183,10 @@ def backends_main(args) -> int:
     import numpy as np
     import torch
 
-    from rqvae_ids.embed import items as E
+    from rqvae_ids.embed import text_encoder as E
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed.items import EmbedConfig, embed_items, load_encoder, load_torch_encoder, resolve_model
+    from rqvae_ids.embed import EmbedConfig, embed_items, load_encoder, resolve_model
+    from rqvae_ids.embed.text_encoder import load_torch_encoder
     from rqvae_ids.embed.backends import BACKENDS, DEFAULT_BACKEND
     catalog = load_catalog(args.catalog)
     ids, texts = catalog.item_ids[: args.limit], catalog.texts[: args.limit]
@@ -302,7 +304,7 @@ def rqvae_codes(x):
     from rqvae_ids.core.embedding_table import write_embeddings
     from rqvae_ids.ids.encode import encode_codes_chunked
     from rqvae_ids.models import load_model
-    from rqvae_ids.train.loop import TrainConfig, train_model
+    from rqvae_ids.train import TrainConfig, train_model
 
     with tempfile.TemporaryDirectory() as tmp:
         emb, model_dir = Path(tmp) / "embeddings.parquet", Path(tmp) / "rqvae"

@@ -53,7 +53,8 @@ def main() -> int:
 
     from rqvae_ids.embed import backends as B
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed.items import EmbedConfig, load_encoder, load_torch_encoder, resolve_model
+    from rqvae_ids.embed import EmbedConfig, load_encoder, resolve_model
+    from rqvae_ids.embed.text_encoder import load_torch_encoder
 
     texts = load_catalog(path).texts[: args.limit]
     bs = args.batch_size

@@ -76,7 +76,7 @@ def main() -> None:
 
     from rqvae_ids.core.io import provenance
     from rqvae_ids.core.embedding_table import read_embeddings
-    from rqvae_ids.train.loop import TrainConfig, config_from_args, train_model
+    from rqvae_ids.train import TrainConfig, config_from_args, train_model
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))

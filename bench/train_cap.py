@@ -63,11 +63,11 @@ def main() -> int:
     import dataclasses
 
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.cf.build import CFConfig, build_cf_table
+    from rqvae_ids.cf import CFConfig, build_cf_table
     from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.ids import assign_ids
-    from rqvae_ids.train.loop import TrainConfig, train_model
+    from rqvae_ids.train import TrainConfig, train_model
 
     table = read_embeddings(EMB)
     catalog = load_catalog(DATA / "items.csv")

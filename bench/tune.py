@@ -35,7 +35,7 @@ def main() -> None:
     from rqvae_ids.core.metrics import colliding_share, duplicate_rate, perplexity, utilisation
     from rqvae_ids.models import load_model
     from rqvae_ids.core.embedding_table import read_embeddings
-    from rqvae_ids.train.loop import TrainConfig, config_from_args, train_model
+    from rqvae_ids.train import TrainConfig, config_from_args, train_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rqvae_ids.cf.build import CFConfig, build_cf_table, read_cf_table
+from rqvae_ids.cf import CFConfig, build_cf_table, read_cf_table
 from rqvae_ids.core.errors import UserError
 
 

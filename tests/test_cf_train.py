@@ -9,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rqvae_ids.cf.build import CFTable  # noqa: E402
+from rqvae_ids.cf import CFTable  # noqa: E402
 from rqvae_ids.cli import main  # noqa: E402
 from rqvae_ids.models import ModelConfig, load_model  # noqa: E402
 from rqvae_ids.models.base import info_nce  # noqa: E402
 from rqvae_ids.core.embedding_table import write_embeddings  # noqa: E402
-from rqvae_ids.train.loop import TrainConfig, train_model  # noqa: E402
+from rqvae_ids.train import TrainConfig, train_model  # noqa: E402
 
 N, D, C = 240, 16, 8
 
@@ -80,7 +80,7 @@ def test_cf_term_aligns_codes_with_cf_groups_and_cold_items_train(tmp_path):
     assert latent_purity(tmp_path / "cf") > latent_purity(tmp_path / "text") + 0.1
     # nbr_source=cf: the neighbour term samples co-consumed items (CF neighbours); cold items
     # are their own neighbours
-    from rqvae_ids.train.loop import prepare_data
+    from rqvae_ids.train.inputs import prepare_data
 
     data = prepare_data(text, cfg(nbr_weight=1.0, nbr_source="cf"), "cpu", neural=True, cf=table)
     nbrs = data.nbrs.numpy()

@@ -225,7 +225,7 @@ def test_train_embeddings_folder_means_its_embeddings_parquet(tmp_path, capsys):
 
 
 def test_small_catalog_warning(tmp_path, capsys):
-    from rqvae_ids.train import loop as train
+    from rqvae_ids import train
     from rqvae_ids.cli import main
     from rqvae_ids.commands import train as train_cmd
 

@@ -234,7 +234,7 @@ def test_train_set_lists_exactly_the_accepted_keys(tmp_path, capsys):
     import dataclasses
 
     from rqvae_ids.models.base import ModelConfig
-    from rqvae_ids.train.loop import TrainConfig
+    from rqvae_ids.train import TrainConfig
 
     listed = _listed_keys(capsys, tmp_path)
     for key in ("pca_skip", "recon", "ema", "hidden", "patience", "lr"):
@@ -262,7 +262,7 @@ def test_help_shows_defaults(capsys):
     pytest.importorskip("torch")
     from rqvae_ids.commands.train import DEFAULT_EPOCHS
     from rqvae_ids.ids.encode import DEFAULT_CHUNK_SIZE
-    from rqvae_ids.train.loop import TrainConfig
+    from rqvae_ids.train import TrainConfig
 
     assert DEFAULT_EPOCHS == TrainConfig().epochs
     text = _help(capsys, "compare")
@@ -281,7 +281,7 @@ def test_embed_quiet_turns_off_the_weight_loading_bar(tmp_path, capsys, monkeypa
     sentence_transformers = pytest.importorskip("sentence_transformers")
     from transformers.utils import logging as hf_logging
 
-    import rqvae_ids.embed.items as embed
+    from rqvae_ids.embed import text_encoder
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
@@ -294,7 +294,7 @@ def test_embed_quiet_turns_off_the_weight_loading_bar(tmp_path, capsys, monkeypa
             raise RuntimeError("fake model: stop here")
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", FakeSentenceTransformer)
-    monkeypatch.setattr(embed, "_LOADED", {})
+    monkeypatch.setattr(text_encoder, "_LOADED", {})
     hf_logging.enable_progress_bar()
     argv = ["embed", "--catalog", str(catalog), "--out", str(tmp_path / "out"), "--embed-model", str(model_dir),
             "--device", "cpu", *(["--quiet"] if quiet else [])]

@@ -144,7 +144,7 @@ def test_collaborative_rows_with_interactions(tiny, tmp_path, one_thread):
     """Issue 14's rows: `rqvae` (collaborative), `rqvae-text`, `rqkmeans`, `rqkmeans-cf`, with the
     same metric names as every ID model; CF embeddings built once in OUT/cf/ from the split's
     training part; rqkmeans-cf codes items with a CF embedding from [text, alpha * CF]."""
-    from rqvae_ids.cf.build import read_cf_table
+    from rqvae_ids.cf import read_cf_table
     from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.ids import read_semantic_ids
     from rqvae_ids.models import load_model

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from rqvae_ids.embed import backends as embed_backends
-from rqvae_ids.embed import items as embed
-from rqvae_ids.embed.items import EmbedConfig, embed_items, encode_texts, load_encoder, resolve_model
+from rqvae_ids.embed import text_encoder
+from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, load_encoder, resolve_model
 from rqvae_ids.embed.backends import DEFAULT_BACKEND, valid_export
 from rqvae_ids.core.errors import UserError
 from rqvae_ids.core.embedding_table import read_embeddings
@@ -179,20 +179,20 @@ def test_report_says_what_the_compiled_model_runs_in_and_guard_is_per_precision(
     c, folder = _private_export(tmp_path)
     embed_backends.write_accuracy(folder, {"mean_cosine": 0.5, "min_cosine": 0.1, "sample": 6})  # an old record
     monkeypatch.setattr(embed_backends, "openvino_precision", lambda compiled, backend: "bf16")
-    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    text_encoder._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
     report = embed_items(IDS, TEXTS, tmp_path / "out", c)  # not refused: the old record is not trusted
     assert report["precision"] == report["accuracy_vs_torch"]["precision"] == "bf16"
     assert report["accuracy_vs_torch"]["min_cosine"] > 0.99
     assert json.loads((tmp_path / "out" / "embed_report.json").read_text())["precision"] == "bf16"
     assert embed_backends.read_accuracy(folder, "bf16") is not None and embed_backends.read_accuracy(folder, "fp32") is None
-    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    text_encoder._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
     # cached vectors are keyed by backend; "+openvino" entries from before precision was pinned are not reused
-    assert embed.cache_identity(resolve_model(None), c).endswith("+openvino-fp32")
+    assert text_encoder.cache_identity(resolve_model(None), c).endswith("+openvino-fp32")
 
 
 def test_export_killed_half_way_leaves_nothing_loadable_then_rebuilds(tmp_path):
     root = tmp_path / "models"
-    code = ("from rqvae_ids.embed.items import *\n"
+    code = ("from rqvae_ids.embed import *\n"
             f"embed_items(['a'], ['one text'], {str(tmp_path / 'out')!r}, EmbedConfig(progress=False, "
             f"backend={DEFAULT_BACKEND!r}, model_cache={str(root)!r}))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -230,7 +230,7 @@ def test_accuracy_guard_refuses_and_writes_nothing(tmp_path, monkeypatch):
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
     monkeypatch.setattr(embed_backends.ExportedEncoder, "encode", noisy)
-    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    text_encoder._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
     out = tmp_path / "out"
     with pytest.raises(UserError, match="too far from torch.*min cosine"):
         embed_items(IDS, TEXTS, out, c)

@@ -159,7 +159,7 @@ def test_interactions_without_rows_or_known_items_are_clear_errors(tmp_path, cap
 def test_one_set_grammar_types_values_by_field():
     from rqvae_ids.core.config import parse_set
     from rqvae_ids.pipeline.config import PipelineConfig, load_pipeline_config
-    from rqvae_ids.train.loop import TrainConfig
+    from rqvae_ids.train import TrainConfig
 
     got = parse_set(["train.lr=1e-3", "train.model.hidden=[256,128]", "catalog.text_cols=title,brand",
                      "run.lock_timeout_s=none", "embed.progress=TRUE", "train.model.recon=cosine",

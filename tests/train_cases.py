@@ -16,7 +16,7 @@ import numpy as np
 
 from rqvae_ids.core.embedding_table import write_embeddings
 from rqvae_ids.models import ModelConfig, load_model
-from rqvae_ids.train.loop import TrainConfig, train_model
+from rqvae_ids.train import TrainConfig, train_model
 
 TINY = dict(levels=3, codebook_size=8, latent_dim=4, hidden=(32,))
 # every trained kind, AE warm-up, neighbour and similarity terms, early stopping, adagrad

@@ -36,7 +36,7 @@ def warn_unfinished(model_dir: str) -> None:
     """One line on stderr when the model is a checkpoint of a training that did not finish."""
     import sys
 
-    from ..train.loop import unfinished_checkpoint
+    from ..train import unfinished_checkpoint
 
     state = unfinished_checkpoint(model_dir)
     if state is not None:

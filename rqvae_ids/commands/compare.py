@@ -140,7 +140,7 @@ def handler(args: argparse.Namespace) -> int:
     # --interactions), before the catalog is read and any tokenizer is trained.
     embed = None
     if args.embed_model:
-        from ..embed.items import EmbedConfig
+        from ..embed import EmbedConfig
 
         embed = EmbedConfig(model=args.embed_model)
     options = compare_options(knobs, rows, interactions=args.interactions, embed=embed, cold_items=args.cold_items)
@@ -150,7 +150,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..catalog import catalog_from_args
 
     catalog = catalog_from_args(args)
-    from ..train.loop import small_catalog_warning
+    from ..train import small_catalog_warning
 
     message = small_catalog_warning(len(catalog.item_ids), options.config.codebook_size)
     if message:

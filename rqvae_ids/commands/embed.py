@@ -44,7 +44,7 @@ def handler(args: argparse.Namespace) -> int:
 
     from ..catalog import catalog_from_args
     from ..core.config import from_dict
-    from ..embed.items import EmbedConfig, embed_catalog
+    from ..embed import EmbedConfig, embed_catalog
     from ..core.io import check_out_dir
 
     # Validate the options and read the catalog before anything is written.

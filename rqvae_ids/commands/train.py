@@ -55,7 +55,7 @@ def register(subparsers) -> None:
 
 def settable_keys() -> list[str]:
     """The keys `--set` accepts: every TrainConfig/ModelConfig key without an option of its own."""
-    from ..train.loop import flat_keys
+    from ..train import flat_keys
 
     return [k for k in flat_keys() if k not in DEDICATED]
 
@@ -70,7 +70,7 @@ def check_unfinished(args: argparse.Namespace) -> None:
     """A plain re-run into a folder with an interrupted training would silently start over: refuse.
     (--overwrite: the old spelling of --no-resume, kept one release.)"""
     from ..core.errors import UserError
-    from ..train.loop import unfinished_checkpoint
+    from ..train import unfinished_checkpoint
 
     if args.overwrite:
         warn_old_spelling("train", "--overwrite", "--no-resume")
@@ -85,7 +85,7 @@ def check_unfinished(args: argparse.Namespace) -> None:
 
 def interrupted_message(args: argparse.Namespace, checkpoint_every: int) -> str:
     """Where the checkpoint is and the exact command that continues it."""
-    from ..train.loop import unfinished_checkpoint
+    from ..train import unfinished_checkpoint
 
     state = unfinished_checkpoint(args.out)
     if state is None:
@@ -99,7 +99,7 @@ def warn_small_catalog(embeddings: str, codebook_size: int) -> None:
     """One line on stderr when the embeddings file has few items for K (read from its footer)."""
     import pyarrow.parquet as pq
 
-    from ..train.loop import small_catalog_warning
+    from ..train import small_catalog_warning
 
     try:
         items = pq.read_metadata(embeddings).num_rows
@@ -114,7 +114,7 @@ def handler(args: argparse.Namespace) -> int:
     from ..core.config import leaf_types, parse_set
     from ..core.errors import UserError
     from ..core.io import check_out_dir, file_in_dir
-    from ..train.loop import TrainConfig, config_from_args, train_model  # torch is imported lazily, inside train_model
+    from ..train import TrainConfig, config_from_args, train_model  # torch is imported lazily, inside train_model
 
     if args.subspaces is not None:
         if args.model != "opq":
@@ -143,7 +143,7 @@ def handler(args: argparse.Namespace) -> int:
     warn_small_catalog(args.embeddings, cfg.model.codebook_size)
     cf = None
     if args.interactions is not None:
-        from ..cf.build import cf_for_embeddings
+        from ..cf import cf_for_embeddings
 
         cf = cf_for_embeddings(args.interactions, args.embeddings, args.out)
     elif cfg.model.kind == "rqkmeans-cf":

@@ -71,7 +71,7 @@ def compare_cf(interactions: Path, item_ids, split, out_dir: Path, cfg: CompareC
     items removed, so the CF embeddings are computed from it (in memory, seconds): cold items
     get none and no other item learns from sequences that held them.
     """
-    from ..cf.build import CF_FILE, CFConfig, CFTable, build_cf_table, catalog_sha256, cf_vectors
+    from ..cf import CF_FILE, CFConfig, CFTable, build_cf_table, catalog_sha256, cf_vectors
 
     cf_cfg = CFConfig(max_history=cfg.max_history, seed=cfg.seed)
     if cold is None:
@@ -130,7 +130,7 @@ def train_and_assign(kind: str, embeddings: Embeddings, model_dir: Path, ids_dir
     A CF-reading row (rqkmeans-cf) is coded from [text, alpha * CF] where an item has a CF
     embedding, from its text alone elsewhere (`ids.assign.inputs_with_cf`)."""
     from ..ids.assign import assign_ids_from_table
-    from ..train.loop import cf_meta, config_from_args, train_model
+    from ..train import cf_meta, config_from_args, train_model
 
     # The same budget for every kind: levels, codebook size, seed and epochs; the rest are
     # TrainConfig/ModelConfig defaults (saved in each model's config.json).

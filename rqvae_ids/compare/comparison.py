@@ -135,7 +135,7 @@ def embed_once(catalog: Any, options: CompareOptions, out_dir: Path, progress: C
     """The given embeddings file, or the catalog embedded into OUT/embeddings/ (cached by text hash)."""
     if options.embeddings is not None:
         return Path(options.embeddings)
-    from ..embed.items import EmbedConfig, embed_catalog
+    from ..embed import EmbedConfig, embed_catalog
 
     progress(f"embed: {len(catalog.item_ids)} items (cached by text hash)")
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from ..core.config import check
 from ..evaluate.model_ids import ModelIds
 
 if TYPE_CHECKING:  # annotations only
-    from ..embed.items import EmbedConfig
+    from ..embed import EmbedConfig
     from ..core.embedding_table import EmbeddingTable
     from ..evaluate.protocol import Retriever
     from ..retrieval.item_trainer import ItemRetrieverConfig

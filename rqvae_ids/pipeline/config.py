@@ -24,12 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from ..cf.build import CFConfig
+from ..cf import CFConfig
 from ..core.config import check, from_dict, to_dict
-from ..embed.items import EmbedConfig
+from ..embed import EmbedConfig
 from ..core.errors import UserError
 from ..ids.encode import DEFAULT_CHUNK_SIZE
-from ..train.loop import TrainConfig
+from ..train import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def check_run_inputs(
 ) -> list[str]:
     """Raise a UserError for the first bad input; return warnings worth a line (small catalog)."""
     from ..catalog import load_catalog
-    from ..embed.items import resolve_model
+    from ..embed import resolve_model
     from .config import load_pipeline_config
 
     cfg = load_pipeline_config(config, overrides)
@@ -37,13 +37,13 @@ def check_run_inputs(
         # Unknown items are a note, said once by the evaluate stage; an unusable file is an error now.
         load_interactions(interactions, items, log=lambda message: None)
         if model_dir is None and cfg.cf.enabled:
-            from ..cf.build import check_interactions
+            from ..cf import check_interactions
 
             check_interactions(interactions, items, cfg.cf.embedding)  # training reads their CF embeddings
     resolve_model(cfg.embed.model)  # a missing --embed-model folder
     warnings = []
     if model_dir is None:
-        from ..train.loop import small_catalog_warning
+        from ..train import small_catalog_warning
 
         message = small_catalog_warning(len(items), cfg.train.model.codebook_size, "--set train.model.codebook_size=")
         if message:

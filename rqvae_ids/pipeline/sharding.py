@@ -26,7 +26,7 @@ from .stages import EMBEDDINGS, read_items
 
 def cache_path_for(cfg, out_dir: str | os.PathLike) -> Path:
     """The cache `embed_items` would use: cfg.cache, else OUT/embedding_cache.parquet."""
-    from ..embed.items import CACHE_FILENAME
+    from ..embed import CACHE_FILENAME
 
     return Path(cfg.cache) if cfg.cache else Path(out_dir) / CACHE_FILENAME
 
@@ -38,7 +38,7 @@ def plan_shards(
 
     cfg: EmbedConfig. Returns the shard paths (empty when everything is cached).
     """
-    from ..embed.items import cache_identity, cache_key, lookup_cache, prepare_backend, resolve_model
+    from ..embed import cache_identity, cache_key, lookup_cache, prepare_backend, resolve_model
 
     _, texts, _ = read_items(items_path)
     spec = resolve_model(cfg.model)
@@ -66,7 +66,7 @@ def plan_shards(
 
 def encode_shard(shard_path: str | os.PathLike, cfg) -> str:
     """Encode one shard's texts (cfg: EmbedConfig); write `<shard>.npy` (N, d) float32; return its path."""
-    from ..embed.items import encode_texts
+    from ..embed import encode_texts
 
     texts = pq.read_table(shard_path, columns=["text"]).column("text").to_pylist()
     vectors = encode_texts(texts, cfg)
@@ -81,7 +81,7 @@ def merge_shards(
     items_path: str | os.PathLike, vector_paths: list[str], out_dir: str | os.PathLike, cfg
 ) -> dict[str, Any]:
     """Add the shards' vectors to the cache, then write `out_dir/embeddings.parquet` in catalog order."""
-    from ..embed.items import append_cache, cache_identity, embed_items, resolve_model
+    from ..embed import append_cache, cache_identity, embed_items, resolve_model
     from ..core.io import read_parquet_metadata
 
     keys: list[str] = []

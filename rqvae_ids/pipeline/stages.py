@@ -83,7 +83,7 @@ def embed(items_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -> dic
 
     cfg: EmbedConfig; its `cache` is shared between runs (the pipeline sets OUT/cache/).
     """
-    from ..embed.items import embed_items
+    from ..embed import embed_items
     from ..core.io import read_parquet_metadata
 
     item_ids, texts, _ = read_items(items_path)
@@ -100,7 +100,7 @@ def cf_embeddings(interactions: str | os.PathLike, embeddings_path: str | os.Pat
     training part, into `run_dir/model/cf_embeddings.parquet`. Rows of items not in the catalog
     are dropped and counted (report `interactions.notes`); interactions with no usable sequence
     are a UserError before anything is written."""
-    from ..cf.build import build_cf_table
+    from ..cf import build_cf_table
     from ..core.embedding_table import read_embeddings
 
     path = Path(run_dir) / CF_EMBEDDINGS
@@ -119,7 +119,7 @@ def train(embeddings_path: str | os.PathLike, run_dir: str | os.PathLike, cfg,
           cf_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train the tokenizer (cfg: TrainConfig) into `run_dir/model/`; with `cf_path` (the run's
     cf_embeddings.parquet) collaboratively (rqvae: InfoNCE term; rqkmeans-cf: text ⊕ α·CF)."""
-    from ..train.loop import train_model
+    from ..train import train_model
 
     model_dir = Path(run_dir) / MODEL
     items = pq.read_metadata(embeddings_path).num_rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rqvae_ids.embed.items import EmbedConfig, embed_items, encode_texts
+from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts
 from rqvae_ids.embed.backends import DEFAULT_BACKEND
 from rqvae_ids.pipeline import stages
 from rqvae_ids.pipeline.config import CatalogOptions, DaskOptions
