@@ -46,7 +46,7 @@ def sasrec_cf(emb, interactions, base: Path, minutes: float):
     (delete bench/out/cf_tune/cf_sasrec_*.npz when the embeddings or interactions change)."""
     from rqvae_ids.core.cf_table import CFTable
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
-    from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, train
+    from rqvae_ids.retrieval.item.trainer import ItemRetrieverConfig, train
 
     cache = base / f"cf_sasrec_{minutes:g}min.npz"
     if cache.is_file():

@@ -79,7 +79,7 @@ def test_retrieve_train_model_settings_refused_up_front(tmp_path, capsys, sid_fi
 
 
 def test_retrieval_config_checks_match_the_model():
-    from rqvae_ids.retrieval.trainer import RetrievalConfig, model_config
+    from rqvae_ids.retrieval.tiger.trainer import RetrievalConfig, model_config
 
     pytest.importorskip("torch")
     ok = RetrievalConfig(d_model=32, n_head=2, n_layer=1, dropout=0.0)

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 
 from rqvae_ids.core.errors import UserError
 from rqvae_ids.evaluate.sequences import leave_one_out
-from rqvae_ids.retrieval.data import (build_examples, content_index, decoder_batch, encdec_batch, history_tokens,
+from rqvae_ids.retrieval.tiger.data import (build_examples, content_index, decoder_batch, encdec_batch, history_tokens,
                                       item_tokens)
-from rqvae_ids.retrieval.generative import GenerativeRetriever
-from rqvae_ids.retrieval.model import BOS, SeqModelConfig, SeqModel
-from rqvae_ids.retrieval.trainer import CHECKPOINT, RetrievalConfig, train
+from rqvae_ids.retrieval.tiger.generative import GenerativeRetriever
+from rqvae_ids.retrieval.tiger.model import BOS, SeqModelConfig, SeqModel
+from rqvae_ids.retrieval.tiger.trainer import CHECKPOINT, RetrievalConfig, train
 
 N_ITEMS, DIM = 48, 24
 TINY = RetrievalConfig(n_layer=1, d_model=32, n_head=2, batch_size=32, max_epochs=2, warmup_steps=5,

@@ -1,7 +1,7 @@
 """`rqvae-ids retrieve-train`: train a next-item retriever: `hybrid` (semantic-ID codes, item ID and
 text as item features, exact softmax), `parallel` (RPG-style, all digits of an item's semantic ID
 predicted at once), `sasrec` (item-ID baseline, no IDs needed; all three in
-rqvae_ids.retrieval.item_retriever) or `tiger` (generative, rqvae_ids.retrieval.generative)."""
+rqvae_ids.retrieval.item) or `tiger` (generative, rqvae_ids.retrieval.tiger)."""
 
 from __future__ import annotations
 
@@ -87,8 +87,8 @@ def set_fields(args: argparse.Namespace, flags: dict[str, str]) -> dict:
     `content` come from --retriever and --content-embeddings."""
     from ..core.config import parse_set
     from ..core.errors import UserError
-    from ..retrieval.item_trainer import ItemRetrieverConfig
-    from ..retrieval.trainer import RetrievalConfig
+    from ..retrieval.item.trainer import ItemRetrieverConfig
+    from ..retrieval.tiger.trainer import RetrievalConfig
 
     cls = RetrievalConfig if args.retriever == "tiger" else ItemRetrieverConfig
     given = parse_set(args.overrides, cls, bare=True, strip=f"{args.retriever}.")

@@ -38,8 +38,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..core.config import check
-from .item_features import ItemFeatures, check_parts
+from ...core.config import check
+from .features import ItemFeatures, check_parts
 
 
 @dataclass(frozen=True)
