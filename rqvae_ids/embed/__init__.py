@@ -25,11 +25,11 @@ Modules: `config` (EmbedConfig), `text_encoder` (the model: resolve, load, encod
 from .cache import append_cache, cache_key, compact_cache, lookup_cache
 from .config import EmbedConfig
 from .items import CACHE_FILENAME, embed_catalog, embed_items, embed_texts_cached
-from .text_encoder import (BUNDLED_MODEL_NAME, ModelSpec, cache_identity, encode_texts, load_encoder,
-                           prepare_backend, resolve_model)
+from .text_encoder import (BUNDLED_MODEL_NAME, ModelSpec, cache_identity, encode_texts, load_text_encoder,
+                           load_torch_text_encoder, prepare_backend, resolve_model)
 
 __all__ = [
-    "EmbedConfig", "ModelSpec", "BUNDLED_MODEL_NAME", "CACHE_FILENAME", "resolve_model", "load_encoder",
-    "prepare_backend", "encode_texts", "cache_identity", "cache_key", "lookup_cache", "append_cache",
-    "compact_cache", "embed_texts_cached", "embed_items", "embed_catalog",
+    "EmbedConfig", "ModelSpec", "BUNDLED_MODEL_NAME", "CACHE_FILENAME", "resolve_model", "load_text_encoder",
+    "load_torch_text_encoder", "prepare_backend", "encode_texts", "cache_identity", "cache_key", "lookup_cache",
+    "append_cache", "compact_cache", "embed_texts_cached", "embed_items", "embed_catalog",
 ]

@@ -18,7 +18,7 @@ from ..core.io import provenance, sha256_text, write_json_atomic
 from ..core.runtime import resolve_device
 from .cache import append_cache, cache_key, lookup_cache
 from .config import EmbedConfig
-from .text_encoder import cache_identity, encode_rows, load_encoder, model_dim, resolve_model, show_progress
+from .text_encoder import cache_identity, encode_rows, load_text_encoder, model_dim, resolve_model, show_progress
 
 CACHE_FILENAME = "embedding_cache.parquet"
 # Newly encoded vectors are flushed to the cache file every this many texts, so an
@@ -46,7 +46,7 @@ def embed_texts_cached(
     backend_info: dict[str, Any] = {"backend": cfg.backend}
     if miss_rows.size or vectors is None:
         device = resolve_device(cfg.device)
-        model, backend_info = load_encoder(spec, cfg, device, texts)
+        model, backend_info = load_text_encoder(spec, cfg, device, texts)
         device = backend_info.get("device", device)
         dim = model_dim(model)
         if vectors is None:

@@ -95,7 +95,7 @@ def _model_fingerprint(path: Path) -> str:
 _LOADED: dict[tuple[str, str, str], Any] = {}
 
 
-def load_torch_encoder(spec: ModelSpec, device: str, quiet: bool = False):
+def load_torch_text_encoder(spec: ModelSpec, device: str, quiet: bool = False):
     """A SentenceTransformer for `spec` on `device`, loaded once per process (tests share it).
 
     quiet: no transformers "Loading weights" progress bar while loading (embed --quiet).
@@ -129,7 +129,7 @@ def cache_identity(spec: ModelSpec, cfg: EmbedConfig, device: str | None = None)
     return spec.identity
 
 
-def load_encoder(spec: ModelSpec, cfg: EmbedConfig, device: str, texts: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+def load_text_encoder(spec: ModelSpec, cfg: EmbedConfig, device: str, texts: Sequence[str]) -> tuple[Any, dict[str, Any]]:
     """The model object for cfg.backend (anything with SentenceTransformer's `encode`) and what to report.
 
     Non-torch backends: export once into the model cache (texts calibrate int8), then the
@@ -138,29 +138,29 @@ def load_encoder(spec: ModelSpec, cfg: EmbedConfig, device: str, texts: Sequence
     """
     quiet = cfg.progress is False
     if cfg.backend == "torch":
-        return load_torch_encoder(spec, device, quiet), {"backend": "torch", "precision": "fp16" if device.startswith("cuda") else "fp32"}
+        return load_torch_text_encoder(spec, device, quiet), {"backend": "torch", "precision": "fp16" if device.startswith("cuda") else "fp32"}
     backends.require_packages(cfg.backend)
     backends.require_native_bf16(cfg.backend)
     sample = backends.guard_sample(texts, GUARD_SAMPLE)
     folder = backends.export_dir(backends.model_cache_root(cfg.model_cache), spec.path,
                                  _model_fingerprint(Path(spec.path)), cfg.backend)
     key = (str(folder), cfg.backend)
-    folder, export_s = backends.ensure_export(folder, spec.path, cfg.backend, lambda: load_torch_encoder(spec, "cpu", quiet), sample)
+    folder, export_s = backends.ensure_export(folder, spec.path, cfg.backend, lambda: load_torch_text_encoder(spec, "cpu", quiet), sample)
     if key not in _LOADED or export_s is not None:
-        _LOADED[key] = backends.ExportedEncoder(folder, cfg.backend)
-    encoder = _LOADED[key]
-    accuracy = backends.read_accuracy(folder, encoder.precision)
+        _LOADED[key] = backends.ExportedTextEncoder(folder, cfg.backend)
+    text_encoder = _LOADED[key]
+    accuracy = backends.read_accuracy(folder, text_encoder.precision)
     if accuracy is None:
-        reference = load_torch_encoder(spec, "cpu", quiet).encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True,
-                                                         convert_to_numpy=True, show_progress_bar=False)
-        got = encoder.encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True)
-        accuracy = {**backends.measure_accuracy(reference, got), "precision": encoder.precision}
+        reference = load_torch_text_encoder(spec, "cpu", quiet).encode(
+            sample, batch_size=cfg.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        got = text_encoder.encode(sample, batch_size=cfg.batch_size, normalize_embeddings=True)
+        accuracy = {**backends.measure_accuracy(reference, got), "precision": text_encoder.precision}
         backends.write_accuracy(folder, accuracy)
     backends.check_accuracy(accuracy, cfg.backend, cfg.min_cosine)
-    info = {"backend": cfg.backend, "precision": encoder.precision, "device": "cpu",
+    info = {"backend": cfg.backend, "precision": text_encoder.precision, "device": "cpu",
             "accuracy_vs_torch": {**accuracy, "threshold": cfg.min_cosine}, "export_dir": str(folder),
             "export_seconds": None if export_s is None else round(export_s, 3)}
-    return encoder, info
+    return text_encoder, info
 
 
 @contextlib.contextmanager
@@ -185,7 +185,7 @@ def prepare_backend(spec: ModelSpec, cfg: EmbedConfig, texts: Sequence[str]) -> 
     """Export and accuracy-check cfg.backend for `texts`' catalog ahead of sharded encoding (no-op for torch)."""
     if cfg.backend == "torch":
         return {"backend": "torch"}
-    return load_encoder(spec, cfg, "cpu", texts)[1]
+    return load_text_encoder(spec, cfg, "cpu", texts)[1]
 
 
 # ---------------------------------------------------------------- encoding
@@ -199,7 +199,7 @@ def encode_texts(texts: Sequence[str], cfg: EmbedConfig | None = None) -> np.nda
     """
     cfg = cfg or EmbedConfig()
     texts = list(texts)
-    model, _ = load_encoder(resolve_model(cfg.model), cfg, resolve_device(cfg.device), texts)
+    model, _ = load_text_encoder(resolve_model(cfg.model), cfg, resolve_device(cfg.device), texts)
     out = np.empty((len(texts), model_dim(model)), dtype=np.float32)
     encode_rows(model, texts, np.arange(len(texts)), out, cfg.batch_size, show_progress(cfg))
     return out
