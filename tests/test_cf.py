@@ -1,4 +1,4 @@
-"""Collaborative item embeddings (rqvae_ids/cf.py): no leak of validation/test targets, cache."""
+"""Collaborative item embeddings (rqvae_ids/cf/): no leak of validation/test targets, cache."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Building each compared model's IDs: train (or reuse) the tokenizer, assign resolved IDs.
 
 Rows and the training kinds behind them (`ROW_KINDS`): `rqvae` is the collaborative
-RQ-VAE whenever the comparison has interactions (the InfoNCE term of rqvae_ids/train.py
+RQ-VAE whenever the comparison has interactions (the InfoNCE term of rqvae_ids/train/
 on the CF embeddings of the harness's training part), else the text-only one;
 `rqvae-text` is always text only; `rqkmeans-cf` is residual k-means on [text, alpha * CF].
 Every other kind trains on the text embeddings alone, as before.

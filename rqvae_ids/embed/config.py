@@ -15,7 +15,7 @@ class EmbedConfig:
     model: None (the bundled all-MiniLM-L6-v2) or a local sentence-transformers directory.
     cache: cache Parquet path; None -> OUT/embedding_cache.parquet beside the outputs.
     progress: tqdm bar over texts; None -> only when stderr is a terminal.
-    backend: torch, onnx, onnx-int8, openvino, openvino-bf16 or openvino-int8 (rqvae_ids.embed_backends).
+    backend: torch, onnx, onnx-int8, openvino, openvino-bf16 or openvino-int8 (backends.py).
     min_cosine: the accuracy guard's threshold: a non-torch backend whose minimum cosine
       to torch vectors on a sample of the catalog is lower is refused.
     model_cache: folder of exported models; None -> $RQVAE_IDS_MODEL_CACHE or ~/.cache/rqvae-ids/models.
