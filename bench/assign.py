@@ -141,7 +141,7 @@ def workload(args, model):
     """The EmbeddingTable of --items synthetic vectors (isotropic, or around --like's rows)."""
     import numpy as np
 
-    from rqvae_ids.embedding_table import EmbeddingTable, read_embeddings
+    from rqvae_ids.core.embedding_table import EmbeddingTable, read_embeddings
 
     d = int(model.cfg.input_dim)
     like = read_embeddings(args.like).vectors if args.like is not None else None
@@ -215,7 +215,7 @@ def alternate_rounds(rounds: int, model, x, chunk: int, bare: BareForward) -> di
 
 def full_phase(model_dir: Path, model, table, chunk: int) -> dict:
     """assign_table + write_assignment (suffix) once, every output written to a temp dir."""
-    from rqvae_ids.errors import UserError
+    from rqvae_ids.core.errors import UserError
     from rqvae_ids.ids.assign import assign_table, checkpoint_sha256, write_assignment
 
     res: dict = {}
@@ -282,7 +282,7 @@ def command_marginal(args, table, x, bare_forward) -> dict:
     timed `--rounds` times, alternating, the best kept: seconds of each and the marginal items/s
     between them (bare_forward timed once per round too). With --sequential the same with the
     embeddings read whole, then encoded (`sequential_assign`)."""
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
     from rqvae_ids.ids import assign_ids
 
     sizes = (max(args.items // 10, 1), args.items)
@@ -314,7 +314,7 @@ def command_marginal(args, table, x, bare_forward) -> dict:
 def sequential_assign(model_dir, path, out_dir) -> dict:
     """The command's work without the overlap (as before issue 15): the whole file read and checked,
     then encoded from memory (`assign_ids_from_table`, the same outputs)."""
-    from rqvae_ids.embedding_table import check_finite, read_embeddings
+    from rqvae_ids.core.embedding_table import check_finite, read_embeddings
     from rqvae_ids.ids.assign import assign_ids_from_table
 
     table = read_embeddings(path)

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 def sharing(codes: np.ndarray, text_keys: np.ndarray) -> tuple[float, float, int]:
     """(share of items sharing a tuple, same excluding identical-text sharers, identical-text sharers)."""
     from rqvae_ids.ids.balanced import _same_text_share
-    from rqvae_ids.metrics import colliding_share
+    from rqvae_ids.core.metrics import colliding_share
 
     k = int(codes.max()) + 1
     same = _same_text_share(codes, text_keys, k)
@@ -42,7 +42,7 @@ def main() -> None:
     from rqvae_ids.evaluate.neighbours import neighbour_recall
     from rqvae_ids.ids import assign_ids, read_semantic_ids
     from rqvae_ids.models import load_model
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+")

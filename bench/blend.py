@@ -39,7 +39,7 @@ class TextBlend:
     def recommend(self, histories, k: int) -> np.ndarray:
         import torch
 
-        from rqvae_ids.retrieval.item_trainer import pad_histories
+        from rqvae_ids.retrieval.item.trainer import pad_histories
 
         n = len(self.vectors)
         self.model.eval()
@@ -62,12 +62,12 @@ class TextBlend:
 def main() -> None:
     import torch
 
-    from rqvae_ids.config import from_dict, parse_set, to_dict
+    from rqvae_ids.core.config import from_dict, parse_set, to_dict
     from rqvae_ids.evaluate.cold import choose_cold_items, cold_metrics, cold_split, cold_users
     from rqvae_ids.evaluate.harness import evaluate_retriever, recommend_split
     from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever, _tuning_sample, _valid_recall
-    from rqvae_ids.retrieval.item_retriever import ItemRetriever
-    from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig
+    from rqvae_ids.retrieval.item.retriever import ItemRetriever
+    from rqvae_ids.retrieval.item.trainer import ItemRetrieverConfig
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--codes", default="rqk4")

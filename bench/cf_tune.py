@@ -44,9 +44,9 @@ def sasrec_cf(emb, interactions, base: Path, minutes: float):
     part for `minutes` (best validation epoch kept), as a CFTable like PPMI-SVD's: unit rows, zero
     rows for items with no training interaction. Cached per budget with its training seconds
     (delete bench/out/cf_tune/cf_sasrec_*.npz when the embeddings or interactions change)."""
-    from rqvae_ids.cf_table import CFTable
+    from rqvae_ids.core.cf_table import CFTable
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
-    from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, train
+    from rqvae_ids.retrieval.item.trainer import ItemRetrieverConfig, train
 
     cache = base / f"cf_sasrec_{minutes:g}min.npz"
     if cache.is_file():
@@ -71,14 +71,14 @@ def sasrec_cf(emb, interactions, base: Path, minutes: float):
 
 def main() -> None:
     from rqvae_ids.cf import build_cf_table
-    from rqvae_ids.config import parse_set
+    from rqvae_ids.core.config import parse_set
     from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever
     from rqvae_ids.evaluate.neighbours import neighbour_recall
     from rqvae_ids.evaluate.baselines import SidPrefixRetriever
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
-    from rqvae_ids.metrics import colliding_share, utilisation
+    from rqvae_ids.core.metrics import colliding_share, utilisation
     from rqvae_ids.models import load_model
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.train import TrainConfig, config_from_args, train_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -63,7 +63,7 @@ def main() -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from flows.embed_sharded import embed_catalog_sharded
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.pipeline import runs
 
     catalog = OUT / "data" / str(args.n) / "items.csv"

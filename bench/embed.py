@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -86,9 +87,9 @@ def throughput(args) -> dict:
     import torch
 
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed import EmbedConfig, embed_items, load_torch_encoder, resolve_model
-    from rqvae_ids.runtime import resolve_device
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.embed import EmbedConfig, embed_items, load_torch_text_encoder, resolve_model
+    from rqvae_ids.core.runtime import resolve_device
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     catalog = load_catalog(args.catalog)
     ids, texts = catalog.item_ids[: args.limit], catalog.texts[: args.limit]
@@ -96,7 +97,7 @@ def throughput(args) -> dict:
     cfg = EmbedConfig(batch_size=args.batch_size, device=device, progress=False)
 
     t = time.perf_counter()
-    model = load_torch_encoder(resolve_model(None), device)  # the object embed_items will reuse
+    model = load_torch_text_encoder(resolve_model(None), device)  # the object embed_items will reuse
     load_s = time.perf_counter() - t
     model.encode(texts[: args.batch_size], batch_size=args.batch_size, show_progress_bar=False)  # warm-up
 
@@ -176,84 +177,39 @@ def cpu_flags() -> dict:
 
 def backends_main(args) -> int:
     """Raw torch encode vs every backend, interleaved chunk by chunk, plus export cost and code quality."""
-    import statistics
-    import tempfile
-
-    import numpy as np
     import torch
 
-    from rqvae_ids import embed as E
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed import EmbedConfig, embed_items, load_encoder, load_torch_encoder, resolve_model
-    from rqvae_ids.embed_backends import BACKENDS, DEFAULT_BACKEND
+    from rqvae_ids.embed import load_torch_text_encoder, resolve_model
+    from rqvae_ids.embed.backends import BACKENDS, DEFAULT_BACKEND
     catalog = load_catalog(args.catalog)
     ids, texts = catalog.item_ids[: args.limit], catalog.texts[: args.limit]
     n, bs = len(texts), args.batch_size
     spec = resolve_model(None)
     # raw torch `encode` is the reference timed below, never one of the compared backends
     names = [b for b in (BACKENDS if args.backends == "all" else args.backends.split(",")) if b != "torch"]
-    torch_model = load_torch_encoder(spec, "cpu", quiet=True)
+    torch_model = load_torch_text_encoder(spec, "cpu", quiet=True)
     torch_model.encode(texts[:bs], batch_size=bs, show_progress_bar=False)  # warm-up
     cache_root = tempfile.mkdtemp(prefix="bench-embed-models-")  # cold: nothing exported yet
     res: dict = {"backends": {}}
-    encoders = {}
-    for b in names:
-        cfg = EmbedConfig(batch_size=bs, device="cpu", progress=False, backend=b, model_cache=cache_root)
-        t = time.perf_counter()
-        enc, info = load_encoder(spec, cfg, "cpu", texts)  # export + load + accuracy guard (256 texts)
-        first_s = time.perf_counter() - t
-        E._LOADED.pop((info["export_dir"], b), None)
-        t = time.perf_counter()
-        enc, _ = load_encoder(spec, cfg, "cpu", texts)  # warm: the export exists, only loaded
-        warm_load_s = time.perf_counter() - t
-        enc.encode(texts[:bs], batch_size=bs)  # warm-up
-        encoders[b] = enc
-        res["backends"][b] = {"precision": info["precision"], "export_seconds": info["export_seconds"],
-                              "cold_first_use_seconds": round(first_s, 2),  # export + load + guard
-                              "warm_load_seconds": round(warm_load_s, 2), "guard": info["accuracy_vs_torch"]}
+    text_encoders = load_backends(spec, names, texts, bs, cache_root, res["backends"])
     # Interleaved timing: for every chunk and repeat, torch then each backend on the same texts.
     runners = {"torch": lambda c: torch_model.encode(c, batch_size=bs, normalize_embeddings=True,
                                                       convert_to_numpy=True, show_progress_bar=False)}
-    runners.update({b: (lambda c, e=encoders[b]: e.encode(c, batch_size=bs, normalize_embeddings=True)) for b in names})
-    times = {b: [[] for _ in range(0, n, args.chunk)] for b in runners}
-    vectors = {b: np.empty((n, 384), np.float32) for b in runners}
-    for r in range(args.repeat):
-        for ci, s in enumerate(range(0, n, args.chunk)):
-            chunk = texts[s:s + args.chunk]
-            for b, run in (runners.items() if (r + ci) % 2 == 0 else reversed(list(runners.items()))):
-                t = time.perf_counter()
-                v = run(chunk)
-                times[b][ci].append(time.perf_counter() - t)
-                if r == 0:
-                    vectors[b][s:s + len(chunk)] = v
-        print(f"repeat {r + 1}/{args.repeat} done", flush=True)
-    secs = {b: sum(statistics.median(c) for c in times[b]) for b in runners}
-    quality = code_quality(vectors, args.rqvae_codes)
-    for b in runners:
-        cos = (vectors[b] * vectors["torch"]).sum(1)
-        row = res["backends"].setdefault(b, {})
-        row.update({"items_per_s": round(n / secs[b], 1), "ratio_to_raw_torch": round(secs["torch"] / secs[b], 3),
-                    "chunk_ratio_median": round(statistics.median(
-                        statistics.median(tt) / statistics.median(tb) for tt, tb in zip(times["torch"], times[b])), 3),
-                    "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), **quality[b]})
-        print(f"{b:14s} {res['backends'][b].get('precision', 'fp32'):9s} {n / secs[b]:7.1f} items/s  x{secs['torch'] / secs[b]:.2f} raw torch  "
-              f"cos mean {cos.mean():.5f} min {cos.min():.5f}  "
-              + "  ".join(f"{k.split('_')[0]} R@10 {v:.4f}" for k, v in quality[b].items() if k.endswith("@10")),
-              flush=True)
+    runners.update({b: (lambda c, e=text_encoders[b]: e.encode(c, batch_size=bs, normalize_embeddings=True)) for b in names})
+    times, vectors = interleaved_times(runners, texts, args.repeat, args.chunk)
+    backend_rows(res["backends"], times, vectors, code_quality(vectors, args.rqvae_codes), n)
     ok = qualifying(res["backends"], names)
     res["qualifying"] = ok
     res["qualifying_rule"] = f"mean cosine >= 0.99 and every code recall@10 within {RECALL_TOLERANCE} of torch's"
     res["fastest_qualifying"] = max(ok, key=lambda b: res["backends"][b]["items_per_s"]) if ok else "torch"
     # The command's own path for the default backend (hashing, cache, Parquet), export already made.
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = EmbedConfig(batch_size=bs, device="cpu", progress=False, backend=DEFAULT_BACKEND, model_cache=cache_root)
-        t = time.perf_counter()
-        path_report = embed_items(ids, texts, tmp, cfg)
-        path_s = time.perf_counter() - t
+    path_report, path_s = default_backend_path(ids, texts, bs, cache_root)
+    secs_torch = sum(statistics.median(c) for c in times["torch"])
     res["default_backend"] = DEFAULT_BACKEND
     res["default_precision"] = path_report.get("precision")
     res["default_embed_items_items_per_s"] = round(n / path_s, 1)
-    res["default_embed_items_ratio_to_raw_torch"] = round(secs["torch"] / path_s, 3)
+    res["default_embed_items_ratio_to_raw_torch"] = round(secs_torch / path_s, 3)
     res.update({"command": "python bench/embed.py --backends " + args.backends + catalog_flag(args)
                 + (f" --limit {args.limit}" if args.limit else "") + f" --repeat {args.repeat} --chunk {args.chunk}"
                 + (" --rqvae-codes" if args.rqvae_codes else ""),
@@ -261,14 +217,90 @@ def backends_main(args) -> int:
                 "timing": "per chunk, torch and every backend alternate on the same texts; median over repeats, summed",
                 "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cpu": cpu_flags(),
                 "loadavg_1m_at_end": os.getloadavg()[0]})
+    write_backends_result(res, args)
+    return 0
+
+
+def load_backends(spec, names, texts, bs: int, cache_root: str, rows: dict) -> dict:
+    """backend -> its warmed-up text encoder; rows[backend] gets the export cost, cold and warm load times, guard."""
+    from rqvae_ids.embed import EmbedConfig, load_text_encoder
+    from rqvae_ids.embed import text_encoder as E
+
+    text_encoders = {}
+    for b in names:
+        cfg = EmbedConfig(batch_size=bs, device="cpu", progress=False, backend=b, model_cache=cache_root)
+        t = time.perf_counter()
+        enc, info = load_text_encoder(spec, cfg, "cpu", texts)  # export + load + accuracy guard (256 texts)
+        first_s = time.perf_counter() - t
+        E._LOADED.pop((info["export_dir"], b), None)
+        t = time.perf_counter()
+        enc, _ = load_text_encoder(spec, cfg, "cpu", texts)  # warm: the export exists, only loaded
+        warm_load_s = time.perf_counter() - t
+        enc.encode(texts[:bs], batch_size=bs)  # warm-up
+        text_encoders[b] = enc
+        rows[b] = {"precision": info["precision"], "export_seconds": info["export_seconds"],
+                   "cold_first_use_seconds": round(first_s, 2),  # export + load + guard
+                   "warm_load_seconds": round(warm_load_s, 2), "guard": info["accuracy_vs_torch"]}
+    return text_encoders
+
+
+def interleaved_times(runners: dict, texts, repeat: int, chunk: int):
+    """(runner -> per-chunk lists of seconds over the repeats, runner -> (n, 384) vectors of the first repeat);
+    chunk by chunk every runner encodes the same texts, in alternating order."""
+    import numpy as np
+
+    n = len(texts)
+    times = {b: [[] for _ in range(0, n, chunk)] for b in runners}
+    vectors = {b: np.empty((n, 384), np.float32) for b in runners}
+    for r in range(repeat):
+        for ci, s in enumerate(range(0, n, chunk)):
+            part = texts[s:s + chunk]
+            for b, run in (runners.items() if (r + ci) % 2 == 0 else reversed(list(runners.items()))):
+                t = time.perf_counter()
+                v = run(part)
+                times[b][ci].append(time.perf_counter() - t)
+                if r == 0:
+                    vectors[b][s:s + len(part)] = v
+        print(f"repeat {r + 1}/{repeat} done", flush=True)
+    return times, vectors
+
+
+def backend_rows(rows: dict, times: dict, vectors: dict, quality: dict, n: int) -> None:
+    """rows[backend] += speed (vs raw torch), cosine to torch and code quality; one printed line each."""
+    secs = {b: sum(statistics.median(c) for c in times[b]) for b in times}
+    for b in times:
+        cos = (vectors[b] * vectors["torch"]).sum(1)
+        row = rows.setdefault(b, {})
+        row.update({"items_per_s": round(n / secs[b], 1), "ratio_to_raw_torch": round(secs["torch"] / secs[b], 3),
+                    "chunk_ratio_median": round(statistics.median(
+                        statistics.median(tt) / statistics.median(tb) for tt, tb in zip(times["torch"], times[b])), 3),
+                    "mean_cosine": float(cos.mean()), "min_cosine": float(cos.min()), **quality[b]})
+        print(f"{b:14s} {rows[b].get('precision', 'fp32'):9s} {n / secs[b]:7.1f} items/s  x{secs['torch'] / secs[b]:.2f} raw torch  "
+              f"cos mean {cos.mean():.5f} min {cos.min():.5f}  "
+              + "  ".join(f"{k.split('_')[0]} R@10 {v:.4f}" for k, v in quality[b].items() if k.endswith("@10")),
+              flush=True)
+
+
+def default_backend_path(ids, texts, bs: int, cache_root: str):
+    """(embed_items' report, seconds) for the default backend, its export already in cache_root."""
+    from rqvae_ids.embed import EmbedConfig, embed_items
+    from rqvae_ids.embed.backends import DEFAULT_BACKEND
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = EmbedConfig(batch_size=bs, device="cpu", progress=False, backend=DEFAULT_BACKEND, model_cache=cache_root)
+        t = time.perf_counter()
+        report = embed_items(ids, texts, tmp, cfg)
+        return report, time.perf_counter() - t
+
+
+def write_backends_result(res: dict, args) -> None:
     out = REPO / "bench" / "out" / ("embed_backends.json" if args.catalog_name == "toys"
                                     else f"embed_backends_{args.catalog_name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"default {DEFAULT_BACKEND} ({res['default_precision']}): embed_items {res['default_embed_items_items_per_s']} items/s "
+    print(f"default {res['default_backend']} ({res['default_precision']}): embed_items {res['default_embed_items_items_per_s']} items/s "
           f"(x{res['default_embed_items_ratio_to_raw_torch']} raw torch); fastest qualifying: "
           f"{res['fastest_qualifying']}; wrote {out.relative_to(REPO)}")
-    return 0
 
 
 def catalog_flag(args) -> str:
@@ -299,7 +331,7 @@ def code_quality(vectors: dict, rqvae: bool) -> dict:
 def rqvae_codes(x):
     """Codes (N, L) of the default RQ-VAE trained (train_model, default TrainConfig, seed 0, CPU)
     on the vectors `x`, and a summary of its training."""
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
     from rqvae_ids.ids.encode import encode_codes_chunked
     from rqvae_ids.models import load_model
     from rqvae_ids.train import TrainConfig, train_model

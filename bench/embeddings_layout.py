@@ -55,7 +55,7 @@ def main() -> int:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     v = read_embeddings(args.like).vectors
     x = np.ascontiguousarray(np.tile(v, (-(-args.items // len(v)), 1))[:args.items], dtype="<f4")

@@ -42,8 +42,8 @@ def step_cost(n_items: int, seqs, codes, vec, negatives: int, steps: int) -> dic
     """Mean seconds per training step over `steps` steps (after 2 warm-up steps) and the peak RSS."""
     import torch
 
-    from rqvae_ids.retrieval.item_model import ItemSeqModel
-    from rqvae_ids.retrieval.item_trainer import NegativeSampler, item_config, model_config, seen_items, windows
+    from rqvae_ids.retrieval.item.model import ItemSeqModel
+    from rqvae_ids.retrieval.item.trainer import NegativeSampler, item_config, model_config, seen_items, windows
 
     cfg = item_config("hybrid", {"negatives": negatives, "negative_sampling": "popularity"})
     x, y = windows(seqs, n_items, cfg.max_history)
@@ -70,8 +70,8 @@ def step_cost(n_items: int, seqs, codes, vec, negatives: int, steps: int) -> dic
 
 def scoring(n_items: int, seqs, codes, vec, users: int = 4096) -> float:
     """Users/s of exact full-catalog scoring (history excluded), untrained weights (same cost)."""
-    from rqvae_ids.retrieval.item_model import ItemSeqModel
-    from rqvae_ids.retrieval.item_trainer import item_config, model_config, recommend
+    from rqvae_ids.retrieval.item.model import ItemSeqModel
+    from rqvae_ids.retrieval.item.trainer import item_config, model_config, recommend
 
     cfg = item_config("hybrid")  # the defaults: text-match channel included
     model = ItemSeqModel(model_config(cfg, n_items, codes, vec), codes, vec).eval()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 def near_duplicates(x: np.ndarray) -> dict:
     import faiss
 
-    from rqvae_ids.metrics import colliding_share
+    from rqvae_ids.core.metrics import colliding_share
 
     xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     index = faiss.IndexFlatIP(xn.shape[1])
@@ -45,7 +45,7 @@ def linear_ceiling(x: np.ndarray, levels: int, k: int) -> list[dict]:
     import torch
 
     from rqvae_ids.evaluate.neighbours import neighbour_recall
-    from rqvae_ids.metrics import colliding_share, duplicate_rate
+    from rqvae_ids.core.metrics import colliding_share, duplicate_rate
     from rqvae_ids.quantizers import ResidualQuantizer
 
     mean = x.mean(0)
@@ -65,7 +65,7 @@ def linear_ceiling(x: np.ndarray, levels: int, k: int) -> list[dict]:
 
 def model_depth(x: np.ndarray, model_dir: str) -> dict:
     from rqvae_ids.evaluate.neighbours import neighbour_recall
-    from rqvae_ids.metrics import colliding_share
+    from rqvae_ids.core.metrics import colliding_share
     from rqvae_ids.models import load_model
 
     model = load_model(model_dir)
@@ -80,8 +80,8 @@ def model_depth(x: np.ndarray, model_dir: str) -> dict:
 
 
 def main() -> None:
-    from rqvae_ids.io import provenance
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.io import provenance
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--embeddings", required=True)

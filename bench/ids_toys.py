@@ -28,8 +28,8 @@ def edited_copy(emb: Path, out: Path, share: float, seed: int = 0) -> set[str]:
     """Copy of `emb` with `share` of the items edited: new text hash, vector nudged and renormalised."""
     import numpy as np
 
-    from rqvae_ids.io import sha256_text
-    from rqvae_ids.embedding_table import read_embeddings, write_embeddings
+    from rqvae_ids.core.io import sha256_text
+    from rqvae_ids.core.embedding_table import read_embeddings, write_embeddings
 
     t = read_embeddings(emb)
     rng = np.random.default_rng(seed)

@@ -47,7 +47,7 @@ def parse_with_data(p: argparse.ArgumentParser) -> argparse.Namespace:
 
 def load(args):
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     emb = read_embeddings(args.embeddings)
     users, seqs, order = load_interactions(args.interactions, list(emb.item_ids))
@@ -88,7 +88,7 @@ def codes_for(spec: str, emb, embeddings: str, train=None, tag: str = "") -> np.
         codes = np.random.default_rng(0).integers(0, 256, (len(x), int(spec[6:])))
     elif spec.startswith("ids:"):
         from rqvae_ids.ids import read_semantic_ids
-        from rqvae_ids.retrieval.generative import sid_codes
+        from rqvae_ids.retrieval.tiger.generative import sid_codes
 
         ids = read_semantic_ids(spec[4:])
         assert list(ids.item_ids) == list(emb.item_ids), "IDs and embeddings must share the catalog order"
@@ -145,11 +145,11 @@ def paired(a: str, b: str) -> dict:
 
 
 def run(args) -> dict:
-    from rqvae_ids.config import parse_set, to_dict
+    from rqvae_ids.core.config import parse_set, to_dict
     from rqvae_ids.evaluate.cold import choose_cold_items, cold_split
     from rqvae_ids.evaluate.harness import evaluate_retriever
-    from rqvae_ids.retrieval.item_retriever import ItemRetriever
-    from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, item_config
+    from rqvae_ids.retrieval.item.retriever import ItemRetriever
+    from rqvae_ids.retrieval.item.trainer import ItemRetrieverConfig, item_config
 
     emb, split = load(args)
     cfg = item_config(args.head, parse_set(args.set, ItemRetrieverConfig), where="--set")
@@ -196,8 +196,8 @@ def speed(args) -> dict:
     """Exact full-catalog scoring throughput of an untrained parallel/sasrec model (same cost as trained)."""
     import torch
 
-    from rqvae_ids.retrieval.item_model import ItemModelConfig, ItemSeqModel
-    from rqvae_ids.retrieval.item_trainer import recommend
+    from rqvae_ids.retrieval.item.model import ItemModelConfig, ItemSeqModel
+    from rqvae_ids.retrieval.item.trainer import recommend
 
     emb, split = load(args)
     n = len(emb)

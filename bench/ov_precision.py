@@ -51,27 +51,27 @@ def main() -> int:
     import numpy as np
     import openvino as ov
 
-    from rqvae_ids import embed_backends as B
+    from rqvae_ids.embed import backends as B
     from rqvae_ids.catalog import load_catalog
-    from rqvae_ids.embed import EmbedConfig, load_encoder, load_torch_encoder, resolve_model
+    from rqvae_ids.embed import EmbedConfig, load_text_encoder, load_torch_text_encoder, resolve_model
 
     texts = load_catalog(path).texts[: args.limit]
     bs = args.batch_size
     spec = resolve_model(None)
     cfg = EmbedConfig(backend="openvino", device="cpu", progress=False, model_cache=tempfile.mkdtemp(prefix="ov-precision-"))
-    folder = Path(load_encoder(spec, cfg, "cpu", texts)[1]["export_dir"])
-    reference = load_torch_encoder(spec, "cpu", quiet=True).encode(texts, batch_size=bs, normalize_embeddings=True,
+    folder = Path(load_text_encoder(spec, cfg, "cpu", texts)[1]["export_dir"])
+    reference = load_torch_text_encoder(spec, "cpu", quiet=True).encode(texts, batch_size=bs, normalize_embeddings=True,
                                                                     show_progress_bar=False)
-    encoders = {name: compiled_encoder(ov, B, folder, hint) for name, hint in HINTS.items()}
-    times = {name: [] for name in encoders}
+    text_encoders = {name: compiled_text_encoder(ov, B, folder, hint) for name, hint in HINTS.items()}
+    times = {name: [] for name in text_encoders}
     vectors = {}
     for r in range(args.repeat):
-        for name, (enc, _) in (list(encoders.items()) if r % 2 == 0 else list(encoders.items())[::-1]):
+        for name, (enc, _) in (list(text_encoders.items()) if r % 2 == 0 else list(text_encoders.items())[::-1]):
             t = time.perf_counter()
             vectors[name] = enc.encode(texts, batch_size=bs, normalize_embeddings=True)
             times[name].append(time.perf_counter() - t)
     rows = {}
-    for name, (enc, precision) in encoders.items():
+    for name, (enc, precision) in text_encoders.items():
         cos = (vectors[name] * reference).sum(1)
         alone = np.stack([enc.encode([t], batch_size=1, normalize_embeddings=True)[0] for t in texts[:16]])
         rows[name] = {"precision": precision, "best_seconds": round(min(times[name]), 3),
@@ -96,9 +96,9 @@ def main() -> int:
     return 0
 
 
-def compiled_encoder(ov, B, folder: Path, hint: str | None):
-    """An ExportedEncoder whose model is compiled with `hint` (None: OpenVINO's own choice), and its precision."""
-    enc = B.ExportedEncoder(folder, "openvino")
+def compiled_text_encoder(ov, B, folder: Path, hint: str | None):
+    """An ExportedTextEncoder whose model is compiled with `hint` (None: OpenVINO's own choice), and its precision."""
+    enc = B.ExportedTextEncoder(folder, "openvino")
     compiled = ov.Core().compile_model(str(folder / "model.xml"), "CPU", {} if hint is None else {"INFERENCE_PRECISION_HINT": hint})
     request = compiled.create_infer_request()
     names = [i.get_any_name() for i in compiled.inputs]

@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 
 DIRECT = """
 import sys
-from rqvae_ids.config import to_dict
+from rqvae_ids.core.config import to_dict
 from rqvae_ids.pipeline import runs, stages
 from rqvae_ids.pipeline.config import load_pipeline_config, with_embed_cache
 catalog, interactions, out, config, cache = sys.argv[1:6]

@@ -45,9 +45,9 @@ def text_codes(model, vectors: np.ndarray) -> np.ndarray:
 
 
 def check(first: Path, second: Path) -> dict:
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.ids import read_semantic_ids
-    from rqvae_ids.io import sha256_file
+    from rqvae_ids.core.io import sha256_file
     from rqvae_ids.models import load_model
 
     old, new = read_semantic_ids(first / "semantic_ids.parquet"), read_semantic_ids(second / "semantic_ids.parquet")

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 def load(ids_path, interactions, users: int = 0):
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.ids import read_semantic_ids
-    from rqvae_ids.retrieval.generative import sid_codes
+    from rqvae_ids.retrieval.tiger.generative import sid_codes
 
     ids = read_semantic_ids(ids_path)
     u, seqs, order = load_interactions(interactions, list(ids.item_ids))
@@ -37,7 +37,7 @@ def load(ids_path, interactions, users: int = 0):
 def knn(args) -> dict:
     from rqvae_ids.evaluate.harness import fit_and_evaluate
     from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever, PopularityRetriever
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     ids, _, split = load(args.ids, args.interactions)
     emb = read_embeddings(args.embeddings)
@@ -52,8 +52,8 @@ def knn(args) -> dict:
 
 def arch(args) -> dict:
     from rqvae_ids.evaluate.harness import evaluate_retriever
-    from rqvae_ids.retrieval.generative import GenerativeRetriever
-    from rqvae_ids.retrieval.trainer import RetrievalConfig
+    from rqvae_ids.retrieval.tiger.generative import GenerativeRetriever
+    from rqvae_ids.retrieval.tiger.trainer import RetrievalConfig
 
     _, codes, split = load(args.ids, args.interactions, args.users)
     base = RetrievalConfig(max_epochs=args.epochs, patience=args.epochs, valid_users=0, device=args.device)

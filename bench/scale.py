@@ -253,7 +253,7 @@ def refresh_catalog(n: int, attempt: int) -> tuple[Path, dict]:
 
 def refresh_run(n: int, base: dict) -> dict:
     from rqvae_ids.ids import read_semantic_ids
-    from rqvae_ids.io import sha256_file
+    from rqvae_ids.core.io import sha256_file
     from rqvae_ids.pipeline import runs
 
     out = OUT / "runs" / str(n)

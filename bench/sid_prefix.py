@@ -27,7 +27,7 @@ def main() -> None:
     from rqvae_ids.evaluate.baselines import SidPrefixRetriever
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.models import load_model
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", help="trained model directories")

@@ -27,7 +27,7 @@ def main() -> None:
     for f in (args.embeddings, args.interactions):
         if not Path(f).is_file():
             sys.exit(f"skipped: {f} not found (embed ../shared/data/amazon-toys/items.csv with `rqvae-ids embed` first)")
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
 
     emb = read_embeddings(args.embeddings)

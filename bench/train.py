@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic(path: Path, n: int = 12000, d: int = 384, seed: int = 0) -> None:
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((300, d))
@@ -74,8 +74,8 @@ def main() -> None:
 
     import torch
 
-    from rqvae_ids.io import provenance
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.io import provenance
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.train import TrainConfig, config_from_args, train_model
 
     torch.set_num_threads(args.threads)

@@ -64,7 +64,7 @@ def main() -> int:
 
     from rqvae_ids.catalog import load_catalog
     from rqvae_ids.cf import CFConfig, build_cf_table
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.ids import assign_ids
     from rqvae_ids.train import TrainConfig, train_model

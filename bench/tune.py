@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from rqvae_ids.config import parse_set
+    from rqvae_ids.core.config import parse_set
     from rqvae_ids.evaluate.neighbours import neighbour_recall
-    from rqvae_ids.metrics import colliding_share, duplicate_rate, perplexity, utilisation
+    from rqvae_ids.core.metrics import colliding_share, duplicate_rate, perplexity, utilisation
     from rqvae_ids.models import load_model
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.train import TrainConfig, config_from_args, train_model
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import tasks
 from rqvae_ids.compare.comparison import compare_options, run_comparison
 from rqvae_ids.compare.config import MODEL_KINDS
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 
 
 @task(name="train and assign", task_run_name="train and assign {kind}", cache_policy=NO_CACHE)

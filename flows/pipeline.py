@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow
 
 from flows import tasks
-from rqvae_ids.config import to_dict
+from rqvae_ids.core.config import to_dict
 from rqvae_ids.pipeline import runs
 
 

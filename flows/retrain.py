@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow
 
 from flows import served, tasks
-from rqvae_ids.config import to_dict
+from rqvae_ids.core.config import to_dict
 from rqvae_ids.pipeline import runs
 from rqvae_ids.pipeline.stages import SEMANTIC_IDS
 

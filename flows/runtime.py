@@ -33,7 +33,7 @@ def require_prefect_server(hint: str) -> None:
     """
     from prefect.settings import PREFECT_API_URL
 
-    from rqvae_ids.errors import UserError
+    from rqvae_ids.core.errors import UserError
 
     url = PREFECT_API_URL.value()
     if not url:
@@ -73,7 +73,7 @@ def user_errors_without_prefect_logs(enabled: bool = True):
 
     from prefect.logging.handlers import APILogHandler
 
-    from rqvae_ids.errors import UserError
+    from rqvae_ids.core.errors import UserError
 
     held: list[tuple[logging.Handler, logging.LogRecord]] = []
 

@@ -18,7 +18,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.pipeline import config as pipeline_config
 from rqvae_ids.pipeline import runs, sharding, stages, summary
 from rqvae_ids.pipeline.refresh import refresh_config

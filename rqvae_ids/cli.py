@@ -16,7 +16,7 @@ import signal
 import sys
 
 from . import commands
-from .errors import UserError
+from .core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from rqvae_ids.catalog import add_catalog_args, catalog_from_args, load_catalog
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 
 CSV = (
     "item_id,title,brand,categories,description,price\n"

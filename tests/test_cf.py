@@ -1,4 +1,4 @@
-"""Collaborative item embeddings (rqvae_ids/cf.py): no leak of validation/test targets, cache."""
+"""Collaborative item embeddings (rqvae_ids/cf/): no leak of validation/test targets, cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rqvae_ids.cf import CFConfig, build_cf_table, read_cf_table
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 
 
 def write_interactions(path, rows):

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from rqvae_ids.cf_table import CF_FILE, read_cf_table, write_cf_table  # noqa: E402
+from rqvae_ids.core.cf_table import CF_FILE, read_cf_table, write_cf_table  # noqa: E402
 from rqvae_ids.cli import main  # noqa: E402
-from rqvae_ids.embedding_table import write_embeddings  # noqa: E402
-from rqvae_ids.errors import UserError  # noqa: E402
+from rqvae_ids.core.embedding_table import write_embeddings  # noqa: E402
+from rqvae_ids.core.errors import UserError  # noqa: E402
 from rqvae_ids.ids import assign_ids, read_semantic_ids  # noqa: E402
 from rqvae_ids.models import load_model  # noqa: E402
 

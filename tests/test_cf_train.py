@@ -13,7 +13,7 @@ from rqvae_ids.cf import CFTable  # noqa: E402
 from rqvae_ids.cli import main  # noqa: E402
 from rqvae_ids.models import ModelConfig, load_model  # noqa: E402
 from rqvae_ids.models.base import info_nce  # noqa: E402
-from rqvae_ids.embedding_table import write_embeddings  # noqa: E402
+from rqvae_ids.core.embedding_table import write_embeddings  # noqa: E402
 from rqvae_ids.train import TrainConfig, train_model  # noqa: E402
 
 N, D, C = 240, 16, 8
@@ -68,7 +68,7 @@ def test_cf_term_aligns_codes_with_cf_groups_and_cold_items_train(tmp_path):
 
     def latent_purity(out):
         """Share of each item's 10 latent-space neighbours in its own CF group."""
-        from rqvae_ids.knn import exact_neighbours
+        from rqvae_ids.core.knn import exact_neighbours
 
         z = load_model(out).encode_latent(text)
         return (group[exact_neighbours(z, np.arange(N), 10)] == group[:, None]).mean()
@@ -80,7 +80,7 @@ def test_cf_term_aligns_codes_with_cf_groups_and_cold_items_train(tmp_path):
     assert latent_purity(tmp_path / "cf") > latent_purity(tmp_path / "text") + 0.1
     # nbr_source=cf: the neighbour term samples co-consumed items (CF neighbours); cold items
     # are their own neighbours
-    from rqvae_ids.train import prepare_data
+    from rqvae_ids.train.inputs import prepare_data
 
     data = prepare_data(text, cfg(nbr_weight=1.0, nbr_source="cf"), "cpu", neural=True, cf=table)
     nbrs = data.nbrs.numpy()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rqvae_ids.cli import build_parser, main
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,7 +65,7 @@ def test_user_error_inside_the_flow_is_one_line_without_prefect_logs(tmp_path, c
     code = (
         "import sys\n"
         "import rqvae_ids.pipeline.config as c\n"
-        "from rqvae_ids.errors import UserError\n"
+        "from rqvae_ids.core.errors import UserError\n"
         "def bad(*a, **k): raise UserError('no id column item_id in the catalog')\n"
         "c.with_embed_cache = bad  # called by the flow's first task only\n"
         "from rqvae_ids.cli import main\n"

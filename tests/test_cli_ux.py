@@ -101,7 +101,7 @@ def _sigint_once(proc, ready, seconds: float, poll: float) -> tuple[str, str]:
 def _embeddings(path, n=300, d=16, seed=0):
     import numpy as np
 
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((16, d))[np.arange(n) % 16] + 0.3 * rng.standard_normal((n, d))
@@ -211,7 +211,7 @@ def test_train_embeddings_folder_means_its_embeddings_parquet(tmp_path, capsys):
     assert main(["train", "--embeddings", str(emb_dir), "--model", "rqkmeans", "--out", str(out),
                  "--codebook-size", "16", "--quiet"]) == 0
     capsys.readouterr()
-    from rqvae_ids.io import sha256_file
+    from rqvae_ids.core.io import sha256_file
 
     assert json.loads((out / "config.json").read_text())["data_sha256"] == sha256_file(emb_dir / "embeddings.parquet")
     # lookup --ids / assign --embeddings take the folders the same way

@@ -79,7 +79,7 @@ def test_retrieve_train_model_settings_refused_up_front(tmp_path, capsys, sid_fi
 
 
 def test_retrieval_config_checks_match_the_model():
-    from rqvae_ids.retrieval.trainer import RetrievalConfig, model_config
+    from rqvae_ids.retrieval.tiger.trainer import RetrievalConfig, model_config
 
     pytest.importorskip("torch")
     ok = RetrievalConfig(d_model=32, n_head=2, n_layer=1, dropout=0.0)
@@ -157,8 +157,8 @@ def test_out_that_is_a_file_refused_up_front(tmp_path, capsys, catalog, command,
 
 
 def test_check_out_dir(tmp_path):
-    from rqvae_ids.errors import UserError
-    from rqvae_ids.io import check_out_dir
+    from rqvae_ids.core.errors import UserError
+    from rqvae_ids.core.io import check_out_dir
 
     assert check_out_dir(tmp_path) == tmp_path
     assert check_out_dir(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
@@ -281,7 +281,7 @@ def test_embed_quiet_turns_off_the_weight_loading_bar(tmp_path, capsys, monkeypa
     sentence_transformers = pytest.importorskip("sentence_transformers")
     from transformers.utils import logging as hf_logging
 
-    import rqvae_ids.embed as embed
+    from rqvae_ids.embed import text_encoder
 
     model_dir = tmp_path / "fake-model"
     model_dir.mkdir()
@@ -294,7 +294,7 @@ def test_embed_quiet_turns_off_the_weight_loading_bar(tmp_path, capsys, monkeypa
             raise RuntimeError("fake model: stop here")
 
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", FakeSentenceTransformer)
-    monkeypatch.setattr(embed, "_LOADED", {})
+    monkeypatch.setattr(text_encoder, "_LOADED", {})
     hf_logging.enable_progress_bar()
     argv = ["embed", "--catalog", str(catalog), "--out", str(tmp_path / "out"), "--embed-model", str(model_dir),
             "--device", "cpu", *(["--quiet"] if quiet else [])]

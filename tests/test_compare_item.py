@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 
 from rqvae_ids.cli import main  # noqa: E402
-from rqvae_ids.embedding_table import write_embeddings  # noqa: E402
+from rqvae_ids.core.embedding_table import write_embeddings  # noqa: E402
 from rqvae_ids.evaluate.cold import choose_cold_items, cold_split, cold_users  # noqa: E402
 from rqvae_ids.evaluate.sequences import leave_one_out  # noqa: E402
 
@@ -145,7 +145,7 @@ def test_collaborative_rows_with_interactions(tiny, tmp_path, one_thread):
     same metric names as every ID model; CF embeddings built once in OUT/cf/ from the split's
     training part; rqkmeans-cf codes items with a CF embedding from [text, alpha * CF]."""
     from rqvae_ids.cf import read_cf_table
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.ids import read_semantic_ids
     from rqvae_ids.models import load_model
 

@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rqvae_ids import embed
+from rqvae_ids.embed import items as embed_stage
 from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, resolve_model
-from rqvae_ids.errors import UserError
-from rqvae_ids.io import sha256_text
-from rqvae_ids.embedding_table import read_embeddings
+from rqvae_ids.core.errors import UserError
+from rqvae_ids.core.io import sha256_text
+from rqvae_ids.core.embedding_table import read_embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def embedded(tmp_path_factory) -> tuple[Path, np.ndarray]:
     """A cache file holding TEXTS (encoded once, in one call) and their vectors (6, 384)."""
     folder = tmp_path_factory.mktemp("embedded")
     run(folder)
-    return folder / embed.CACHE_FILENAME, read_embeddings(folder / "embeddings.parquet").vectors
+    return folder / embed_stage.CACHE_FILENAME, read_embeddings(folder / "embeddings.parquet").vectors
 
 
 def cached_cfg(cache: Path) -> EmbedConfig:
@@ -100,36 +100,36 @@ def test_one_cache_shared_across_outputs(tmp_path, embedded):
     cache, _ = embedded
     assert run(tmp_path / "a", cfg=cached_cfg(cache))["encoded"] == 0
     assert run(tmp_path / "b", texts=TEXTS[::-1], ids=IDS[::-1], cfg=cached_cfg(cache))["encoded"] == 0
-    assert not (tmp_path / "a" / embed.CACHE_FILENAME).exists()
+    assert not (tmp_path / "a" / embed_stage.CACHE_FILENAME).exists()
 
 
 def test_models_of_different_dimensions_share_one_cache_file(tmp_path):
     cache = tmp_path / "cache.parquet"
     small, large = np.ones((2, 3), np.float32), np.full((1, 5), 2.0, np.float32)
-    embed.append_cache(cache, "small", ["k1", "k2"], small)
-    embed.append_cache(cache, "large", ["k3"], large)
-    embed.append_cache(cache, "small", ["k2"], small[:1] * 3)  # a rewrite replaces the row
-    hit, vectors = embed.lookup_cache(cache, "small", ["k2", "k3", "k1"])
+    embed_stage.append_cache(cache, "small", ["k1", "k2"], small)
+    embed_stage.append_cache(cache, "large", ["k3"], large)
+    embed_stage.append_cache(cache, "small", ["k2"], small[:1] * 3)  # a rewrite replaces the row
+    hit, vectors = embed_stage.lookup_cache(cache, "small", ["k2", "k3", "k1"])
     assert hit.tolist() == [True, False, True]
     np.testing.assert_array_equal(vectors[[0, 2]], [[3, 3, 3], [1, 1, 1]])
-    hit, vectors = embed.lookup_cache(cache, "large", ["k3"])
+    hit, vectors = embed_stage.lookup_cache(cache, "large", ["k3"])
     assert hit.tolist() == [True] and vectors.shape == (1, 5)
 
 
 def test_unreadable_cache_is_a_user_error(tmp_path):
-    (tmp_path / embed.CACHE_FILENAME).write_bytes(b"not parquet")
+    (tmp_path / embed_stage.CACHE_FILENAME).write_bytes(b"not parquet")
     with pytest.raises(UserError, match="cannot read embedding cache"):
         run(tmp_path)
     assert not (tmp_path / "embeddings.parquet").exists()
 
 
 def test_interrupted_run_keeps_finished_batches(tmp_path, monkeypatch):
-    monkeypatch.setattr(embed, "CACHE_FLUSH_EVERY", 2)
+    monkeypatch.setattr(embed_stage, "CACHE_FLUSH_EVERY", 2)
     flushed = []
-    real_append = embed.append_cache
-    monkeypatch.setattr(embed, "append_cache", lambda path, model, keys, vectors: (
+    real_append = embed_stage.append_cache
+    monkeypatch.setattr(embed_stage, "append_cache", lambda path, model, keys, vectors: (
         flushed.append(len(keys)), real_append(path, model, keys, vectors)))
-    real_encode_rows = embed._encode_rows
+    real_encode_rows = embed_stage.encode_rows
 
     def encode_then_interrupt(model, texts, rows, out, batch_size, progress, on_batch=None):
         batches = []
@@ -142,12 +142,12 @@ def test_interrupted_run_keeps_finished_batches(tmp_path, monkeypatch):
 
         real_encode_rows(model, texts, rows, out, batch_size, progress, stop_after_two_batches)
 
-    monkeypatch.setattr(embed, "_encode_rows", encode_then_interrupt)
+    monkeypatch.setattr(embed_stage, "encode_rows", encode_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, cfg=EmbedConfig(batch_size=2, device="cpu", progress=False))
     assert flushed == [2, 2, 0]  # every CACHE_FLUSH_EVERY texts, then the final (empty) flush
     assert not (tmp_path / "embeddings.parquet").exists()
-    monkeypatch.setattr(embed, "_encode_rows", real_encode_rows)
+    monkeypatch.setattr(embed_stage, "encode_rows", real_encode_rows)
     assert run(tmp_path)["encoded"] == 2
 
 

@@ -1,4 +1,4 @@
-"""Embedding backends (rqvae_ids.embed_backends): export cache, accuracy guard, errors.
+"""Embedding backends (rqvae_ids.embed.backends): export cache, accuracy guard, errors.
 
 torch and the default backend always run (CI installs the default's packages, and the
 `fast` extra); the other backends skip with a reason only when their package is absent.
@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rqvae_ids import embed, embed_backends
-from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, load_encoder, resolve_model
-from rqvae_ids.embed_backends import DEFAULT_BACKEND, valid_export
-from rqvae_ids.errors import UserError
-from rqvae_ids.embedding_table import read_embeddings
+from rqvae_ids.embed import backends as embed_backends
+from rqvae_ids.embed import text_encoder
+from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts, load_text_encoder, resolve_model
+from rqvae_ids.embed.backends import DEFAULT_BACKEND, valid_export
+from rqvae_ids.core.errors import UserError
+from rqvae_ids.core.embedding_table import read_embeddings
 from test_embed import IDS, TEXTS  # the same six item texts as the torch path's tests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,8 +87,8 @@ def test_default_openvino_computes_in_fp32_on_any_cpu():
     import openvino as ov
 
     _needs("openvino")
-    encoder, info = load_encoder(resolve_model(None), cfg("openvino"), "cpu", TEXTS)
-    assert encoder.precision == info["precision"] == "fp32"
+    text_encoder, info = load_text_encoder(resolve_model(None), cfg("openvino"), "cpu", TEXTS)
+    assert text_encoder.precision == info["precision"] == "fp32"
     compiled = ov.Core().compile_model(str(Path(info["export_dir"]) / "model.xml"), "CPU",
                                        {"INFERENCE_PRECISION_HINT": "f32"})
     assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
@@ -142,8 +143,8 @@ def test_a_texts_vector_does_not_depend_on_its_batch_fp32(backend):
 
 def test_export_made_once_and_reused(torch_vectors):
     spec = resolve_model(None)
-    _, first = load_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
-    _, second = load_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
+    _, first = load_text_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
+    _, second = load_text_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
     assert second["export_seconds"] is None and second["export_dir"] == first["export_dir"]
     folder = Path(first["export_dir"])
     assert folder.parent.name.startswith("model-") and folder.name == DEFAULT_BACKEND
@@ -153,7 +154,7 @@ def test_export_made_once_and_reused(torch_vectors):
 def _private_export(tmp_path) -> tuple[EmbedConfig, Path]:
     """A copy of the session's default export under a private model cache (accuracy record dropped)."""
     spec = resolve_model(None)
-    _, info = load_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
+    _, info = load_text_encoder(spec, cfg(DEFAULT_BACKEND), "cpu", TEXTS)
     src = Path(info["export_dir"])
     dst = tmp_path / "models" / src.parent.name / src.name
     shutil.copytree(src, dst)
@@ -166,7 +167,7 @@ def test_corrupt_export_is_rebuilt_not_loaded(tmp_path, torch_vectors):
     weights = max((p for p in folder.iterdir() if p.is_file()), key=lambda p: p.stat().st_size)
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated, manifest unchanged
     assert not valid_export(folder)
-    _, info = load_encoder(resolve_model(None), c, "cpu", TEXTS)
+    _, info = load_text_encoder(resolve_model(None), c, "cpu", TEXTS)
     assert info["export_seconds"] is not None and valid_export(folder)
     got = encode_texts(TEXTS, c)
     assert (got * torch_vectors).sum(1).min() > 0.999
@@ -178,15 +179,15 @@ def test_report_says_what_the_compiled_model_runs_in_and_guard_is_per_precision(
     c, folder = _private_export(tmp_path)
     embed_backends.write_accuracy(folder, {"mean_cosine": 0.5, "min_cosine": 0.1, "sample": 6})  # an old record
     monkeypatch.setattr(embed_backends, "openvino_precision", lambda compiled, backend: "bf16")
-    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    text_encoder._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
     report = embed_items(IDS, TEXTS, tmp_path / "out", c)  # not refused: the old record is not trusted
     assert report["precision"] == report["accuracy_vs_torch"]["precision"] == "bf16"
     assert report["accuracy_vs_torch"]["min_cosine"] > 0.99
     assert json.loads((tmp_path / "out" / "embed_report.json").read_text())["precision"] == "bf16"
     assert embed_backends.read_accuracy(folder, "bf16") is not None and embed_backends.read_accuracy(folder, "fp32") is None
-    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    text_encoder._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
     # cached vectors are keyed by backend; "+openvino" entries from before precision was pinned are not reused
-    assert embed.cache_identity(resolve_model(None), c).endswith("+openvino-fp32")
+    assert text_encoder.cache_identity(resolve_model(None), c).endswith("+openvino-fp32")
 
 
 def test_export_killed_half_way_leaves_nothing_loadable_then_rebuilds(tmp_path):
@@ -222,20 +223,20 @@ def test_interrupted_export_never_appears(tmp_path, monkeypatch):
 
 def test_accuracy_guard_refuses_and_writes_nothing(tmp_path, monkeypatch):
     c, folder = _private_export(tmp_path)
-    real = embed_backends.ExportedEncoder.encode
+    real = embed_backends.ExportedTextEncoder.encode
 
     def noisy(self, texts, *a, **kw):  # a broken runtime: vectors far from torch's
         v = real(self, texts, *a, **kw) + np.random.default_rng(0).normal(0, 0.2, (len(texts), 384)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-    monkeypatch.setattr(embed_backends.ExportedEncoder, "encode", noisy)
-    embed._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
+    monkeypatch.setattr(embed_backends.ExportedTextEncoder, "encode", noisy)
+    text_encoder._LOADED.pop((str(folder), DEFAULT_BACKEND), None)
     out = tmp_path / "out"
     with pytest.raises(UserError, match="too far from torch.*min cosine"):
         embed_items(IDS, TEXTS, out, c)
     assert not out.exists()
     assert embed_backends.read_accuracy(folder, "fp32")["min_cosine"] < 0.98  # recorded: refused again without re-measuring
-    monkeypatch.setattr(embed_backends.ExportedEncoder, "encode", real)
+    monkeypatch.setattr(embed_backends.ExportedTextEncoder, "encode", real)
     with pytest.raises(UserError, match="too far from torch"):
         embed_items(IDS, TEXTS, out, c)
     # the threshold is configurable; the torch backend is unaffected
@@ -290,7 +291,7 @@ def test_model_that_cannot_be_exported_is_a_clear_error_torch_still_works(tmp_pa
 
 
 def test_unknown_backend_and_bad_threshold_rejected():
-    from rqvae_ids.config import from_dict
+    from rqvae_ids.core.config import from_dict
 
     with pytest.raises(UserError, match="backend must be one of"):
         from_dict(EmbedConfig, {"backend": "tensorrt"}, where="embed")

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rqvae_ids import embedding_table as tables
-from rqvae_ids.embedding_table import fill_vectors, read_embeddings, write_embeddings
-from rqvae_ids.errors import UserError
-from rqvae_ids.io import prefetched
+from rqvae_ids.core import embedding_table as tables
+from rqvae_ids.core.embedding_table import fill_vectors, read_embeddings, write_embeddings
+from rqvae_ids.core.errors import UserError
+from rqvae_ids.core.io import prefetched
 
 
 def vectors(n=50, d=7, seed=0):

@@ -12,7 +12,7 @@ from rqvae_ids.evaluate.model_ids import ModelIds
 from rqvae_ids.evaluate.random_ids import random_codes
 from rqvae_ids.evaluate.report import ordered_metrics, results_table
 from rqvae_ids.evaluate.sequences import leave_one_out
-from rqvae_ids.io import read_parquet_metadata
+from rqvae_ids.core.io import read_parquet_metadata
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -92,7 +92,7 @@ def test_report_marks_best_per_column():
 
 
 def _write_inputs(tmp_path, n=240, d=24, users=150, seed=0):
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
 
     rng = np.random.default_rng(seed)
     label = rng.integers(0, 6, n)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.evaluate.quality import (
     category_levels,
     category_metrics,

@@ -3,14 +3,14 @@ import json
 import numpy as np
 import pytest
 
-from rqvae_ids import metrics
+from rqvae_ids.core import metrics
 from rqvae_ids.cli import main
-from rqvae_ids.config import from_dict
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.config import from_dict
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.evaluate.ranking import ndcg_at, next_item_metrics, recall_at
 from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
-from rqvae_ids.io import atomic_path, write_json_atomic
-from rqvae_ids.embedding_table import read_embeddings, write_embeddings
+from rqvae_ids.core.io import atomic_path, write_json_atomic
+from rqvae_ids.core.embedding_table import read_embeddings, write_embeddings
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
@@ -131,7 +131,7 @@ def test_atomic_write_respects_umask(tmp_path):
 
 @pytest.mark.parametrize("high", [2, 256, 2**40])  # packed int64 keys, and the wide-tuple fallback
 def test_tuple_groups_match_row_unique(high):
-    from rqvae_ids.metrics import tuple_group_ids
+    from rqvae_ids.core.metrics import tuple_group_ids
 
     codes = np.random.default_rng(0).integers(0, high, (500, 3))
     codes[7] = codes[3]  # at least one shared tuple
@@ -157,7 +157,7 @@ def test_interactions_without_rows_or_known_items_are_clear_errors(tmp_path, cap
 
 
 def test_one_set_grammar_types_values_by_field():
-    from rqvae_ids.config import parse_set
+    from rqvae_ids.core.config import parse_set
     from rqvae_ids.pipeline.config import PipelineConfig, load_pipeline_config
     from rqvae_ids.train import TrainConfig
 
@@ -188,7 +188,7 @@ def test_one_set_grammar_types_values_by_field():
     ("train.lr", ["expects KEY=VALUE"]),
 ])
 def test_set_grammar_errors_are_one_line(pair, words):
-    from rqvae_ids.config import parse_set
+    from rqvae_ids.core.config import parse_set
     from rqvae_ids.pipeline.config import PipelineConfig
 
     with pytest.raises(UserError) as e:

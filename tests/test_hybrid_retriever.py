@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from rqvae_ids.config import from_dict
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.config import from_dict
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.evaluate.harness import evaluate_retriever
-from rqvae_ids.retrieval.item_features import PARTS
-from rqvae_ids.retrieval.item_model import ItemModelConfig, ItemSeqModel
-from rqvae_ids.retrieval.item_retriever import ItemRetriever
-from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, NegativeSampler, recommend, seen_items, train
+from rqvae_ids.retrieval.item.features import PARTS
+from rqvae_ids.retrieval.item.model import ItemModelConfig, ItemSeqModel
+from rqvae_ids.retrieval.item.retriever import ItemRetriever
+from rqvae_ids.retrieval.item.trainer import ItemRetrieverConfig, NegativeSampler, recommend, seen_items, train
 
 from test_item_retrievers import N, QUIET, TINY, _write_cli_inputs, walk_data
 
@@ -167,7 +167,7 @@ def test_bad_parts_are_one_line_errors():
 
 def test_cli_hybrid_trains_and_bad_parts_write_nothing(tmp_path, capsys):
     from rqvae_ids.cli import main
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
 
     inter, ids = _write_cli_inputs(tmp_path)
     emb = tmp_path / "embeddings.parquet"
@@ -180,7 +180,7 @@ def test_cli_hybrid_trains_and_bad_parts_write_nothing(tmp_path, capsys):
     assert main([*base, "--ids", str(ids), "--content-embeddings", str(emb), "--out", str(out)]) == 0
     report = json.loads((out / "train_report.json").read_text())
     assert report["retriever"] == "hybrid" and report["config"]["parts"] == ["id", "codes", "text"]
-    from rqvae_ids.retrieval.item_trainer import HEAD_DEFAULTS
+    from rqvae_ids.retrieval.item.trainer import HEAD_DEFAULTS
 
     assert {k: report["config"][k] for k in HEAD_DEFAULTS["hybrid"] if k != "max_epochs"} == {
         k: v for k, v in HEAD_DEFAULTS["hybrid"].items() if k != "max_epochs"}  # the hybrid's own defaults

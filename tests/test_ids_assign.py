@@ -7,12 +7,12 @@ import pytest
 from test_ids_fakes import FakeTokenizer, load_fake, make_embeddings
 
 from rqvae_ids.cli import main
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.ids import assign as assign_mod
 from rqvae_ids.ids import assign_ids, read_semantic_ids
 from rqvae_ids.ids.encode import encode_codes_chunked
-from rqvae_ids.io import read_parquet_metadata, sha256_file
-from rqvae_ids.embedding_table import read_embeddings, write_embeddings
+from rqvae_ids.core.io import read_parquet_metadata, sha256_file
+from rqvae_ids.core.embedding_table import read_embeddings, write_embeddings
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rqvae_ids import models
-from rqvae_ids.embedding_table import write_embeddings
+from rqvae_ids.core.embedding_table import write_embeddings
 from rqvae_ids.ids import assign_ids, read_semantic_ids
 from rqvae_ids.ids.encode import LatentOracle
 

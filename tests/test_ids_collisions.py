@@ -2,7 +2,7 @@ import numpy as np
 import pyarrow as pa
 
 from rqvae_ids.ids.collisions import collision_report, collisions_table
-from rqvae_ids.metrics import group_tuples, tuple_keys
+from rqvae_ids.core.metrics import group_tuples, tuple_keys
 
 
 CODES = np.array([[1, 2], [0, 3], [1, 2], [2, 2], [0, 3], [1, 2], [3, 0]])

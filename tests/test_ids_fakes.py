@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from rqvae_ids.embedding_table import write_embeddings
+from rqvae_ids.core.embedding_table import write_embeddings
 
 
 class FakeTokenizer:

@@ -1,6 +1,6 @@
 import pytest
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.ids.index import SidIndex
 from rqvae_ids.ids.lookup import format_sid, format_sids, parse_sid
 from rqvae_ids.ids.table import token_vocabulary

@@ -96,7 +96,7 @@ def test_streamed_assignment_writes_what_a_whole_read_writes(real_setup, monkeyp
     re-encoding; both must write exactly what reading the whole file first writes."""
     import pyarrow.parquet as pq
 
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.ids import assign as assign_mod
 
     tmp, emb, _, dirs = real_setup

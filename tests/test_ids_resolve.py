@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.ids.resolve import resolve_reassign, resolve_suffix
 
 

@@ -4,11 +4,11 @@ import pyarrow.parquet as pq
 import pytest
 from test_ids_fakes import FakeTokenizer, load_fake, make_embeddings
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.ids import assign as assign_mod
 from rqvae_ids.ids import assign_ids, read_semantic_ids, write_id_mapping
-from rqvae_ids.io import read_parquet_metadata
-from rqvae_ids.embedding_table import read_embeddings, write_embeddings
+from rqvae_ids.core.io import read_parquet_metadata
+from rqvae_ids.core.embedding_table import read_embeddings, write_embeddings
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,8 @@ import pytest
 from rqvae_ids.ids import assign as assign_mod
 from rqvae_ids.ids import resolve as resolve_mod
 from rqvae_ids.ids.lookup import format_sids, format_sids_arrow, format_token
-from rqvae_ids.embedding_table import check_finite
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.embedding_table import check_finite
+from rqvae_ids.core.errors import UserError
 
 
 def reference_format_sids(columns):
@@ -69,7 +69,7 @@ def test_assign_output_identical_to_reference_helpers(tmp_path, monkeypatch, res
     import pyarrow as pa
     from test_ids_fakes import FakeTokenizer, load_fake, make_embeddings
 
-    from rqvae_ids import embedding_table as tables
+    from rqvae_ids.core import embedding_table as tables
     from rqvae_ids.ids import table as sid_table
 
     monkeypatch.setattr(assign_mod, "_load_model", load_fake)

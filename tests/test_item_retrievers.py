@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.evaluate.harness import evaluate_retriever
 from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
-from rqvae_ids.retrieval.item_model import ItemModelConfig, ItemSeqModel, score_items
-from rqvae_ids.retrieval.item_retriever import ItemRetriever
-from rqvae_ids.retrieval.item_trainer import ItemRetrieverConfig, recommend, train, windows
+from rqvae_ids.retrieval.item.model import ItemModelConfig, ItemSeqModel, score_items
+from rqvae_ids.retrieval.item.retriever import ItemRetriever
+from rqvae_ids.retrieval.item.trainer import ItemRetrieverConfig, recommend, train, windows
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ItemRetrieverConfig(d_model=32, n_layer=1, n_head=2, dropout=0.1, batch_size=32, lr=5e-3, warmup_steps=5,

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.models import MODELS, ModelConfig, build_model, fit_rqkmeans, load_model
 
 KINDS = ["rqvae", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.models import MODELS, ModelConfig, build_model, fit_opq, load_model
 
 
@@ -60,7 +60,7 @@ def test_cli_train_opq_with_subspaces(tmp_path, capsys):
     import json
 
     from rqvae_ids.cli import main
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
 
     x = data()
     emb = tmp_path / "embeddings.parquet"

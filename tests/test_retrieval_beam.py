@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rqvae_ids.retrieval.beam import constrained_beam_search
-from rqvae_ids.retrieval.model import BOS, SeqModelConfig, SeqModel
-from rqvae_ids.retrieval.trie import SidTrie
+from rqvae_ids.retrieval.tiger.beam import constrained_beam_search
+from rqvae_ids.retrieval.tiger.model import BOS, SeqModelConfig, SeqModel
+from rqvae_ids.retrieval.tiger.trie import SidTrie
 
 
 class TableScorer:

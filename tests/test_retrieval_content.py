@@ -15,13 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.evaluate.sequences import leave_one_out
-from rqvae_ids.retrieval.data import (build_examples, content_index, decoder_batch, encdec_batch, history_tokens,
+from rqvae_ids.retrieval.tiger.data import (build_examples, content_index, decoder_batch, encdec_batch, history_tokens,
                                       item_tokens)
-from rqvae_ids.retrieval.generative import GenerativeRetriever
-from rqvae_ids.retrieval.model import BOS, SeqModelConfig, SeqModel
-from rqvae_ids.retrieval.trainer import CHECKPOINT, RetrievalConfig, train
+from rqvae_ids.retrieval.tiger.generative import GenerativeRetriever
+from rqvae_ids.retrieval.tiger.model import BOS, SeqModelConfig, SeqModel
+from rqvae_ids.retrieval.tiger.trainer import CHECKPOINT, RetrievalConfig, train
 
 N_ITEMS, DIM = 48, 24
 TINY = RetrievalConfig(n_layer=1, d_model=32, n_head=2, batch_size=32, max_epochs=2, warmup_steps=5,
@@ -200,7 +200,7 @@ def test_content_needs_aligned_vectors(data):
 def _write_inputs(tmp_path, codes, vectors, users, seqs, drop_item=None):
     from test_retrieval_train import write_ids_and_interactions
 
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
 
     items = [f"i{i}" for i in range(N_ITEMS)]
     ids, inter = write_ids_and_interactions(tmp_path, codes, users, seqs)
@@ -236,7 +236,7 @@ DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 def test_compare_generative_content_passes_the_embeddings_and_keys_the_reuse(tmp_path, capsys):
     """--models random on 300 demo items with random 16-d embeddings (no embedding model)."""
     from rqvae_ids.cli import main
-    from rqvae_ids.embedding_table import write_embeddings
+    from rqvae_ids.core.embedding_table import write_embeddings
 
     items = pd.read_csv(DEMO / "items.csv", dtype=str, keep_default_na=False).head(300)
     inter = pd.read_csv(DEMO / "interactions.csv", dtype={"user_id": str, "item_id": str})

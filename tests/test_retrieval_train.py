@@ -15,8 +15,8 @@ import torch
 
 from rqvae_ids.evaluate.ranking import next_item_metrics
 from rqvae_ids.evaluate.sequences import leave_one_out
-from rqvae_ids.retrieval.generative import GenerativeRetriever
-from rqvae_ids.retrieval.trainer import CHECKPOINT, RetrievalConfig, train
+from rqvae_ids.retrieval.tiger.generative import GenerativeRetriever
+from rqvae_ids.retrieval.tiger.trainer import CHECKPOINT, RetrievalConfig, train
 
 N_ITEMS = 48
 TINY = RetrievalConfig(n_layer=1, d_model=32, n_head=2, batch_size=32, max_epochs=2, warmup_steps=5,
@@ -166,7 +166,7 @@ def test_width_comes_from_the_ids_codebook_size_and_old_retrievers_still_load(tm
     """IDs whose data never use the top codes keep K = the stored codebook_size (not max code + 1)
     in the trained retriever; a retriever saved before K was stored loads with the derived K."""
     from rqvae_ids.ids.table import write_semantic_ids
-    from rqvae_ids.retrieval.generative import train_retriever
+    from rqvae_ids.retrieval.tiger.generative import train_retriever
 
     codes, users, seqs = catalog(2)  # codes < 4 on the levels, suffix < 3
     ids, inter = write_ids_and_interactions(tmp_path, codes, users, seqs)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rqvae_ids.errors import UserError
-from rqvae_ids.retrieval.trie import SidTrie
+from rqvae_ids.core.errors import UserError
+from rqvae_ids.retrieval.tiger.trie import SidTrie
 
 
 @st.composite
@@ -64,7 +64,7 @@ def test_duplicate_ids_are_refused():
 
 
 def test_join_suffix_only_when_the_ids_carry_a_suffix_token():
-    from rqvae_ids.retrieval.generative import join_suffix
+    from rqvae_ids.retrieval.tiger.generative import join_suffix
 
     codes, suffix = np.array([[1, 2], [1, 2]]), np.array([0, 1])
     assert join_suffix(codes, suffix).tolist() == [[1, 2, 0], [1, 2, 1]]
@@ -85,7 +85,7 @@ def test_width_is_the_stored_codebook_size_not_the_largest_code():
 def test_sid_width_reads_the_ids_metadata():
     from types import SimpleNamespace
 
-    from rqvae_ids.retrieval.generative import sid_width
+    from rqvae_ids.retrieval.tiger.generative import sid_width
 
     assert sid_width(SimpleNamespace(metadata={"codebook_size": 16, "suffix_size": 16}, suffix_token=True)) == 16
     assert sid_width(SimpleNamespace(metadata={"codebook_size": 16, "suffix_size": 0}, suffix_token=False)) == 16

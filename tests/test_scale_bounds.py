@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rqvae_ids.embedding_table import write_embeddings
+from rqvae_ids.core.embedding_table import write_embeddings
 
 torch = pytest.importorskip("torch")
 
@@ -44,8 +44,9 @@ def _train_cfg(**kw):
 
 def test_training_reads_a_seeded_sample_and_every_item_is_assigned(emb, tmp_path):
     from rqvae_ids.ids import assign_ids, read_semantic_ids
-    from rqvae_ids.io import sha256_file
-    from rqvae_ids.train import sample_rows, train_model
+    from rqvae_ids.core.io import sha256_file
+    from rqvae_ids.train import train_model
+    from rqvae_ids.train.inputs import sample_rows
 
     report = train_model(emb, tmp_path / "a", _train_cfg(max_items=120), progress=False)
     assert report["items"] == 120 and report["catalog_items"] == N
@@ -59,8 +60,9 @@ def test_training_reads_a_seeded_sample_and_every_item_is_assigned(emb, tmp_path
 
 
 def test_a_catalog_under_the_cap_trains_exactly_as_without_one(emb, tmp_path):
-    from rqvae_ids.io import sha256_file
-    from rqvae_ids.train import sample_rows, train_model
+    from rqvae_ids.core.io import sha256_file
+    from rqvae_ids.train import train_model
+    from rqvae_ids.train.inputs import sample_rows
 
     assert sample_rows(N, 0, 0) is None and sample_rows(N, N, 0) is None
     train_model(emb, tmp_path / "all", _train_cfg(max_items=0), progress=False)
@@ -69,8 +71,8 @@ def test_a_catalog_under_the_cap_trains_exactly_as_without_one(emb, tmp_path):
 
 
 def test_the_cf_embeddings_are_cut_to_the_training_sample():
-    from rqvae_ids.cf_table import CFTable
-    from rqvae_ids.train import sample_rows, with_cf
+    from rqvae_ids.core.cf_table import CFTable
+    from rqvae_ids.train.inputs import sample_rows, with_cf
 
     rows = sample_rows(N, 50, 0)
     cf = CFTable(np.arange(N * 2, dtype=np.float32).reshape(N, 2), np.arange(N) % 3 > 0, {})
@@ -81,7 +83,7 @@ def test_the_cf_embeddings_are_cut_to_the_training_sample():
 
 
 def test_the_bounds_are_validated_at_the_edge():
-    from rqvae_ids.errors import UserError
+    from rqvae_ids.core.errors import UserError
     from rqvae_ids.pipeline.config import load_pipeline_config
 
     with pytest.raises(UserError, match="max_items"):
@@ -141,7 +143,7 @@ def test_the_evaluate_stage_reports_its_samples(tmp_path):
 
 def test_neighbour_recall_partial_sort_ranks_as_the_full_sort():
     from rqvae_ids.evaluate.neighbours import neighbour_recall, shared_prefix_length
-    from rqvae_ids.knn import exact_neighbours
+    from rqvae_ids.core.knn import exact_neighbours
 
     def by_lexsort(vectors, codes, ks=(10, 100), truth_k=10, max_queries=2000, seed=0):
         rng = np.random.default_rng(seed)
@@ -166,7 +168,7 @@ def test_exact_neighbours_and_embedding_knn_match_a_faiss_index():
     import faiss
 
     from rqvae_ids.evaluate.baselines import EmbeddingKnnRetriever
-    from rqvae_ids.knn import exact_neighbours
+    from rqvae_ids.core.knn import exact_neighbours
 
     rng = np.random.default_rng(1)
     v = rng.standard_normal((400, 12)).astype(np.float32)
@@ -243,27 +245,27 @@ def test_interactions_split_by_user_as_a_sorted_group_by(tmp_path):
 
 
 def test_cache_flushes_write_parts_folded_into_the_file_once_they_are_a_quarter(tmp_path, monkeypatch):
-    from rqvae_ids import embed
+    from rqvae_ids.embed import cache as embed_cache
 
     cache = tmp_path / "cache.parquet"
-    parts = embed.cache_parts_dir(cache)
+    parts = embed_cache.cache_parts_dir(cache)
     vec = lambda n, v: np.full((n, 3), v, np.float32)  # noqa: E731
-    embed.append_cache(cache, "m", [f"k{i}" for i in range(40)], vec(40, 1.0))
+    embed_cache.append_cache(cache, "m", [f"k{i}" for i in range(40)], vec(40, 1.0))
     assert cache.is_file() and not parts.exists()  # no file yet: the first flush becomes it
-    embed.append_cache(cache, "m", ["k0", "new1"], vec(2, 2.0))  # 2 rows < a quarter of 40
+    embed_cache.append_cache(cache, "m", ["k0", "new1"], vec(2, 2.0))  # 2 rows < a quarter of 40
     assert cache.is_file() and len(list(parts.glob("part-*.parquet"))) == 1
-    hit, vectors = embed.lookup_cache(cache, "m", ["k0", "k1", "new1", "nope"])
+    hit, vectors = embed_cache.lookup_cache(cache, "m", ["k0", "k1", "new1", "nope"])
     assert hit.tolist() == [True, True, True, False]
     np.testing.assert_array_equal(vectors[[0, 1, 2]], [[2, 2, 2], [1, 1, 1], [2, 2, 2]])  # the newest row wins
-    embed.append_cache(cache, "m", [f"more{i}" for i in range(9)], vec(9, 3.0))  # parts: 11 rows >= 10
+    embed_cache.append_cache(cache, "m", [f"more{i}" for i in range(9)], vec(9, 3.0))  # parts: 11 rows >= 10
     assert not parts.exists()
     import pyarrow.parquet as pq
 
     table = pq.read_table(cache)
     assert table.num_rows == 50 and len(set(table.column("key").to_pylist())) == 50  # k0 once
-    hit, vectors = embed.lookup_cache(cache, "m", ["k0", "more8"])
+    hit, vectors = embed_cache.lookup_cache(cache, "m", ["k0", "more8"])
     np.testing.assert_array_equal(vectors, [[2, 2, 2], [3, 3, 3]])
-    monkeypatch.setattr(embed, "COMPACT_FILES", 2)
-    embed.append_cache(cache, "m", ["x"], vec(1, 4.0))
-    embed.append_cache(cache, "m", ["y"], vec(1, 5.0))  # the second part: folded by the file-count rule
+    monkeypatch.setattr(embed_cache, "COMPACT_FILES", 2)
+    embed_cache.append_cache(cache, "m", ["x"], vec(1, 4.0))
+    embed_cache.append_cache(cache, "m", ["y"], vec(1, 5.0))  # the second part: folded by the file-count rule
     assert not parts.exists() and pq.read_metadata(cache).num_rows == 52

@@ -12,9 +12,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rqvae_ids.cli import main
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.models import ModelConfig, load_model
-from rqvae_ids.embedding_table import write_embeddings
+from rqvae_ids.core.embedding_table import write_embeddings
 from rqvae_ids.train import TrainConfig, train_model
 
 TINY = ModelConfig(levels=3, codebook_size=8, latent_dim=4, hidden=(32,))

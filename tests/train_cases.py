@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rqvae_ids.embedding_table import write_embeddings
+from rqvae_ids.core.embedding_table import write_embeddings
 from rqvae_ids.models import ModelConfig, load_model
 from rqvae_ids.train import TrainConfig, train_model
 

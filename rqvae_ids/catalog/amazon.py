@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .formats import Parsed, iter_lines, records_frame
 from .values import clean_markup, to_text
 

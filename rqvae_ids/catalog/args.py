@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .options import FORMATS, ON_DUPLICATE
 
 if TYPE_CHECKING:

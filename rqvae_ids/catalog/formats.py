@@ -25,7 +25,7 @@ from typing import IO, Iterator
 
 import pandas as pd
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .options import DEFAULT_TEXT_COLS, FORMATS
 from .values import to_text
 _SNIFF_BYTES = 1 << 20

@@ -9,7 +9,7 @@ import os
 
 import pyarrow.parquet as pq
 
-from ..io import require_file
+from ..core.io import require_file
 
 
 def read_items(items_path: str | os.PathLike) -> tuple[list[str], list[str], list[str | None]]:

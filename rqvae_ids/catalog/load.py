@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import UserError
-from ..io import require_file
+from ..core.errors import UserError
+from ..core.io import require_file
 from .amazon import read_amazon
 from .formats import Parsed, detect_format, read_delimited, read_jsonl, read_parquet
 from .movielens import read_movielens

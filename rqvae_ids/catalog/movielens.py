@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .formats import Parsed, base_name, first_line, open_binary, read_delimited, read_errors, records_frame
 from .values import PATHS_SEP, squash
 

@@ -34,7 +34,7 @@ class RemovedFlag(argparse.Action):
         self.use = use
 
     def __call__(self, parser, namespace, values, option_string=None):
-        from ..errors import UserError
+        from ..core.errors import UserError
 
         raise UserError(f"{option_string} is not an option of this command: use {self.use} "
                         "(--model is the tokenizer kind, in `train`)")

@@ -46,9 +46,9 @@ def warn_unfinished(model_dir: str) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..errors import UserError
+    from ..core.errors import UserError
     from ..ids import assign_ids
-    from ..io import check_out_dir, file_in_dir
+    from ..core.io import check_out_dir, file_in_dir
 
     if args.chunk_size is not None and args.chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {args.chunk_size}")

@@ -126,8 +126,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 def handler(args: argparse.Namespace) -> int:
     from ..compare.comparison import compare_options, run_comparison
-    from ..errors import UserError
-    from ..io import check_out_dir, file_in_dir
+    from ..core.errors import UserError
+    from ..core.io import check_out_dir, file_in_dir
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     knobs = {"models": models, "levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed,
@@ -168,7 +168,7 @@ def _row_settings(args: argparse.Namespace) -> dict[str, dict | None]:
     """Family -> the fields given for its config ({}: its defaults), None for no such rows: from
     --set FAMILY.KEY=VALUE, the shortcuts and the deprecated --generative-* flags."""
     from ..compare.families import parse_row_set
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     given = parse_row_set(args.overrides)
     old = {field: getattr(args, f"generative_{flag}") for flag, field in GENERATIVE_FIELDS.items()

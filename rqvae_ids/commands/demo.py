@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     items, interactions = DEMO_DATA / "items.csv", DEMO_DATA / "interactions.csv"
     if not items.is_file():

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto (default: CUDA if available), cpu or cuda[:N]")
     p.add_argument("--cache", default=None, metavar="FILE",
                    help="embedding cache Parquet file, shareable across outputs (default: DIR/embedding_cache.parquet)")
-    # the names of rqvae_ids.embed_backends.BACKENDS (not imported: --help stays light; a test compares)
+    # the names of rqvae_ids.embed.backends.BACKENDS (not imported: --help stays light; a test compares)
     p.add_argument("--backend", default=None,
                    choices=("torch", "onnx", "onnx-int8", "openvino", "openvino-bf16", "openvino-int8"),
                    help="runtime: torch, or an export of the model to ONNX Runtime / OpenVINO, made once into the "
@@ -43,9 +43,9 @@ def handler(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..catalog import catalog_from_args
-    from ..config import from_dict
+    from ..core.config import from_dict
     from ..embed import EmbedConfig, embed_catalog
-    from ..io import check_out_dir
+    from ..core.io import check_out_dir
 
     # Validate the options and read the catalog before anything is written.
     cfg = from_dict(

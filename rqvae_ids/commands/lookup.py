@@ -25,9 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..errors import UserError
+    from ..core.errors import UserError
     from ..ids import SidIndex, parse_sid
-    from ..io import file_in_dir
+    from ..core.io import file_in_dir
 
     if args.limit < 0:
         raise UserError(f"--limit must be >= 0 (0 = all), got {args.limit}")

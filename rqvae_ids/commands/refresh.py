@@ -54,8 +54,8 @@ def register(subparsers) -> None:
 def handler(args: argparse.Namespace) -> int:
     import time
 
-    from ..config import parse_set
-    from ..io import check_out_dir, require_file
+    from ..core.config import parse_set
+    from ..core.io import check_out_dir, require_file
     from ..pipeline import progress
     from ..pipeline.config import PipelineConfig
     from ..pipeline.refresh import refresh, refresh_config

@@ -1,7 +1,7 @@
 """`rqvae-ids retrieve-train`: train a next-item retriever: `hybrid` (semantic-ID codes, item ID and
 text as item features, exact softmax), `parallel` (RPG-style, all digits of an item's semantic ID
 predicted at once), `sasrec` (item-ID baseline, no IDs needed; all three in
-rqvae_ids.retrieval.item_retriever) or `tiger` (generative, rqvae_ids.retrieval.generative)."""
+rqvae_ids.retrieval.item) or `tiger` (generative, rqvae_ids.retrieval.tiger)."""
 
 from __future__ import annotations
 
@@ -85,10 +85,10 @@ def set_fields(args: argparse.Namespace, flags: dict[str, str]) -> dict:
     """The --set KEY=VALUE pairs as config fields, typed by the retriever's config (`config.parse_set`).
     A field with an option of its own is refused naming it (one way to set each value); `head` and
     `content` come from --retriever and --content-embeddings."""
-    from ..config import parse_set
-    from ..errors import UserError
-    from ..retrieval.item_trainer import ItemRetrieverConfig
-    from ..retrieval.trainer import RetrievalConfig
+    from ..core.config import parse_set
+    from ..core.errors import UserError
+    from ..retrieval.item.trainer import ItemRetrieverConfig
+    from ..retrieval.tiger.trainer import RetrievalConfig
 
     cls = RetrievalConfig if args.retriever == "tiger" else ItemRetrieverConfig
     given = parse_set(args.overrides, cls, bare=True, strip=f"{args.retriever}.")
@@ -103,8 +103,8 @@ def set_fields(args: argparse.Namespace, flags: dict[str, str]) -> dict:
 def handler(args: argparse.Namespace) -> int:
     import sys
 
-    from ..errors import UserError
-    from ..io import check_out_dir, file_in_dir
+    from ..core.errors import UserError
+    from ..core.io import check_out_dir, file_in_dir
     from ..retrieval.choice import check_choice, train_chosen  # torch is imported lazily, inside
 
     wrong = [f"--{f.replace('_', '-')}" for f, only in _ONLY.items()

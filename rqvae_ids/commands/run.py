@@ -104,7 +104,7 @@ def catalog_overrides(args: argparse.Namespace) -> dict:
 def config_overrides(args: argparse.Namespace) -> dict:
     """Catalog flags and --set KEY=VALUE pairs as dotted-key overrides of the pipeline config
     (a --set of the same key as a catalog flag wins: it comes later)."""
-    from ..config import parse_set
+    from ..core.config import parse_set
     from ..pipeline.config import PipelineConfig
 
     return {**catalog_overrides(args), **parse_set(args.overrides, PipelineConfig)}
@@ -148,7 +148,7 @@ def interrupted_message(out: str) -> str:
 def run_pipeline(catalog: str, out: str, interactions: str | None, args: argparse.Namespace) -> int:
     import time
 
-    from ..io import check_out_dir
+    from ..core.io import check_out_dir
     from ..pipeline.preflight import check_run_inputs
 
     # Every check a user can fail comes before Prefect starts and before anything is written.

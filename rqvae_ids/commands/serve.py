@@ -67,8 +67,8 @@ def register(subparsers) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..errors import UserError
-    from ..io import require_file
+    from ..core.errors import UserError
+    from ..core.io import require_file
     from ..pipeline.config import load_pipeline_config, run_config
     from ..pipeline.runs import require_latest
     from .run import config_overrides

@@ -69,7 +69,7 @@ def resume_command(args: argparse.Namespace) -> str:
 def check_unfinished(args: argparse.Namespace) -> None:
     """A plain re-run into a folder with an interrupted training would silently start over: refuse.
     (--overwrite: the old spelling of --no-resume, kept one release.)"""
-    from ..errors import UserError
+    from ..core.errors import UserError
     from ..train import unfinished_checkpoint
 
     if args.overwrite:
@@ -111,9 +111,9 @@ def warn_small_catalog(embeddings: str, codebook_size: int) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from ..config import leaf_types, parse_set
-    from ..errors import UserError
-    from ..io import check_out_dir, file_in_dir
+    from ..core.config import leaf_types, parse_set
+    from ..core.errors import UserError
+    from ..core.io import check_out_dir, file_in_dir
     from ..train import TrainConfig, config_from_args, train_model  # torch is imported lazily, inside train_model
 
     if args.subspaces is not None:

@@ -1,7 +1,7 @@
 """Building each compared model's IDs: train (or reuse) the tokenizer, assign resolved IDs.
 
 Rows and the training kinds behind them (`ROW_KINDS`): `rqvae` is the collaborative
-RQ-VAE whenever the comparison has interactions (the InfoNCE term of rqvae_ids/train.py
+RQ-VAE whenever the comparison has interactions (the InfoNCE term of rqvae_ids/train/
 on the CF embeddings of the harness's training part), else the text-only one;
 `rqvae-text` is always text only; `rqkmeans-cf` is residual k-means on [text, alpha * CF].
 Every other kind trains on the text embeddings alone, as before.
@@ -19,12 +19,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..config import to_dict
-from ..embedding_table import EmbeddingTable, read_embeddings
-from ..errors import UserError
+from ..core.config import to_dict
+from ..core.embedding_table import EmbeddingTable, read_embeddings
+from ..core.errors import UserError
 from ..evaluate.model_ids import read_model_ids
 from ..evaluate.random_ids import random_codes
-from ..io import read_json_or_none, sha256_file, sha256_text, write_json_atomic
+from ..core.io import read_json_or_none, sha256_file, sha256_text, write_json_atomic
 from .config import CF_ROWS, CompareConfig, ModelIds
 
 # row name -> tokenizer kind trained for it (rows not listed train their own kind).

@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..config import from_dict, to_dict
-from ..errors import UserError
+from ..core.config import from_dict, to_dict
+from ..core.errors import UserError
 from ..evaluate.evaluation import EvaluationSettings, evaluate_and_write
 from ..evaluate.sequences import Split
 from .build import USES_CF, Embeddings, MapModels, build_models, compare_cf, rows_without_interactions

@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from ..config import check
+from ..core.config import check
 from ..evaluate.model_ids import ModelIds
 
 if TYPE_CHECKING:  # annotations only
     from ..embed import EmbedConfig
-    from ..embedding_table import EmbeddingTable
+    from ..core.embedding_table import EmbeddingTable
     from ..evaluate.protocol import Retriever
-    from ..retrieval.item_trainer import ItemRetrieverConfig
-    from ..retrieval.trainer import RetrievalConfig
+    from ..retrieval.item.trainer import ItemRetrieverConfig
+    from ..retrieval.tiger.trainer import RetrievalConfig
 
 # The comparison's rows (issue 14): `rqvae` is collaborative whenever interactions are given
 # (text-only without), `rqvae-text` always text only, `rqkmeans` text, `rqkmeans-cf` residual
@@ -68,7 +68,7 @@ SASREC_EPOCHS, SASREC_MAX_MINUTES = 10, 2.0
 
 def default_sasrec() -> ItemRetrieverConfig:
     """The `sasrec` row's default: on, at the compare's small budget."""
-    from ..retrieval.item_trainer import ItemRetrieverConfig
+    from ..retrieval.item.trainer import ItemRetrieverConfig
 
     return ItemRetrieverConfig(head="sasrec", max_epochs=SASREC_EPOCHS, max_minutes=SASREC_MAX_MINUTES)
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, make_dataclass, replace
 from typing import Any, Callable, Mapping
 
-from ..config import from_dict, parse_set, to_dict
-from ..errors import UserError
-from ..retrieval.item_trainer import ItemRetrieverConfig, item_config
-from ..retrieval.trainer import RetrievalConfig
+from ..core.config import from_dict, parse_set, to_dict
+from ..core.errors import UserError
+from ..retrieval.item.trainer import ItemRetrieverConfig, item_config
+from ..retrieval.tiger.trainer import RetrievalConfig
 from .config import CompareConfig, RetrieverRows, RowContext, Rows, default_sasrec
 from .item import hybrid_rows, parallel_rows, sasrec_rows
 from .tiger import tiger_rows

@@ -1,4 +1,4 @@
-"""The item-level retrievers (rqvae_ids.retrieval.item_retriever) as comparison rows: the `sasrec`
+"""The item-level retrievers (rqvae_ids.retrieval.item.retriever) as comparison rows: the `sasrec`
 row, `compare --with-parallel`'s `parallel/<model>` rows and `compare --with-hybrid`'s
 `hybrid/<model>` rows plus the `hybrid/no-codes` ablation, like `tiger.py` does for
 `tiger/<model>`. `sasrec_rows`, `parallel_rows` and `hybrid_rows` are their families' builders
@@ -15,11 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..config import to_dict
+from ..core.config import to_dict
 from .config import SASREC_EPOCHS, SASREC_MAX_MINUTES, ModelIds, RowContext, Rows, progress_to_stderr
 
 if TYPE_CHECKING:
-    from ..retrieval.item_trainer import ItemRetrieverConfig
+    from ..retrieval.item.trainer import ItemRetrieverConfig
 
 __all__ = ["SASREC_EPOCHS", "SASREC_MAX_MINUTES", "CompareItem", "sasrec_rows", "parallel_rows", "hybrid_rows",
            "NO_CODES"]
@@ -37,7 +37,7 @@ class CompareItem:
 
     def __init__(self, name: str, n_items: int, cfg: ItemRetrieverConfig, out_dir: Path, codes=None,
                  progress: Callable[[str], None] = progress_to_stderr, position: str = "", item_vectors=None):
-        from ..retrieval.item_retriever import ItemRetriever
+        from ..retrieval.item.retriever import ItemRetriever
 
         self.name, self.out_dir, self.progress, self.position = name, Path(out_dir), progress, position
         self.scores_cold = cfg.head != "sasrec"
@@ -62,7 +62,7 @@ def parallel_retrievers(model_ids: Sequence[ModelIds], n_items: int, out_dir: st
                         progress: Callable[[str], None] = progress_to_stderr) -> list[CompareItem]:
     """One `parallel/<kind>` retriever per ID model over its resolved IDs (level codes plus the
     collision suffix as a last digit, so no two items share a code tuple)."""
-    from ..retrieval.generative import join_suffix
+    from ..retrieval.tiger.generative import join_suffix
 
     n = len(model_ids)
     return [CompareItem(f"parallel/{m.name}", n_items, cfg, Path(out_dir) / "retrievers" / "parallel" / m.name,
@@ -74,7 +74,7 @@ def hybrid_retrievers(ctx: RowContext, cfg: ItemRetrieverConfig) -> list[Compare
     """One `hybrid/<kind>` retriever per ID model (its resolved IDs, suffix digit included, as the
     codes part) and the `hybrid/no-codes` row (the same parts less the codes), all reading the
     comparison's text embeddings."""
-    from ..retrieval.generative import join_suffix
+    from ..retrieval.tiger.generative import join_suffix
 
     root, n, vectors, total = ctx.out_dir / "retrievers" / "hybrid", len(ctx.table), ctx.table.vectors, len(ctx.model_ids) + 1
     rows = [CompareItem(f"hybrid/{m.name}", n, cfg, root / m.name, codes=join_suffix(m.codes, m.suffix),

@@ -1,4 +1,4 @@
-"""`compare --with-tiger`: the TIGER-style generative retriever (rqvae_ids.retrieval.generative)
+"""`compare --with-tiger`: the TIGER-style generative retriever (rqvae_ids.retrieval.tiger.generative)
 over each ID model's IDs, as comparison rows `tiger/<model>`; `tiger_rows` is the family's builder
 (`comparison.FAMILIES`). Checkpoints in OUT/retrievers/tiger/<model>/."""
 
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from ..config import to_dict
-from ..io import read_json_or_none, write_json_atomic
+from ..core.config import to_dict
+from ..core.io import read_json_or_none, write_json_atomic
 from .config import ModelIds, RowContext, Rows, progress_to_stderr
 
 if TYPE_CHECKING:
-    from ..retrieval.trainer import RetrievalConfig
+    from ..retrieval.tiger.trainer import RetrievalConfig
 
 
 class CompareTiger:
@@ -35,7 +35,7 @@ class CompareTiger:
     def __init__(self, model: ModelIds, cfg: RetrievalConfig, out_dir: Path,
                  progress: Callable[[str], None] = progress_to_stderr, position: str = "", item_vectors=None,
                  width: int | None = None):
-        from ..retrieval.generative import retriever_for
+        from ..retrieval.tiger.generative import retriever_for
 
         self.kind, self.out_dir, self.progress, self.position = model.name, Path(out_dir), progress, position
         self.name = f"tiger/{model.name}"
@@ -45,7 +45,7 @@ class CompareTiger:
         self.tuned: dict[str, Any] | None = None
 
     def fit(self, train_sequences, valid=None) -> "CompareTiger":
-        from ..retrieval.trainer import CHECKPOINT, RESUMABLE_KEYS, data_fingerprint, defaults_filled
+        from ..retrieval.tiger.trainer import CHECKPOINT, RESUMABLE_KEYS, data_fingerprint, defaults_filled
 
         codes = self.inner.trie.codes
         # Budget knobs (epochs, minutes, patience, device) may change and still resume; the item

@@ -89,7 +89,7 @@ class EmbeddingKnnRetriever:
     name = "embedding-knn"
 
     def __init__(self, vectors: np.ndarray, n_grid=(1, 2, 3, 5, 10, 20), tune_users: int = 5000, seed: int = 0):
-        from ..knn import unit_rows
+        from ..core.knn import unit_rows
 
         self.vectors = unit_rows(vectors)  # searched by faiss.knn: no index copy of the catalog
         self.n_grid, self.tune_users, self.seed = tuple(n_grid), tune_users, seed

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .ranking import next_item_metrics
 from .sequences import Split
 

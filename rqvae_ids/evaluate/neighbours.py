@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..knn import exact_neighbours
+from ..core.knn import exact_neighbours
 
 
 def shared_prefix_length(codes: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..io import provenance, write_json_atomic, write_parquet_atomic, write_text_atomic
+from ..core.io import provenance, write_json_atomic, write_parquet_atomic, write_text_atomic
 from . import plots
 from .model_ids import ModelIds
 from .report import build_report

@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path
+from ..core.io import atomic_path
 
 
 def _plt():

@@ -4,7 +4,7 @@ All functions take plain arrays so they work for every tokenizer (and for random
 IDs, which have no decoder). Metric names returned here are the fixed names of
 `comparison.parquet`: `utilisation_l{i}`, `perplexity_l{i}`, `duplicate_rate_raw`,
 `duplicate_rate_resolved`, `colliding_share_raw`, `recon_mse`, `recon_cosine`, `nmi_l0`,
-`purity_l0`, `nmi_l01`, `purity_l01` (rqvae_ids.metrics.duplicate_and_colliding defines
+`purity_l0`, `nmi_l01`, `purity_l01` (rqvae_ids.core.metrics.duplicate_and_colliding defines
 duplicate_rate and colliding_share). Comparison files written before issue 26 also carry
 `collision_rate_raw` / `collision_rate_resolved`, the same values as the duplicate_rate ones.
 """
@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..metrics import colliding_share, duplicate_rate, perplexity, utilisation
+from ..core.metrics import colliding_share, duplicate_rate, perplexity, utilisation
 
 CATEGORY_SEP = " > "
 

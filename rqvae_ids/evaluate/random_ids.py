@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 
 def random_codes(n_items: int, levels: int, codebook_size: int, seed: int = 0) -> np.ndarray:

@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import UserError
-from ..io import require_file
+from ..core.errors import UserError
+from ..core.io import require_file
 
 
 @dataclass

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import UserError
-from ..io import prefetched, provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
-from ..embedding_table import EmbeddingTable, fill_vectors, iter_vectors, read_embeddings
-from ..metrics import group_tuples
+from ..core.errors import UserError
+from ..core.io import prefetched, provenance, require_file, sha256_file, write_json_atomic, write_parquet_atomic
+from ..core.embedding_table import EmbeddingTable, fill_vectors, iter_vectors, read_embeddings
+from ..core.metrics import group_tuples
 from .collisions import Groups, collision_report, collisions_table
 from .encode import DEFAULT_CHUNK_SIZE, Encoded, LatentOracle, encode_chunked, encode_stream
 from .balanced import resolve_balanced
@@ -305,7 +305,7 @@ def model_inputs(model: Any, model_dir, cfg: dict[str, Any], table: EmbeddingTab
     items that have one are encoded from text ⊕ α·CF, the others (new since training) from their
     text alone. Every other kind reads text only (rqvae's collaborative term shapes training, not
     encoding)."""
-    from ..cf_table import CF_FILE, cf_for_items
+    from ..core.cf_table import CF_FILE, cf_for_items
 
     if not callable(getattr(model, "cf_inputs", None)):
         return None, None

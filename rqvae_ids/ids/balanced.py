@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .collisions import group_tuples
 from .lookup import format_sid
 from .resolve import Resolved, _id_rank, resolve_suffix

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from .. import metrics
-from ..metrics import group_tuples
+from ..core import metrics
+from ..core.metrics import group_tuples
 
 Groups = tuple[np.ndarray, np.ndarray, np.ndarray]  # group_tuples' (inverse, sizes, first)
 

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 MAX_POSITIONS = 26  # one letter per position
 _TOKEN = re.compile(r"<([a-z])_(\d+)>")

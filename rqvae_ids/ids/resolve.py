@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
-from ..metrics import group_tuples, tuple_keys
+from ..core.errors import UserError
+from ..core.metrics import group_tuples, tuple_keys
 from .collisions import duplicate_count
 from .lookup import format_sid
 

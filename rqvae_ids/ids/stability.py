@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..errors import UserError
-from ..io import write_parquet_atomic
+from ..core.errors import UserError
+from ..core.io import write_parquet_atomic
 from .table import SemanticIds, read_semantic_ids
 
 REMOVED_SAMPLE = 20  # removed item_ids quoted in the report (the count is always exact)

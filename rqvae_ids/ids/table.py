@@ -20,8 +20,8 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..errors import UserError
-from ..io import decode_metadata, object_strings, read_parquet_table, write_parquet_atomic, write_text_atomic
+from ..core.errors import UserError
+from ..core.io import decode_metadata, object_strings, read_parquet_table, write_parquet_atomic, write_text_atomic
 from .lookup import format_token
 
 MAX_CODE = np.iinfo(np.uint16).max

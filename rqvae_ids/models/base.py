@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import check, to_dict
-from ..io import provenance, write_bytes_atomic, write_json_atomic
+from ..core.config import check, to_dict
+from ..core.io import provenance, write_bytes_atomic, write_json_atomic
 from ..quantizers import ResidualQuantizer
 from .mlp import MLP, SkipMLP
 
@@ -361,7 +361,7 @@ LEGACY_MODEL_DEFAULTS = {"pca_skip": False, "ema": False}
 
 def saved_model_config(saved: dict[str, Any], where: str = "config") -> ModelConfig:
     """The ModelConfig recorded in a config.json's "model" entry (older files included)."""
-    from ..config import from_dict
+    from ..core.config import from_dict
 
     model = saved.get("model")
     if isinstance(model, dict):
@@ -371,7 +371,7 @@ def saved_model_config(saved: dict[str, Any], where: str = "config") -> ModelCon
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:
     """config.json of a model directory, with clear errors."""
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     p = Path(model_dir) / CONFIG
     if not p.is_file():
@@ -390,7 +390,7 @@ def load_state(model: nn.Module, path: str | Path) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     p = Path(path)
     if not p.is_file():

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .base import ModelConfig, Tokenizer, replace
 
 

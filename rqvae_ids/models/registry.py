@@ -22,7 +22,7 @@ assert tuple(MODELS) == KINDS, "models.KINDS lists the registry's kinds, in its 
 
 def build_model(cfg: ModelConfig) -> Tokenizer:
     """A fresh (untrained) tokenizer of kind cfg.kind."""
-    from ..errors import UserError
+    from ..core.errors import UserError
 
     if cfg.kind not in MODELS:
         raise UserError(f"unknown model kind {cfg.kind!r}; choose from {sorted(MODELS)}")

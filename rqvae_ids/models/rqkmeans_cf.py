@@ -1,7 +1,7 @@
 """Residual k-means on [text ⊕ α·CF]: the non-neural collaborative baseline (issue 14).
 
 The latent of an item with a CF embedding is its text embedding with α times its CF
-embedding appended (cf_embeddings.parquet, see rqvae_ids/cf.py); codebooks are fitted by
+embedding appended (cf_embeddings.parquet, see rqvae_ids/cf/); codebooks are fitted by
 residual k-means on those latents. An item without one (new, or never in a training
 sequence) is encoded from its text alone: nearest codewords by the text part of each
 codeword only, so it still lands where items with similar text sit.

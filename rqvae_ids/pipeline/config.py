@@ -2,7 +2,7 @@
 
 A YAML (`.yaml`/`.yml`), TOML (`.toml`) or JSON file whose top-level sections are
 the stages; any key left out keeps its default, an unknown key or a wrong type
-is a `UserError` naming it (`rqvae_ids.config.from_dict`). The sections reuse the
+is a `UserError` naming it (`rqvae_ids.core.config.from_dict`). The sections reuse the
 stages' own dataclasses, so a knob added to `TrainConfig` is a pipeline knob at
 once. `configs/default.yaml` lists every knob with its default and meaning.
 
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..cf import CFConfig
-from ..config import check, from_dict, to_dict
+from ..core.config import check, from_dict, to_dict
 from ..embed import EmbedConfig
-from ..errors import UserError
+from ..core.errors import UserError
 from ..ids.encode import DEFAULT_CHUNK_SIZE
 from ..train import TrainConfig
 

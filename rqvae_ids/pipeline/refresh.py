@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config import to_dict
+from ..core.config import to_dict
 from . import runs, stages
 from .config import PipelineConfig, load_pipeline_config, run_config, with_embed_cache
 from .stages import MODEL, SEMANTIC_IDS

@@ -32,8 +32,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import UserError
-from ..io import provenance, write_json_atomic, write_text_atomic
+from ..core.errors import UserError
+from ..core.io import provenance, write_json_atomic, write_text_atomic
 
 RUNS = "runs"
 LATEST = "latest"

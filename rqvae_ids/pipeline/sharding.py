@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..io import atomic_path, write_parquet_atomic
+from ..core.io import atomic_path, write_parquet_atomic
 from .stages import EMBEDDINGS, read_items
 
 
@@ -82,7 +82,7 @@ def merge_shards(
 ) -> dict[str, Any]:
     """Add the shards' vectors to the cache, then write `out_dir/embeddings.parquet` in catalog order."""
     from ..embed import append_cache, cache_identity, embed_items, resolve_model
-    from ..io import read_parquet_metadata
+    from ..core.io import read_parquet_metadata
 
     keys: list[str] = []
     blocks: list[np.ndarray] = []

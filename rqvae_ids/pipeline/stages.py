@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog.items import read_items
-from ..io import sha256_file, write_parquet_atomic
+from ..core.io import sha256_file, write_parquet_atomic
 from . import progress
 from .config import CatalogOptions, EvaluateOptions, IdsOptions
 
@@ -84,7 +84,7 @@ def embed(items_path: str | os.PathLike, run_dir: str | os.PathLike, cfg) -> dic
     cfg: EmbedConfig; its `cache` is shared between runs (the pipeline sets OUT/cache/).
     """
     from ..embed import embed_items
-    from ..io import read_parquet_metadata
+    from ..core.io import read_parquet_metadata
 
     item_ids, texts, _ = read_items(items_path)
     source = read_parquet_metadata(items_path).get("source")
@@ -101,7 +101,7 @@ def cf_embeddings(interactions: str | os.PathLike, embeddings_path: str | os.Pat
     are dropped and counted (report `interactions.notes`); interactions with no usable sequence
     are a UserError before anything is written."""
     from ..cf import build_cf_table
-    from ..embedding_table import read_embeddings
+    from ..core.embedding_table import read_embeddings
 
     path = Path(run_dir) / CF_EMBEDDINGS
     with progress.stage("cf embeddings", f"from {Path(interactions).name}, training part only") as box:
@@ -133,8 +133,8 @@ def train(embeddings_path: str | os.PathLike, run_dir: str | os.PathLike, cfg,
 
 
 def _read_cf(cf_path, embeddings_path):
-    from ..cf_table import read_cf_table
-    from ..embedding_table import read_embeddings
+    from ..core.cf_table import read_cf_table
+    from ..core.embedding_table import read_embeddings
 
     return read_cf_table(cf_path, read_embeddings(embeddings_path, with_vectors=False).item_ids)
 
@@ -206,7 +206,7 @@ def evaluate(
 
 
 def _evaluate(run_dir, opts: EvaluateOptions, interactions, step) -> dict[str, Any]:
-    from ..embedding_table import read_embeddings
+    from ..core.embedding_table import read_embeddings
     from ..evaluate.evaluation import EvaluationSettings, evaluate_and_write
     from ..evaluate.model_ids import read_model_ids
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 RETRIEVERS = ("hybrid", "parallel", "sasrec", "tiger")
 DEFAULT_RETRIEVER = "hybrid"
@@ -28,7 +28,7 @@ def check_choice(retriever: str, ids_path, parts=None, content_embeddings=None) 
     if retriever not in RETRIEVERS:
         raise UserError(f"unknown retriever {retriever!r}; choose one of {', '.join(RETRIEVERS)}")
     if retriever == "hybrid":
-        from .item_features import PARTS, check_parts
+        from .item.features import PARTS, check_parts
 
         try:
             parts = check_parts(PARTS if parts is None else parts)
@@ -47,21 +47,21 @@ def train_chosen(retriever: str, interactions_path, out_dir, overrides: dict[str
                  content_embeddings=None, resume: bool = True, log=print) -> dict:
     """Train `retriever` into out_dir with config fields `overrides`; returns its report (train_report.json).
     Every setting is validated before anything is trained or written."""
-    from ..config import from_dict
+    from ..core.config import from_dict
 
     given = dict(overrides or {})
     check_choice(retriever, ids_path, given.get("parts"), content_embeddings)
     if content_embeddings is not None and retriever in ("tiger", "parallel"):
         given["content"] = True
     if retriever == "tiger":
-        from .generative import train_retriever
-        from .trainer import RetrievalConfig
+        from .tiger.generative import train_retriever
+        from .tiger.trainer import RetrievalConfig
 
         cfg = from_dict(RetrievalConfig, given, where=f"{retriever} settings")
         return train_retriever(ids_path, interactions_path, out_dir, cfg, resume=resume, log=log,
                                content_embeddings=content_embeddings)
-    from .item_retriever import train_item_retriever
-    from .item_trainer import item_config
+    from .item.retriever import train_item_retriever
+    from .item.trainer import item_config
 
     cfg = item_config(retriever, given, where=f"{retriever} settings")
     return train_item_retriever(interactions_path, out_dir, cfg, ids_path=ids_path,

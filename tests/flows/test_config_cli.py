@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rqvae_ids.config import to_dict
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.config import to_dict
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.pipeline.config import PipelineConfig, load_pipeline_config
 
 REPO = Path(__file__).resolve().parents[2]

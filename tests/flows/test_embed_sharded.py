@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from rqvae_ids.embed import EmbedConfig, embed_items, encode_texts
-from rqvae_ids.embed_backends import DEFAULT_BACKEND
+from rqvae_ids.embed.backends import DEFAULT_BACKEND
 from rqvae_ids.pipeline import stages
 from rqvae_ids.pipeline.config import CatalogOptions, DaskOptions
-from rqvae_ids.embedding_table import read_embeddings
+from rqvae_ids.core.embedding_table import read_embeddings
 
 import catalog_data  # tests/flows/catalog_data.py
 

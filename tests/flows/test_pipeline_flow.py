@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.pipeline import runs
 
 pytestmark = pytest.mark.timeout(300)
@@ -27,7 +27,7 @@ def _sids(run_dir):
 def test_run_writes_every_table_and_points_latest(pipeline_run):
     from rqvae_ids.ids import read_semantic_ids
     from rqvae_ids.models import load_model
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     out = pipeline_run["out"]
     run = runs.latest_run(out)

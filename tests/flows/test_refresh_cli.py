@@ -65,7 +65,7 @@ def _cli(*argv: str) -> tuple[int, str, str]:
 
 
 def test_cli_refresh_embeds_only_changed_texts_and_keeps_every_unchanged_id(refreshed_catalog, tmp_path):
-    from rqvae_ids.io import sha256_file
+    from rqvae_ids.core.io import sha256_file
 
     out = tmp_path / "out"
     shutil.copytree(refreshed_catalog["out"], out, symlinks=True, ignore=shutil.ignore_patterns(".lock"))

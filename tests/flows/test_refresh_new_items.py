@@ -42,8 +42,8 @@ def test_refresh_gives_100_new_demo_items_text_ids_and_keeps_every_old_id(demo_s
                                                                           prefect_harness, small_shop):
     from flows.pipeline import semantic_ids_pipeline
     from flows.refresh import refresh_ids
-    from rqvae_ids.embedding_table import read_embeddings
-    from rqvae_ids.io import sha256_file
+    from rqvae_ids.core.embedding_table import read_embeddings
+    from rqvae_ids.core.io import sha256_file
     from rqvae_ids.models import load_model
 
     out = flows_tmp / f"demo_refresh_{kind}"

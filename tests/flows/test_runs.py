@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 from rqvae_ids.pipeline import runs
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rqvae_ids.errors import UserError
+from rqvae_ids.core.errors import UserError
 
 pytestmark = pytest.mark.timeout(300)
 

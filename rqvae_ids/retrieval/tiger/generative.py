@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..io import atomic_path, provenance, write_json_atomic
+from ...core.errors import UserError
+from ...core.io import atomic_path, provenance, write_json_atomic
 from .trainer import BEST, RetrievalConfig
 
 
@@ -95,7 +95,7 @@ class GenerativeRetriever:
                                         resume=self.resume, log=self.log, item_vectors=self.item_vectors,
                                         width=self.trie.width)
         if self.out_dir is not None:
-            from ..config import to_dict
+            from ...core.config import to_dict
 
             write_json_atomic(self.out_dir / "config.json",
                               {"retrieval": to_dict(self.cfg), "codebook_size": self.trie.width, **self.extra_config,
@@ -127,8 +127,8 @@ class GenerativeRetriever:
         import json
         from dataclasses import replace
 
-        from ..config import from_dict
-        from ..runtime import resolve_device
+        from ...core.config import from_dict
+        from ...core.runtime import resolve_device
         from .model import SeqModel
         from .trainer import load_weights, model_config
 
@@ -161,7 +161,7 @@ def content_vectors_for(embeddings_path, item_ids) -> np.ndarray:
     """embeddings.parquet rows aligned to `item_ids` (the semantic IDs' order): (N, d) float32."""
     import pandas as pd
 
-    from ..embedding_table import read_embeddings
+    from ...core.embedding_table import read_embeddings
 
     table = read_embeddings(embeddings_path)
     pos = pd.Index(list(table.item_ids)).get_indexer(list(item_ids))
@@ -181,9 +181,9 @@ def train_retriever(ids_path, interactions_path, out_dir, cfg: RetrievalConfig, 
     Recall/NDCG@5/10 on the test split with history items excluded (the harness policy).
     Returns (and writes to out_dir/train_report.json) the report.
     """
-    from ..evaluate.ranking import next_item_metrics
-    from ..evaluate.sequences import leave_one_out, load_interactions
-    from ..ids import read_semantic_ids
+    from ...evaluate.ranking import next_item_metrics
+    from ...evaluate.sequences import leave_one_out, load_interactions
+    from ...ids import read_semantic_ids
 
     if cfg.content and content_embeddings is None:
         raise UserError("content=True needs the items' embeddings (--content-embeddings FILE)")

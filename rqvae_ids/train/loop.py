@@ -20,8 +20,9 @@ on reconstruction alone and the codebooks are fitted to the warmed-up latents.
 
 Layout: `train_model` is the whole story (inputs -> model -> optimizer/resume -> epochs ->
 finish); each named step below it is a small function over a `Run` (what the steps share)
-and its `LoopState` (what --resume restores). Seeded CPU runs repeat bit for bit on one machine
-(tests/test_train_cases.py); bench/bit_identity.py checks a refactor keeps them so.
+and its `LoopState` (what --resume restores); the inputs are read and put on the device by
+`inputs.py`, the files beside the model are named in `files.py`. Seeded CPU runs repeat bit for
+bit on one machine (tests/test_train_cases.py); bench/bit_identity.py checks a refactor keeps them so.
 """
 
 from __future__ import annotations
@@ -33,50 +34,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .config import check, from_dict, to_dict
-from .errors import UserError
-from .io import provenance, sha256_file, write_json_atomic, write_parquet_atomic
-from .models.base import ModelConfig
-
-OPTIMIZER, STATE, METRICS, REPORT = "optimizer.pt", "train_state.json", "metrics.parquet", "train_report.json"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    epochs: int = 100
-    batch_size: int = 1024
-    optimizer: Literal["adamw", "adagrad"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    min_lr_ratio: float = 0.1  # cosine decay from lr to lr * min_lr_ratio over the epochs
-    grad_clip: float = 1.0  # 0 disables
-    val_fraction: float = 0.05  # held-out items for early stopping
-    patience: int = 10  # stop after this many epochs without a better val loss (0: never)
-    checkpoint_every: int = 5  # epochs between checkpoints (the last epoch is always saved)
-    init_sample: int = 20000  # items whose encoder outputs seed the codebooks by k-means
-    # Train on a seeded sample of at most this many items (0: all); every item is still assigned.
-    # Measured on Amazon Toys (bench/RESULTS.md, "Scale"): codes of a model trained on a sample
-    # this size or smaller score as the full-catalog model's; the cost of training stops growing with N.
-    max_items: int = 100_000
-    ae_warmup_epochs: int = 0  # reconstruction-only epochs before the codebooks are fitted
-    kl_warmup_epochs: int = 10  # VAE: KL weight rises linearly to model.kl_weight
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self):
-        check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
-        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        check(0.0 <= self.val_fraction < 0.5, f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
-        check(self.patience >= 0 and self.init_sample >= 1, "patience must be >= 0, init_sample >= 1")
-        check(self.max_items >= 0, f"max_items must be >= 0 (0: every item), got {self.max_items}")
-        check(self.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
-        check(0 <= self.ae_warmup_epochs <= max(self.epochs, 0), "ae_warmup_epochs must be in [0, epochs]")
+from ..core.config import to_dict
+from ..core.errors import UserError
+from ..core.io import provenance, write_json_atomic
+from .config import TrainConfig
+from .files import METRICS, OPTIMIZER, REPORT, STATE, write_metrics
+from .inputs import Data, cf_meta, prepare_data, read_inputs, with_cf
 
 
 def get_lr(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -92,7 +59,7 @@ def code_stats(codes: np.ndarray, k: int) -> dict[str, Any]:
     (share of items sharing their tuple with another item) and `duplicate_rate` (1 - distinct/items),
     both from `metrics.duplicate_and_colliding`. (Reports written before issue 26 called colliding_share
     `collision_rate` and duplicate_rate `distinct_collision_rate`.)"""
-    from .metrics import duplicate_and_colliding, perplexity, tuple_group_ids, utilisation
+    from ..core.metrics import duplicate_and_colliding, perplexity, tuple_group_ids, utilisation
 
     dup, share = duplicate_and_colliding(tuple_group_ids(codes)[1])
     return {"utilisation": utilisation(codes, k), "perplexity": perplexity(codes, k),
@@ -120,27 +87,6 @@ class LoopState:
 
 
 @dataclass
-class Data:
-    """The training inputs on the device: all items, the held-out split, the k-means sample and
-    (neighbour term only) each item's exact top-k neighbours plus one fixed one per held-out item."""
-
-    x_all: np.ndarray  # (N, d) float32, catalog order
-    x: Any  # torch (N, d)
-    train_idx: Any
-    val_idx: Any
-    sample: Any  # items whose PCA / latents initialise the linear paths and codebooks
-    device: str = "cpu"
-    nbrs: Any = None  # (N, k) neighbour indices
-    val_nbrs: Any = None  # (n_val, d) embeddings of the held-out items' fixed neighbours
-    cf: Any = None  # (N, c) CF embeddings (zero rows where missing), collaborative term only
-    cf_has: Any = None  # (N,) bool: the item has a CF embedding
-
-    def cf_kwargs(self, idx) -> dict[str, Any]:
-        """The model's CF arguments for the items idx ({} when training text-only)."""
-        return {} if self.cf is None else {"cf": self.cf[idx], "cf_mask": self.cf_has[idx]}
-
-
-@dataclass
 class Run:
     """What every step of one training run shares (fixed for the run, but `state`)."""
 
@@ -165,8 +111,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     cf: a cf.CFTable aligned with the embeddings (collaborative term / rqkmeans-cf), or None.
     table: the EmbeddingTable of `embeddings_path` when the caller has read it already (a
     comparison reads it once for every model); None: read here."""
-    from .models import build_model
-    from .runtime import resolve_device, seed_everything
+    from ..models import build_model
+    from ..core.runtime import resolve_device, seed_everything
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -215,111 +161,7 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     return finish(model, data, cfg, out, state, t0)
 
 
-# -- setup ---------------------------------------------------------------------------------------
-class Inputs(NamedTuple):
-    """What training keeps of the embeddings file besides the training vectors."""
-
-    model: str  # embedding model name
-    dim: int
-    items: int  # items in the file
-    rows: np.ndarray | None  # the sampled rows (sorted), None when training on every item
-
-
-def read_inputs(embeddings_path, out: Path, resume: bool, cfg: TrainConfig, table=None):
-    """(x (n, d) float32 writable: every item, or the `max_items` sample; Inputs; the file's sha256),
-    refusing bad input; `table`: the embeddings already read (else read here). Only the sample is
-    copied: at 1M items the full matrix is 1.5 GB."""
-    from .embedding_table import check_finite, read_embeddings
-
-    table = read_embeddings(embeddings_path) if table is None else table
-    check_finite(table.vectors, f"embeddings file {embeddings_path}")
-    rows = sample_rows(len(table.vectors), cfg.max_items, cfg.seed)
-    x_all = np.array(table.vectors if rows is None else table.vectors[rows], dtype=np.float32, order="C")
-    if len(x_all) < 2:
-        raise UserError(f"need at least 2 items to train, got {len(x_all)}")
-    if resume and not (out / STATE).is_file():
-        raise UserError(f"--resume: no checkpoint in {out} ({STATE} missing)")
-    inputs = Inputs(table.model, int(table.vectors.shape[1]), len(table.vectors), rows)
-    return x_all, inputs, sha256_file(embeddings_path)
-
-
-def sample_rows(n: int, max_items: int, seed: int) -> np.ndarray | None:
-    """Sorted seeded sample of `max_items` of n rows, or None when all n are used (max_items 0 or >= n).
-    Its own RNG stream: a catalog under the cap trains exactly as before the cap existed."""
-    if not max_items or n <= max_items:
-        return None
-    return np.sort(np.random.default_rng([seed, 27]).choice(n, size=max_items, replace=False))
-
-
-def with_cf(cfg: TrainConfig, cf, n: int, rows: np.ndarray | None = None):
-    """(cfg with model.cf_dim set, cf) when the kind learns from CF embeddings, else (cfg, None):
-    the neural kinds add the InfoNCE term, rqkmeans-cf needs them, rqkmeans ignores them.
-    n: items in the embeddings file; rows: the training sample (cf is cut to it)."""
-    from .models import MODELS
-
-    kind = cfg.model.kind
-    if kind == "rqkmeans-cf" and cf is None:
-        raise UserError("rqkmeans-cf needs CF embeddings: give the interactions (--interactions FILE)")
-    if cf is None or kind not in MODELS or (kind != "rqkmeans-cf" and not MODELS[kind].neural):
-        return cfg, None
-    if len(cf.vectors) != n:
-        raise UserError(f"CF embeddings cover {len(cf.vectors)} items, the embeddings file {n}: another catalog")
-    if not cf.has.any():
-        raise UserError("no item has a CF embedding: no collaborative signal to train on")
-    if rows is not None:
-        cf = dataclasses.replace(cf, vectors=cf.vectors[rows], has=cf.has[rows])
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, cf_dim=cf.dim)), cf
-
-
-def cf_meta(cf) -> dict[str, Any]:
-    """What config.json records about the collaborative signal."""
-    if cf is None:
-        return {"used": False}
-    keys = ("interactions_sha256", "catalog_sha256", "items_with_cf", "items_total", "cf", "interactions")
-    return {"used": True, **{k: cf.metadata.get(k) for k in keys}}
-
-
-def prepare_data(x_all: np.ndarray, cfg: TrainConfig, device: str, neural: bool, cf=None) -> Data:
-    """Seeded held-out split and k-means sample (in this order from one numpy RNG), the
-    neighbour tables when the neighbour term is on, the CF embeddings when given."""
-    import torch
-
-    n = len(x_all)
-    rng = np.random.default_rng(cfg.seed)
-    perm = rng.permutation(n)
-    n_val = int(round(n * cfg.val_fraction)) if n >= 20 else 0
-    sample = rng.permutation(n)[: cfg.init_sample]
-    data = Data(x_all, torch.from_numpy(x_all).to(device), torch.from_numpy(perm[n_val:]).to(device),
-                torch.from_numpy(perm[:n_val]).to(device), torch.from_numpy(sample).to(device), device)
-    if neural and cfg.model.nbr_weight > 0:
-        add_neighbours(data, cfg, device, cf)
-    if cf is not None and cfg.model.cf_weight > 0:
-        data.cf = torch.from_numpy(np.ascontiguousarray(cf.vectors, np.float32)).to(device)
-        data.cf_has = torch.from_numpy(np.asarray(cf.has, bool)).to(device)
-    return data
-
-
-def add_neighbours(data: Data, cfg: TrainConfig, device: str, cf=None) -> None:
-    """Exact top-k cosine neighbours of every item (faiss, once), and one fixed neighbour per
-    held-out item, so early stopping sees the term being trained. nbr_source "cf": neighbours
-    in the CF embeddings (co-consumed items); an item without one is its own neighbour (no pull)."""
-    import torch
-
-    from .knn import exact_neighbours
-
-    n = len(data.x_all)
-    k_nbr = min(cfg.model.nbr_k, n - 1)
-    by_cf = cfg.model.nbr_source == "cf" and cf is not None
-    nbrs = exact_neighbours(cf.vectors if by_cf else data.x_all, np.arange(n), k_nbr)
-    if by_cf:
-        nbrs[~cf.has] = np.flatnonzero(~cf.has)[:, None]
-    data.nbrs = torch.from_numpy(nbrs).to(device)
-    n_val = len(data.val_idx)
-    if n_val:
-        fixed = torch.randint(data.nbrs.shape[1], (n_val,), generator=torch.Generator().manual_seed(cfg.seed))
-        data.val_nbrs = data.x[data.nbrs[data.val_idx, fixed.to(device)]]
-
-
+# -- optimizer, resume ---------------------------------------------------------------------------
 def make_optimizer(model, cfg: TrainConfig):
     import torch
 
@@ -341,8 +183,8 @@ def restore_run(run: Run, embeddings_path, data_sha: str) -> Run:
     checkpoint was trained on the same data with the same architecture."""
     import torch
 
-    from .models import load_model
-    from .models.base import read_config, saved_model_config
+    from ..models import load_model
+    from ..models.base import read_config, saved_model_config
 
     out = run.out
     saved = read_config(out)
@@ -507,7 +349,7 @@ def save_checkpoint(run: Run) -> None:
     """Weights + config, optimizer and RNG states, loop state: all --resume needs."""
     import torch
 
-    from .io import atomic_path
+    from ..core.io import atomic_path
 
     run.model.save(run.out)
     with atomic_path(run.out / OPTIMIZER) as tmp:
@@ -551,66 +393,3 @@ def finish(model, data: Data, cfg: TrainConfig, out: Path, state: LoopState, t0:
     write_metrics(out / METRICS, history, model.meta)
     write_json_atomic(out / REPORT, report)
     return report
-
-
-def unfinished_checkpoint(out_dir) -> dict[str, Any] | None:
-    """train_state.json of a training in out_dir that did not finish (interrupted, or still running),
-    else None: a checkpoint that no train_report.json of the same epoch and step closes."""
-    out = Path(out_dir)
-    try:
-        state = json.loads((out / STATE).read_text())
-    except (OSError, ValueError):
-        return None
-    try:
-        report = json.loads((out / REPORT).read_text())
-    except (OSError, ValueError):
-        return state
-    done = report.get("epochs") == state.get("epoch") and report.get("steps") == state.get("step")
-    return None if done else state
-
-
-def write_metrics(path: Path, history: list[dict], meta: dict) -> None:
-    """metrics.parquet: one row per epoch; columns absent in some rows are null."""
-    import pyarrow as pa
-
-    cols: list[str] = []
-    for row in history:
-        cols += [c for c in row if c not in cols]
-    arrays = {c: [row.get(c) for row in history] for c in cols}
-    table = pa.table(arrays) if cols else pa.table({"epoch": pa.array([], pa.int64())})
-    write_parquet_atomic(table, path, {"kind": meta.get("train", {}).get("model", {}).get("kind"),
-                                       "data_sha256": meta.get("data_sha256")})
-
-
-def flat_keys() -> list[str]:
-    """Every key `config_from_args` accepts: the TrainConfig fields (but the nested `model`)
-    and the ModelConfig fields, sorted."""
-    return sorted((set(TrainConfig.__dataclass_fields__) - {"model"}) | set(ModelConfig.__dataclass_fields__))
-
-
-# Fewer items than this many per code and most codes of a level stay unused (301 items with
-# K = 256 used 2.7 % of one level's codes): worth a warning.
-ITEMS_PER_CODE = 4
-
-
-def small_catalog_warning(items: int, codebook_size: int, flag: str = "--codebook-size") -> str | None:
-    """One line when `items` is small for K codes per level (items < ITEMS_PER_CODE * K), else None;
-    suggests the largest power-of-two K that leaves ITEMS_PER_CODE items per code."""
-    if items >= ITEMS_PER_CODE * codebook_size:
-        return None
-    k = 2 ** max(1, int(math.log2(max(items // ITEMS_PER_CODE, 2))))
-    if k >= codebook_size:  # already as small as it gets
-        return None
-    return (f"warning: {items} items for {codebook_size} codes per level (fewer than {ITEMS_PER_CODE} items per "
-            f"code): most codes will stay unused; try {flag}{'' if flag.endswith('=') else ' '}{k}")
-
-
-def config_from_args(**overrides) -> TrainConfig:
-    """TrainConfig from flat overrides (model keys go to the nested ModelConfig)."""
-    unknown = sorted(set(overrides) - set(flat_keys()))
-    if unknown:
-        raise UserError(f"unknown key(s) {unknown}; known: {flat_keys()}")
-    model_keys = set(ModelConfig.__dataclass_fields__)
-    model = {k: v for k, v in overrides.items() if k in model_keys and v is not None}
-    train = {k: v for k, v in overrides.items() if k not in model_keys and v is not None}
-    return from_dict(TrainConfig, {**train, "model": model})

@@ -20,10 +20,10 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ..config import check, to_dict
-from ..errors import UserError
-from ..io import atomic_path
-from .item_features import PARTS, check_parts
+from ...core.config import check, to_dict
+from ...core.errors import UserError
+from ...core.io import atomic_path
+from .features import PARTS, check_parts
 
 BEST = "model.safetensors"
 
@@ -128,7 +128,7 @@ HEAD_DEFAULTS: dict[str, dict[str, Any]] = {
 def item_config(head: str, given: dict[str, Any] | None = None, where: str = "config") -> ItemRetrieverConfig:
     """The validated ItemRetrieverConfig of `head` with fields `given` over that head's defaults
     (a hybrid without the text part reads no text at all: its text-match channel is off too)."""
-    from ..config import from_dict
+    from ...core.config import from_dict
 
     fields = {**HEAD_DEFAULTS.get(head, {}), **(given or {}), "head": head}
     if head == "hybrid" and "text" not in fields.get("parts", PARTS) and "text_match" not in (given or {}):
@@ -137,7 +137,7 @@ def item_config(head: str, given: dict[str, Any] | None = None, where: str = "co
 
 
 def model_config(cfg: ItemRetrieverConfig, n_items: int, codes=None, vectors=None):
-    from .item_model import ItemModelConfig
+    from .model import ItemModelConfig
 
     depth, width = (0, 0) if codes is None else (codes.shape[1], int(codes.max()) + 1)
     return ItemModelConfig(
@@ -157,7 +157,7 @@ def windows(sequences: Sequence[np.ndarray], n_items: int, max_history: int) -> 
     A sequence's first window scores items 1..; a longer sequence adds one window per later
     item, scoring only that item with its last `max_history` items (data.build_examples'
     decoder rule: every target once, with exactly its truncated history)."""
-    from .data import build_examples
+    from ..tiger.data import build_examples
 
     ex = build_examples(sequences, "decoder", max_history)
     x = np.full((len(ex), max_history), n_items, np.int64)
@@ -247,8 +247,8 @@ def train(n_items, train_sequences, valid, out_dir, cfg: ItemRetrieverConfig, co
     for the parallel head; item_vectors (N, c) when cfg.content; out_dir None = nothing on disk;
     reuse: return the weights already in out_dir when they were trained on the same data and config.
     """
-    from ..runtime import resolve_device, seed_everything
-    from .item_model import ItemSeqModel
+    from ...core.runtime import resolve_device, seed_everything
+    from .model import ItemSeqModel
 
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
@@ -441,7 +441,7 @@ def train_step(run: Run, idx: np.ndarray, negatives: tuple | None) -> float:
 
 
 def validate(run: Run) -> dict[str, float]:
-    from ..evaluate.ranking import next_item_metrics
+    from ...evaluate.ranking import next_item_metrics
 
     vh, vt = run.valid
     return next_item_metrics(recommend(run.model, vh, 10, run.cfg.max_history), vt)

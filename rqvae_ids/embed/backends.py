@@ -42,8 +42,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .io import write_json_atomic
+from ..core.errors import UserError
+from ..core.io import write_json_atomic
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-bf16", "openvino-int8")
 # Measured on Toys (bench/embed.py, bench/RESULTS.md "Embedding backends" and "Portable tests and
@@ -56,7 +56,7 @@ EXPORT_FORMAT = "rqvae-ids-export/1"
 # What each backend computes in on CPU. int8: the quantised MatMuls in int8 (onnx-int8: int8
 # weights, activations quantised per batch at run time; openvino-int8: static, calibrated),
 # every other op in fp32. OpenVINO backends report the compiled model's own value instead
-# (ExportedEncoder.precision); these are what they ask for.
+# (ExportedTextEncoder.precision); these are what they ask for.
 PRECISION = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8+fp32", "openvino": "fp32",
              "openvino-bf16": "bf16", "openvino-int8": "int8+fp32"}
 # The embedding-cache tag of a backend where it is not its name (embed.cache_identity): entries
@@ -312,7 +312,7 @@ def openvino_precision(compiled, backend: str) -> str:
     return ("int8+" if backend.endswith("-int8") else "") + _OV_NAMES.get(name, name)
 
 
-class ExportedEncoder:
+class ExportedTextEncoder:
     """An exported model with SentenceTransformer's `encode` interface (the part embed.py uses)."""
 
     def __init__(self, folder: Path, backend: str):

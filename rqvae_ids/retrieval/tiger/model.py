@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import check
+from ...core.config import check
 
 PAD, BOS, N_SPECIAL = 0, 1, 2
 

@@ -21,9 +21,9 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ..config import check, to_dict
-from ..errors import UserError
-from ..io import atomic_path
+from ...core.config import check, to_dict
+from ...core.errors import UserError
+from ...core.io import atomic_path
 
 CHECKPOINT, BEST = "checkpoint.safetensors", "model.safetensors"
 
@@ -208,7 +208,7 @@ def setup(codes, train_sequences, cfg: RetrievalConfig, users, item_vectors, wid
     """Seed, trie, examples, model and AdamW (weight decay on matrices only) on the device."""
     import torch
 
-    from ..runtime import resolve_device, seed_everything
+    from ...core.runtime import resolve_device, seed_everything
     from .data import build_examples, item_tokens
     from .model import SeqModel
     from .trie import SidTrie
@@ -289,7 +289,7 @@ def train_epoch(run: Run, state: LoopState, log, te: float) -> dict:
 
 def evaluate_epoch(run: Run, row: dict) -> float:
     """Validation NDCG@10 by constrained beam search (added to `row`); -loss without a validation set."""
-    from ..evaluate.ranking import next_item_metrics
+    from ...evaluate.ranking import next_item_metrics
     from .beam import beam_recommend, filter_history
 
     if run.valid is None:

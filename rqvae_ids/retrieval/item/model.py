@@ -15,7 +15,7 @@ sequence, so a user's training window trains every prefix -> next item at once.
   An item's score is sum_d log p_d(c_d(item)), computed exactly for every catalog item by a
   gather over the (N, D) code matrix (`score_items`): full ranking, no beam, no invalid IDs.
 
-- `hybrid` (semantic IDs as item features, `item_features.py`): an item's vector is composed
+- `hybrid` (semantic IDs as item features, `features.py`): an item's vector is composed
   of any non-empty subset of its ID embedding, its code embeddings and a projection of its
   text embedding; the same vector in and out (tied), an exact softmax over the catalog.
 
@@ -38,8 +38,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import check
-from .item_features import ItemFeatures, check_parts
+from ...core.config import check
+from .features import ItemFeatures, check_parts
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ItemModelConfig:
     combine: Literal["mean", "sum"] = "mean"  # how digit embeddings make an item (RPG: mean)
     content_dim: int = 0  # > 0: add a projection of each item's text vector (N, content_dim)
     id_input: bool = False  # parallel: add an item-ID embedding to the code input (output stays codes)
-    # hybrid: the parts of an item's vector and how they are composed (item_features.py)
+    # hybrid: the parts of an item's vector and how they are composed (features.py)
     parts: tuple[str, ...] = ("id", "codes", "text")
     compose: Literal["sum", "concat"] = "sum"
     shared_codes: bool = False  # one code table for every digit (default: one per digit)

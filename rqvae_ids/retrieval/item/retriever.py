@@ -15,9 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserError
-from ..io import provenance, write_json_atomic
-from .item_trainer import ItemRetrieverConfig
+from ...core.errors import UserError
+from ...core.io import provenance, write_json_atomic
+from .trainer import ItemRetrieverConfig
 
 MIN_ITEMS = 11  # a top-10 plus at least one item to leave out
 
@@ -68,8 +68,8 @@ class ItemRetriever:
         self.log, self.model, self.report = log, None, None
 
     def fit(self, train_sequences: Sequence[np.ndarray], valid=None) -> "ItemRetriever":
-        from ..config import to_dict
-        from .item_trainer import train
+        from ...core.config import to_dict
+        from .trainer import train
 
         self.model, self.report = train(self.n_items, train_sequences, valid, self.out_dir, self.cfg,
                                         codes=self.codes, item_vectors=self.item_vectors, log=self.log,
@@ -83,7 +83,7 @@ class ItemRetriever:
         """(U, k) int64 catalog indices, best first, exact over the catalog, history excluded."""
         if self.model is None:
             raise UserError(f"{self.name}: call fit() first")
-        from .item_trainer import recommend
+        from .trainer import recommend
 
         return recommend(self.model, list(histories), k, self.cfg.max_history)
 
@@ -95,19 +95,19 @@ def train_item_retriever(interactions_path, out_dir, cfg: ItemRetrieverConfig, i
     The catalog is the IDs' items (parallel) or `catalog_ids` / the interactions' items (sasrec).
     Every input is checked before anything is written. Returns the report (also train_report.json).
     """
-    from ..evaluate.sequences import leave_one_out, load_interactions
+    from ...evaluate.sequences import leave_one_out, load_interactions
 
     codes, item_ids = None, catalog_ids
     if ids_path is not None:
-        from ..ids import read_semantic_ids
-        from .generative import sid_codes
+        from ...ids import read_semantic_ids
+        from ..tiger.generative import sid_codes
 
         ids = read_semantic_ids(ids_path)
         item_ids, codes = list(ids.item_ids), sid_codes(ids) if cfg.needs_codes else None
     elif cfg.needs_codes:
         raise UserError(f"--retriever {cfg.head} needs --ids semantic_ids.parquet")
     if item_ids is None and cfg.needs_text and content_embeddings is not None:
-        from ..embedding_table import read_embeddings
+        from ...core.embedding_table import read_embeddings
 
         item_ids = list(read_embeddings(content_embeddings).item_ids)  # the catalog of the text vectors
     if item_ids is None:
@@ -118,14 +118,14 @@ def train_item_retriever(interactions_path, out_dir, cfg: ItemRetrieverConfig, i
     if cfg.needs_text:
         if content_embeddings is None:
             raise UserError(f"--retriever {cfg.head} with text needs --content-embeddings FILE")
-        from .generative import content_vectors_for
+        from ..tiger.generative import content_vectors_for
 
         vectors = content_vectors_for(content_embeddings, item_ids)
     users, seqs, order = load_interactions(interactions_path, item_ids, log=log)
     split = leave_one_out(users, seqs, cfg.max_history, order_column=order)
     r = ItemRetriever(len(item_ids), cfg, codes, vectors, out_dir, log=log, reuse=reuse)
     r.fit(split.train, (split.valid_histories, split.valid_targets))
-    from ..evaluate.harness import evaluate_retriever
+    from ...evaluate.harness import evaluate_retriever
 
     t0 = time.perf_counter()
     test = evaluate_retriever(r, split, which="test")
@@ -140,8 +140,8 @@ def train_item_retriever(interactions_path, out_dir, cfg: ItemRetrieverConfig, i
 
 
 def _read_items_column(path) -> list[str]:
-    from ..evaluate.sequences import _read_table
-    from ..io import require_file
+    from ...evaluate.sequences import _read_table
+    from ...core.io import require_file
 
     frame = _read_table(require_file(path, "interactions file"))
     if "item_id" not in frame.columns or "user_id" not in frame.columns:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UserError
+from ...core.errors import UserError
 
 
 class SidTrie:

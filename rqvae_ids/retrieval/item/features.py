@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..config import check
+from ...core.config import check
 
 PARTS = ("id", "codes", "text")
 
