@@ -185,7 +185,7 @@ def prefill_cache(n: int, donor_run: Path) -> dict:
 
     from rqvae_ids.catalog import load_catalog
     from rqvae_ids.embed import append_cache, cache_identity, cache_key, resolve_model
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.pipeline.config import PipelineConfig
 
     t0 = time.perf_counter()
