@@ -46,8 +46,8 @@ from ..core.errors import UserError
 from ..core.io import write_json_atomic
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-bf16", "openvino-int8")
-# Measured on Toys (bench/embed.py, bench/RESULTS.md "Embedding backends" and "Portable tests and
-# embedding precision"): fp32 like torch, so its vectors are torch's on every CPU, and faster.
+# Measured on Toys (bench/embed.py, bench/RESULTS.md "Every backend on the full catalogs" and "The
+# default backend's precision"): fp32 like torch, so its vectors are torch's on every CPU, and faster.
 DEFAULT_BACKEND = "openvino"
 MODEL_CACHE_ENV = "RQVAE_IDS_MODEL_CACHE"
 MANIFEST = "manifest.json"

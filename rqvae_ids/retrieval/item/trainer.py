@@ -30,7 +30,7 @@ BEST = "model.safetensors"
 
 @dataclass(frozen=True)
 class ItemRetrieverConfig:
-    """Defaults = the runs of bench/RESULTS.md "Item-level retrievers" (Toys, validation split):
+    """Defaults = the runs of bench/RESULTS.md "SASRec and the parallel semantic-ID retriever" (Toys, validation split):
     lr 5e-3 learned within the CPU budget where 2e-3/3e-3 had not left popularity level after
     3-5 epochs; cosine decay over 20 epochs beat a constant rate (validation); d 128 lost to d 64
     within the 10-minute budget (fewer epochs); RPG's/SASRec's other values (wd 0, 2 layers) not tuned."""

@@ -35,7 +35,7 @@ class RetrievalConfig:
     arch: Literal["decoder", "encdec"] = "decoder"
     n_layer: int = 2
     n_head: int = 4
-    # Measured on Amazon Toys (2 cores, bench/RESULTS.md "Generative retrieval"): d_model 128 for 10
+    # Measured on Amazon Toys (2 cores, bench/RESULTS.md "TIGER: the generative retriever"): d_model 128 for 10
     # epochs (~82 s an epoch) beats d_model 64 for 20 (~48 s an epoch) on test Recall@10, 0.050 vs 0.041,
     # in less time; validation recall of d_model 64 had levelled off from epoch 15.
     d_model: int = 128
