@@ -2,7 +2,8 @@
 
 Rows and the training kinds behind them (`ROW_KINDS`): `rqvae` is the collaborative
 RQ-VAE whenever the comparison has interactions (the InfoNCE term of rqvae_ids/train/
-on the CF embeddings of the harness's training part), else the text-only one;
+on the CF embeddings of the harness's training part, reading [text, alpha * CF] since
+issue 25), else the text-only one;
 `rqvae-text` is always text only; `rqkmeans-cf` is residual k-means on [text, alpha * CF].
 Every other kind trains on the text embeddings alone, as before.
 
@@ -144,7 +145,7 @@ def train_and_assign(kind: str, embeddings: Embeddings, model_dir: Path, ids_dir
     if read_json_or_none(marker) == json.loads(json.dumps(key)) and (ids_dir / "semantic_ids.parquet").is_file():
         return {"reused": str(model_dir)}
     train_model(embeddings.path, model_dir, train_cfg, progress=False, cf=cf, table=embeddings.table)
-    reads_cf = train_cfg.model.kind == "rqkmeans-cf"
+    reads_cf = cf is not None  # rqkmeans-cf, and rqvae with CF (issue 25): text ⊕ α·CF inputs
     config = {"model_dir": str(model_dir), "embeddings": str(embeddings.path), "out_dir": str(ids_dir),
               "resolve": "suffix", **({"inputs": "text + cf_alpha * CF"} if reads_cf else {})}
     assign_ids_from_table(model_dir, embeddings.table, ids_dir, resolve="suffix", cf=cf if reads_cf else None,

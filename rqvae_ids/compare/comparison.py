@@ -181,7 +181,7 @@ def cf_note(cf: Any, cfg: CompareConfig) -> str:
     return (f"Collaborative rows ({rows}): CF embeddings (PPMI + SVD, {cf.dim} dims) of the interactions' "
             f"training part only (the split above: no validation or test target), for "
             f"{cf.metadata.get('items_with_cf')} of {cf.metadata.get('items_total')} items; `rqvae` trains with the "
-            "InfoNCE term on them (its encoder still reads text only), `rqkmeans-cf` codes [text, cf_alpha * CF] "
+            "InfoNCE term on them and its encoder reads [text, cf_alpha * CF] like `rqkmeans-cf`'s codes "
             "(text alone for items without one); `rqvae-text` is the text-only RQ-VAE.")
 
 

@@ -285,7 +285,7 @@ def _read_vectors(model: Any, path, table: EmbeddingTable, chunk_size: int, enco
     re-encodes some items) or when the encoder gives no distances; else `table.vectors` is
     None. Otherwise read them into `table.vectors` and return None."""
     what = f"embeddings {path}"
-    if not encode or callable(getattr(model, "cf_inputs", None)):
+    if not encode or getattr(model, "reads_cf", False):
         for _ in fill_vectors(path, table.vectors, chunk_size, what=what):
             pass
         return None
@@ -300,14 +300,14 @@ def _read_vectors(model: Any, path, table: EmbeddingTable, chunk_size: int, enco
 
 def model_inputs(model: Any, model_dir, cfg: dict[str, Any], table: EmbeddingTable):
     """(inputs for assign_table or None, CF report or None). A tokenizer that reads CF embeddings
-    besides text (rqkmeans-cf, `cf_inputs`) gets those it was trained with, from
-    `model_dir/cf_embeddings.parquet` (written there by `train --interactions` and the pipeline):
-    items that have one are encoded from text ⊕ α·CF, the others (new since training) from their
-    text alone. Every other kind reads text only (rqvae's collaborative term shapes training, not
-    encoding)."""
+    besides text (`reads_cf`: rqkmeans-cf, and rqvae trained with CF since issue 25) gets those it
+    was trained with, from `model_dir/cf_embeddings.parquet` (written there by `train --interactions`
+    and the pipeline): items that have one are encoded from text ⊕ α·CF, the others (new since
+    training) from their text and the model's cold CF part (config.json `inputs`). Every other
+    kind reads text only."""
     from ..core.cf_table import CF_FILE, cf_for_items
 
-    if not callable(getattr(model, "cf_inputs", None)):
+    if not getattr(model, "reads_cf", False):
         return None, None
     path = Path(model_dir) / CF_FILE
     if not path.is_file():
@@ -322,7 +322,10 @@ def model_inputs(model: Any, model_dir, cfg: dict[str, Any], table: EmbeddingTab
 
 def inputs_with_cf(model: Any, table: EmbeddingTable, cf) -> tuple[np.ndarray, dict[str, Any]]:
     """(inputs, CF report) of a CF-reading tokenizer: text ⊕ α·CF for the items of the CFTable `cf`
-    (rows in table order) that have a CF embedding, text alone for the others."""
+    (rows in table order) that have a CF embedding, text alone for the others; (None, None) for a
+    model that reads text only."""
+    if not getattr(model, "reads_cf", False):
+        return None, None
     with_cf = int(cf.has.sum())
     report = {"items_with_cf": with_cf, "items_text_only": len(table) - with_cf}
     if "items_gone" in cf.metadata:  # cf_for_items: CF rows of items no longer in the catalog

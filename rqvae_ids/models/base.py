@@ -29,6 +29,7 @@ from torch import nn
 from ..core.config import check, to_dict
 from ..core.io import provenance, write_bytes_atomic, write_json_atomic
 from ..quantizers import ResidualQuantizer
+from .cf_input import fit_ridge, layout, predicted_part
 from .mlp import MLP, SkipMLP
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -72,7 +73,13 @@ class ModelConfig:
     # codeword alone: items of one first code share one projection, so co-consumed items are
     # pulled into the same prefix, which is what a sid-prefix retriever reads)
     cf_target: Literal["quantized", "latent", "prefix"] = "quantized"
-    cf_alpha: float = 0.7  # rqkmeans-cf: weight of the CF part in [text, alpha * CF] (best on Toys validation)
+    cf_alpha: float = 0.7  # weight of the CF part in [text, alpha * CF] (best for rqkmeans-cf on Toys validation)
+    # Collaborative inputs (issue 25, models/cf_input.py): trained with CF, the neural kinds read
+    # [text, alpha * CF] like rqkmeans-cf (False: text only, CF as the InfoNCE target alone, issue 14).
+    cf_input: bool = True
+    cf_dropout: float = 0.3  # training: share of warm rows whose CF part is replaced by the cold part
+    cf_cold: Literal["zero", "regress"] = "zero"  # CF part of items without CF (see models/cf_input.py)
+    cf_ridge: float = 1.0  # L2 penalty of the text -> CF ridge regression (cf_cold "regress")
 
     def __post_init__(self):
         check(self.levels >= 1, f"levels must be >= 1, got {self.levels}")
@@ -85,6 +92,7 @@ class ModelConfig:
         check(self.nbr_k >= 1, f"nbr_k must be >= 1, got {self.nbr_k}")
         check(self.cf_dim >= 0 and self.cf_weight >= 0 and self.cf_alpha >= 0, "cf_dim, cf_weight, cf_alpha must be >= 0")
         check(self.cf_temperature > 0, f"cf_temperature must be > 0, got {self.cf_temperature}")
+        check(0.0 <= self.cf_dropout < 1.0 and self.cf_ridge > 0, "cf_dropout must be in [0, 1), cf_ridge > 0")
 
 
 class ModelOutput(NamedTuple):
@@ -142,8 +150,9 @@ class Tokenizer(nn.Module):
         if self.neural:
             out = cfg.latent_dim * (2 if self.variational else 1)
             block = SkipMLP if cfg.pca_skip else MLP
-            self.encoder = block(cfg.input_dim, cfg.hidden, out, cfg.dropout)
-            self.decoder = block(cfg.latent_dim, tuple(reversed(cfg.hidden)), cfg.input_dim, cfg.dropout)
+            width = cfg.input_dim + (cfg.cf_dim if self.reads_cf else 0)  # decoded back whole
+            self.encoder = block(width, cfg.hidden, out, cfg.dropout)
+            self.decoder = block(cfg.latent_dim, tuple(reversed(cfg.hidden)), width, cfg.dropout)
         else:
             self.encoder = self.decoder = nn.Identity()
         self.quantizer = ResidualQuantizer(
@@ -155,11 +164,19 @@ class Tokenizer(nn.Module):
         if self.neural and cfg.cf_dim > 0 and cfg.cf_weight > 0:
             # created last, so a text-only model draws the same initial weights as before
             self.cf_proj = nn.Linear(cfg.latent_dim, cfg.cf_dim)
+        if self.reads_cf and cfg.cf_cold == "regress":  # text -> CF ridge weights (fit_cf_inputs_)
+            self.register_buffer("cf_reg_w", torch.zeros(cfg.input_dim, cfg.cf_dim))
+            self.register_buffer("cf_reg_b", torch.zeros(cfg.cf_dim))
 
     @property
     def collaborative(self) -> bool:
         """Whether training adds the CF InfoNCE term (trained with CF embeddings)."""
         return hasattr(self, "cf_proj")
+
+    @property
+    def reads_cf(self) -> bool:
+        """Whether the inputs are [text, alpha * CF] rows (models/cf_input.py), not text alone."""
+        return self.neural and self.cfg.cf_input and self.cfg.cf_dim > 0
 
     # -- shape of the code budget ----------------------------------------------------------
     levels = property(lambda self: self.cfg.levels)
@@ -173,7 +190,9 @@ class Tokenizer(nn.Module):
 
     # -- torch side -------------------------------------------------------------------------
     def latent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, d) -> (z (B, D), kl scalar or None). VAE: z sampled in training, mean in eval."""
+        """x (B, d) -> (z (B, D), kl scalar or None). VAE: z sampled in training, mean in eval.
+        A CF-reading model also takes text-only rows (B, input_dim): they get the cold CF part."""
+        x = self.with_cold_part(x)
         h = self.encoder(x)
         if not self.variational:
             return h, None
@@ -196,7 +215,7 @@ class Tokenizer(nn.Module):
         quantize=False: skip the quantizer (AE warm-up, before the codebooks are fitted);
         cf (B, c) / cf_mask (B,) bool: CF embeddings for the collaborative term (rows without
         one, mask False, contribute reconstruction and quantization losses only)."""
-        z, kl = self.latent(x)
+        z, kl = self.latent(self.cf_dropped(x) if self.training else x)
         parts: dict[str, torch.Tensor] = {}
         if self.cfg.sim_weight > 0:
             parts["sim"] = similarity_loss(z, x)
@@ -214,7 +233,7 @@ class Tokenizer(nn.Module):
             parts["cf"] = info_nce(self.cf_proj(self._cf_latent(z, z_cont, codes)[keep]), cf[keep],
                                    self.cfg.cf_temperature)
         recon = self.decoder(z)
-        parts["recon"] = self.recon_loss(recon, x)
+        parts["recon"] = self.input_recon_loss(recon, x)
         loss = parts["recon"] + self.cfg.quant_weight * parts.get("quant", 0.0)
         if "sim" in parts:
             loss = loss + self.cfg.sim_weight * parts["sim"]
@@ -226,6 +245,63 @@ class Tokenizer(nn.Module):
             parts["kl"] = kl
             loss = loss + (self.cfg.kl_weight if kl_weight is None else kl_weight) * kl
         return ModelOutput(recon, codes, loss, parts)
+
+    # -- collaborative inputs [text, alpha * CF] (models/cf_input.py) ---------------------------
+    def cold_part(self, text: torch.Tensor) -> torch.Tensor:
+        """(B, c) CF part of rows without a CF embedding, by cfg.cf_cold."""
+        if self.cfg.cf_cold == "regress":
+            return predicted_part(text, self.cf_reg_w, self.cf_reg_b, self.cfg.cf_alpha).to(text.dtype)
+        return text.new_zeros(len(text), self.cfg.cf_dim)
+
+    def with_cold_part(self, x: torch.Tensor) -> torch.Tensor:
+        """Text-only rows (B, input_dim) of a CF-reading model -> (B, input_dim + cf_dim); others as given."""
+        if self.reads_cf and x.shape[1] == self.cfg.input_dim:
+            return torch.cat([x, self.cold_part(x)], dim=1)
+        return x
+
+    def cf_dropped(self, x: torch.Tensor) -> torch.Tensor:
+        """Training: each row with a CF part takes the cold part instead with probability cf_dropout,
+        so text-only inputs learn to land where their warm twins do (the target stays the full row)."""
+        d, p = self.cfg.input_dim, self.cfg.cf_dropout
+        if not (self.reads_cf and p > 0 and x.shape[1] > d):
+            return x
+        drop = (torch.rand(len(x), device=x.device) < p) & x[:, d:].ne(0).any(1)
+        return torch.where(drop[:, None], self.with_cold_part(x[:, :d]), x)
+
+    def input_recon_loss(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction of the inputs; a CF-reading model's CF part counts only on rows that have one
+        (rows of items without CF would teach text-only rows to decode a zero CF part)."""
+        d = self.cfg.input_dim
+        if x.shape[1] == d:
+            return self.recon_loss(recon[:, :d], x)
+        has = x[:, d:].ne(0).any(1)
+        loss = self.recon_loss(recon[:, :d], x[:, :d])
+        if has.any():
+            loss = loss + self.recon_loss(recon[has, d:], x[has, d:]) * has.float().mean()
+        return loss
+
+    def cf_inputs(self, text: np.ndarray, cf: np.ndarray | None, has: np.ndarray | None) -> np.ndarray:
+        """(N, d + c) float32 inputs: text ⊕ α·CF where `has`, text ⊕ the cold part elsewhere."""
+        text = np.ascontiguousarray(text, np.float32)
+        if not self.cfg.cf_dim:
+            return text
+        cold = self._batched(lambda t: self.with_cold_part(t.float()), text) if len(text) else None
+        out = cold if cold is not None else np.zeros((0, self.cfg.input_dim + self.cfg.cf_dim), np.float32)
+        out = np.array(out, np.float32)
+        if cf is not None:
+            has = np.asarray(has, bool)
+            out[has, self.cfg.input_dim:] = self.cfg.cf_alpha * np.asarray(cf, np.float32)[has]
+        return out
+
+    @torch.no_grad()
+    def fit_cf_inputs_(self, text: np.ndarray, cf: np.ndarray, has: np.ndarray) -> np.ndarray:
+        """Before training: fit the text -> CF regression (cf_cold "regress") on the items with CF,
+        then return their `cf_inputs`."""
+        if self.cfg.cf_cold == "regress":
+            w, b = fit_ridge(text, cf, has, self.cfg.cf_ridge)
+            self.cf_reg_w.copy_(torch.from_numpy(w))
+            self.cf_reg_b.copy_(torch.from_numpy(b))
+        return self.cf_inputs(text, cf, has)
 
     def _cf_latent(self, z_q: torch.Tensor, z: torch.Tensor, codes: torch.Tensor | None) -> torch.Tensor:
         """The (B, D) latent the collaborative term reads (cfg.cf_target); before the codebooks are
@@ -321,7 +397,8 @@ class Tokenizer(nn.Module):
             raise ValueError(f"codes must have shape (N, {self.levels}), got {codes.shape}")
         if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise ValueError(f"codes must lie in [0, {self.codebook_size})")
-        return self._batched(lambda c: self.decoder(self.quantizer.decode(c)).float(), codes).astype(np.float32)
+        out = self._batched(lambda c: self.decoder(self.quantizer.decode(c)).float(), codes).astype(np.float32)
+        return out[:, : self.cfg.input_dim] if out.ndim == 2 else out  # the text part of [text, alpha * CF]
 
     def codebooks(self) -> list[np.ndarray]:
         """L arrays (K, D) float32."""
@@ -340,6 +417,7 @@ class Tokenizer(nn.Module):
             "model": to_dict(self.cfg),
             "train": self.meta.get("train"),
             "cf": self.meta.get("cf") or {"used": False},
+            **({"inputs": layout(self.cfg)} if self.reads_cf else {}),
             "provenance": self.meta.get("provenance") or provenance(),
         }
 
@@ -356,7 +434,8 @@ class Tokenizer(nn.Module):
 # Architecture keys added after the first checkpoints were written, with the value those
 # checkpoints were built with: a config.json without them still loads as what it was
 # (`ema` was always written; it is listed for files edited by hand).
-LEGACY_MODEL_DEFAULTS = {"pca_skip": False, "ema": False}
+# `cf_input`: collaborative RQ-VAEs before issue 25 read text only.
+LEGACY_MODEL_DEFAULTS = {"pca_skip": False, "ema": False, "cf_input": False}
 
 
 def saved_model_config(saved: dict[str, Any], where: str = "config") -> ModelConfig:

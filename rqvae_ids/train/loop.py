@@ -128,8 +128,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     model.meta = {"embedding_model": table.model, "embedding_dim": table.dim, "data_sha256": data_sha,
                   "train": to_dict(cfg), "items": len(x_all), "catalog_items": table.items,
                   "provenance": provenance(), "cf": cf_meta(cf)}
-    if cf is not None and not model.neural:  # rqkmeans-cf: k-means on [text, alpha * CF]
-        x_all = model.cf_inputs(x_all, cf.vectors, cf.has)
+    if cf is not None and model.reads_cf:  # [text, alpha * CF] rows: rqkmeans-cf, rqvae (issue 25)
+        x_all = model.fit_cf_inputs_(x_all, cf.vectors, cf.has)
     data = prepare_data(x_all, cfg, device, neural=model.neural, cf=cf if model.neural else None)
     if not model.neural:  # rqkmeans: no gradient steps
         return finish(model, data, cfg, out, LoopState(), t0)
