@@ -33,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def codes_of(model, x, cf):
-    """Greedy codes; rqkmeans-cf reads [text, alpha * CF] (text alone for items without CF)."""
-    if model.kind == "rqkmeans-cf":
+    """Greedy codes; rqkmeans-cf and (issue 25) rqvae trained with CF read [text, alpha * CF]
+    (the cold CF part for items without CF)."""
+    if getattr(model, "reads_cf", False) and cf is not None:
         return model.encode_codes(model.cf_inputs(x, cf.vectors, cf.has))
     return model.encode_codes(x)
 
