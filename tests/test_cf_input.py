@@ -11,9 +11,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from test_cf_assign import interactions, write_emb  # noqa: E402  the same 80 users over items i0..i199
+
 from rqvae_ids.cf_table import CF_FILE, read_cf_table  # noqa: E402
 from rqvae_ids.cli import main  # noqa: E402
-from rqvae_ids.embedding_table import write_embeddings  # noqa: E402
 from rqvae_ids.ids import assign_ids, read_semantic_ids  # noqa: E402
 from rqvae_ids.models import ModelConfig, build_model, load_model  # noqa: E402
 from rqvae_ids.models.base import saved_model_config  # noqa: E402
@@ -93,22 +94,6 @@ def test_text_only_configs_and_models_from_before_issue_25_read_text():
     assert saved_model_config({"model": old}).cf_input is False  # issue 14's model: text in, CF as target
 
 
-def write_emb(path, ids, text):
-    write_embeddings(path, ids, [f"h{i}" for i in ids], text, model="test")
-    return path
-
-
-def interactions(path, n_items, seed=0):
-    """80 users, each browsing 6 items of one of 8 groups of 25 (items i0..i199; the rest never)."""
-    rng = np.random.default_rng(seed)
-    lines = ["user_id,item_id,position"]
-    for u in range(80):
-        start = (u % 8) * 25
-        lines += [f"u{u},i{start + j},{p}" for p, j in enumerate(rng.choice(25, size=6, replace=False))]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module", params=["zero", "regress"])
 def trained(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"cfinput_{request.param}")
@@ -117,7 +102,7 @@ def trained(request, tmp_path_factory):
     emb = write_emb(tmp / "embeddings.parquet", ids, text)
     model_dir = tmp / "model"
     assert main(["train", "--embeddings", str(emb), "--out", str(model_dir), "--model", "rqvae",
-                 "--interactions", str(interactions(tmp / "inter.csv", N)), "--levels", "2", "--codebook-size", "16",
+                 "--interactions", str(interactions(tmp / "inter.csv")), "--levels", "2", "--codebook-size", "16",
                  "--latent-dim", "4", "--epochs", "4", "--quiet", "--set", "hidden=[32]",
                  "--set", f"cf_cold={request.param}"]) == 0
     return {"tmp": tmp, "text": text, "ids": ids, "emb": emb, "model_dir": model_dir, "cold": request.param}
