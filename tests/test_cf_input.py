@@ -40,7 +40,7 @@ def test_cold_rows_get_a_zero_cf_part_and_warm_rows_alpha_cf():
     text, cf = linear_cf()
     has = np.arange(N) % 3 > 0
     for kind in ("rqvae", "rqkmeans-cf"):
-        model = build_model(small(kind, cf_alpha=0.5))
+        model = build_model(small(kind, cf_alpha=0.5, cf_cold="zero"))
         assert model.reads_cf
         x = model.cf_inputs(text, cf, has)
         assert x.shape == (N, D + C)
@@ -72,7 +72,7 @@ def test_cold_rows_get_the_predicted_cf_part_with_the_regress_rule():
 def test_cf_dropout_replaces_the_cf_part_of_warm_rows_in_training_only():
     text, cf = linear_cf()
     has = np.arange(N) % 4 > 0
-    model = build_model(small(cf_dropout=0.5))
+    model = build_model(small(cf_dropout=0.5, cf_cold="zero"))
     x = torch.from_numpy(model.cf_inputs(text, cf, has))
     torch.manual_seed(0)
     dropped = model.cf_dropped(x)
@@ -103,6 +103,12 @@ def test_cold_consistency_term_pulls_text_only_latents_to_their_warm_rows():
         (loss.parts["cold"]).backward()
         opt.step()
     assert float(model(x, quantize=False).parts["cold"].detach()) < 0.5 * before
+
+
+def test_auto_cold_rule_is_the_kinds_own_and_is_saved_resolved():
+    assert build_model(small()).cfg.cf_cold == "regress"
+    assert build_model(small("rqkmeans-cf")).cfg.cf_cold == "zero"
+    assert build_model(small(cf_cold="zero")).cfg.cf_cold == "zero"
 
 
 def test_text_only_configs_and_models_from_before_issue_25_read_text():

@@ -78,7 +78,9 @@ class ModelConfig:
     # [text, alpha * CF] like rqkmeans-cf (False: text only, CF as the InfoNCE target alone, issue 14).
     cf_input: bool = True
     cf_dropout: float = 0.3  # training: share of warm rows whose CF part is replaced by the cold part
-    cf_cold: Literal["zero", "regress"] = "zero"  # CF part of items without CF (see models/cf_input.py)
+    # CF part of items without CF (models/cf_input.py); "auto": the kind's `default_cold`, measured on
+    # Toys held-out items (bench/RESULTS.md, issue 25): "regress" for the neural kinds, "zero" for rqkmeans-cf
+    cf_cold: Literal["auto", "zero", "regress"] = "auto"
     cf_ridge: float = 1.0  # L2 penalty of the text -> CF ridge regression (cf_cold "regress")
     # weight of the cold-consistency term: the latent of a warm row's text-only version (cold part)
     # is pulled to the latent of the full row (stop-gradient), relative to random pairs
@@ -146,10 +148,12 @@ class Tokenizer(nn.Module):
     kind = "base"
     variational = False
     neural = True
+    default_cold = "regress"  # cf_cold "auto" (see ModelConfig)
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = replace(cfg, cf_cold=self.default_cold) if cfg.cf_cold == "auto" else cfg
+        cfg = self.cfg
         self.meta: dict[str, Any] = {}
         if self.neural:
             out = cfg.latent_dim * (2 if self.variational else 1)

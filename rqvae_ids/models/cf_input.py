@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-COLD_RULES = ("zero", "regress")
+COLD_RULES = ("zero", "regress")  # ModelConfig.cf_cold "auto" picks the kind's (Tokenizer.default_cold)
 
 
 def fit_ridge(text: np.ndarray, cf: np.ndarray, has: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:

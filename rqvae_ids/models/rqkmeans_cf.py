@@ -26,6 +26,7 @@ class RQKMeansCF(Tokenizer):
     # rows without CF take the nearest codewords of their text part, not of the whole latent:
     # ids.encode's fast path (nearest codewords of the latent) would give other codes
     residual_search = False
+    default_cold = "zero"  # the text part of the codewords: closer to the warm codes than "regress" on Toys
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(replace(cfg, latent_dim=cfg.input_dim + cfg.cf_dim))
