@@ -41,10 +41,12 @@ VARIANTS = {
     "rqvae_p0_regress": ("rqvae", {"cf_dropout": 0.0, "cf_cold": "regress"}),
     "rqvae_p0.5_zero": ("rqvae", {"cf_dropout": 0.5, "cf_cold": "zero"}),
     "rqvae_p0.3_regress": ("rqvae", {"cf_dropout": 0.3, "cf_cold": "regress"}),
+    "rqvae_p0.5_regress": ("rqvae", {"cf_dropout": 0.5, "cf_cold": "regress"}),
     "rqvae_p0.3_zero_cons1": ("rqvae", {"cf_dropout": 0.3, "cf_cold": "zero", "cf_consistency": 1.0}),
     "rqvae_p0_regress_cons1": ("rqvae", {"cf_dropout": 0.0, "cf_cold": "regress", "cf_consistency": 1.0}),
     "rqvae_p0_zero": ("rqvae", {"cf_dropout": 0.0, "cf_cold": "zero"}),
     "rqvae_p0.3_zero_nonce": ("rqvae", {"cf_dropout": 0.3, "cf_cold": "zero", "cf_weight": 0.0}),
+    "rqvae_p0_regress_nonce": ("rqvae", {"cf_dropout": 0.0, "cf_cold": "regress", "cf_weight": 0.0}),
     "rqvae_infonce_only": ("rqvae", {"cf_input": False}),  # issue 14's model: text in, CF as target
     "rqkmeans-cf_zero": ("rqkmeans-cf", {"cf_cold": "zero"}),
     "rqkmeans-cf_regress": ("rqkmeans-cf", {"cf_cold": "regress"}),
@@ -62,6 +64,9 @@ def parse_args(argv=None):
     p.add_argument("--cold", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="epoch budget of the neural variants (default: train's)")
+    p.add_argument("--sid-prefix", nargs="+", metavar="IDS_DIR", default=None,
+                   help="instead: VALIDATION sid-prefix Recall/NDCG@10 (bench/cf_tune.py's harness) of the "
+                        "raw codes in each IDS_DIR/semantic_ids.parquet")
     return p.parse_args(argv)
 
 
@@ -200,10 +205,34 @@ def load_avg() -> str:
     return Path("/proc/loadavg").read_text().split(" ")[0]
 
 
+def sid_prefix_valid(ids_dirs, item_ids, interactions) -> dict:
+    """IDS_DIR -> validation sid-prefix recall/ndcg@10 of its codes (suffix left out), as bench/cf_tune.py."""
+    from rqvae_ids.evaluate.baselines import SidPrefixRetriever
+    from rqvae_ids.evaluate.harness import evaluate_retriever, fit_retriever
+    from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
+    from rqvae_ids.ids import read_semantic_ids
+
+    users, seqs, order = load_interactions(interactions, item_ids)
+    split = leave_one_out(users, seqs, 20, order)
+    out = {}
+    for d in ids_dirs:
+        sids = read_semantic_ids(Path(d) / "semantic_ids.parquet")
+        row = {i: n for n, i in enumerate(sids.item_ids.tolist())}
+        codes = np.asarray(sids.codes)[[row[i] for i in item_ids]]
+        valid = evaluate_retriever(fit_retriever(SidPrefixRetriever(codes), split), split, which="valid")
+        out[str(d)] = {k: round(v, 4) for k, v in valid.items() if k.endswith("@10")}
+        print(d, json.dumps(out[str(d)]), flush=True)
+    return out
+
+
 def main(argv=None) -> None:
     from rqvae_ids.embedding_table import read_embeddings
 
     args = parse_args(argv)
+    if args.sid_prefix:
+        item_ids = read_embeddings(args.embeddings, with_vectors=False).item_ids
+        sid_prefix_valid(args.sid_prefix, list(item_ids), args.interactions)
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = read_embeddings(args.embeddings)

@@ -77,7 +77,7 @@ class ModelConfig:
     # Collaborative inputs (issue 25, models/cf_input.py): trained with CF, the neural kinds read
     # [text, alpha * CF] like rqkmeans-cf (False: text only, CF as the InfoNCE target alone, issue 14).
     cf_input: bool = True
-    cf_dropout: float = 0.3  # training: share of warm rows whose CF part is replaced by the cold part
+    cf_dropout: float = 0.5  # training: share of warm rows whose CF part is replaced by the cold part (Toys: issue 25)
     # CF part of items without CF (models/cf_input.py); "auto": the kind's `default_cold`, measured on
     # Toys held-out items (bench/RESULTS.md, issue 25): "regress" for the neural kinds, "zero" for rqkmeans-cf
     cf_cold: Literal["auto", "zero", "regress"] = "auto"
