@@ -72,7 +72,7 @@ def parse_args(argv=None):
 
 def cf_matrices(train, n: int, cfg):
     """(PPMI csr, has) of training sequences, as rqvae_ids.cf.cf_vectors builds them."""
-    from rqvae_ids.cf import cooccurrence, ppmi
+    from rqvae_ids.cf.vectors import cooccurrence, ppmi
 
     m = ppmi(cooccurrence(train, n, cfg.window), cfg.smoothing, cfg.shift)
     return m, np.asarray((m != 0).sum(axis=1)).ravel() > 0
@@ -81,7 +81,7 @@ def cf_matrices(train, n: int, cfg):
 def fold_in(rows, m, cfg, has) -> np.ndarray:
     """Unit CF vectors of the PPMI `rows` (csr, k x n) in the SVD space of `m` (the trained CF):
     v = rows V S^-1/2, V = M^T U S^-1 (U, S: cf_vectors' randomized SVD of m)."""
-    from rqvae_ids.cf import randomized_svd
+    from rqvae_ids.cf.vectors import randomized_svd
 
     rank = min(cfg.dim, int(has.sum()) - 1)
     u, s = randomized_svd(m.astype(np.float64), rank, cfg.seed)
@@ -122,7 +122,7 @@ def fold_in_check(m, cfg, has_m, vectors, has, seed: int) -> float:
 
 def train_variant(name: str, emb_path, table, cf, out: Path, epochs: int | None) -> tuple[object, float]:
     """Train VARIANTS[name] into out/name (seed 0, default budget but `epochs`) -> (loaded model, train seconds)."""
-    from rqvae_ids.cf_table import CF_FILE, write_cf_table
+    from rqvae_ids.core.cf_table import CF_FILE, write_cf_table
     from rqvae_ids.models import load_model
     from rqvae_ids.train import config_from_args, train_model
 
@@ -162,7 +162,7 @@ def l0_overlap(first_a: np.ndarray, first_ref: np.ndarray, ref_cold_l0: np.ndarr
 
 def nbr_l0(codes: np.ndarray, vectors: np.ndarray, items: np.ndarray, k: int = 10) -> float:
     """Share of the k nearest neighbours (cosine on `vectors`, among `items`) sharing the first code."""
-    from rqvae_ids.knn import exact_neighbours
+    from rqvae_ids.core.knn import exact_neighbours
 
     nb = exact_neighbours(vectors[items], np.arange(len(items)), k)
     first = codes[items, 0]
@@ -226,7 +226,7 @@ def sid_prefix_valid(ids_dirs, item_ids, interactions) -> dict:
 
 
 def main(argv=None) -> None:
-    from rqvae_ids.embedding_table import read_embeddings
+    from rqvae_ids.core.embedding_table import read_embeddings
 
     args = parse_args(argv)
     if args.sid_prefix:

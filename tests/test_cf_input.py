@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from test_cf_assign import interactions, write_emb  # noqa: E402  the same 80 users over items i0..i199
 
-from rqvae_ids.cf_table import CF_FILE, read_cf_table  # noqa: E402
+from rqvae_ids.core.cf_table import CF_FILE, read_cf_table  # noqa: E402
 from rqvae_ids.cli import main  # noqa: E402
 from rqvae_ids.ids import assign_ids, read_semantic_ids  # noqa: E402
 from rqvae_ids.models import ModelConfig, build_model, load_model  # noqa: E402
