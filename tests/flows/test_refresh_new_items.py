@@ -53,6 +53,8 @@ def test_refresh_gives_100_new_demo_items_text_ids_and_keeps_every_old_id(demo_s
                                        config=str(small_shop["config"]), overrides=overrides))
     conf = json.loads((first / "model" / "config.json").read_text())
     assert conf["cf"]["used"] is True  # interactions given: the pipeline's model is collaborative
+    # issue 25: both kinds read text ⊕ α·CF; new items get the kind's cold CF part (rqvae: predicted)
+    assert conf["inputs"]["cold"] == ("zero" if kind == "rqkmeans-cf" else "regress")
     assert (first / "model" / "cf_embeddings.parquet").is_file()
 
     second = Path(refresh_ids(str(demo_slice / "items_more.csv"), str(out)))
