@@ -42,8 +42,6 @@ VARIANTS = {
     "rqvae_p0.5_zero": ("rqvae", {"cf_dropout": 0.5, "cf_cold": "zero"}),
     "rqvae_p0.3_regress": ("rqvae", {"cf_dropout": 0.3, "cf_cold": "regress"}),
     "rqvae_p0.5_regress": ("rqvae", {"cf_dropout": 0.5, "cf_cold": "regress"}),
-    "rqvae_p0.3_zero_cons1": ("rqvae", {"cf_dropout": 0.3, "cf_cold": "zero", "cf_consistency": 1.0}),
-    "rqvae_p0_regress_cons1": ("rqvae", {"cf_dropout": 0.0, "cf_cold": "regress", "cf_consistency": 1.0}),
     "rqvae_p0_zero": ("rqvae", {"cf_dropout": 0.0, "cf_cold": "zero"}),
     "rqvae_p0.3_zero_nonce": ("rqvae", {"cf_dropout": 0.3, "cf_cold": "zero", "cf_weight": 0.0}),
     "rqvae_p0_regress_nonce": ("rqvae", {"cf_dropout": 0.0, "cf_cold": "regress", "cf_weight": 0.0}),

@@ -86,25 +86,6 @@ def test_cf_dropout_replaces_the_cf_part_of_warm_rows_in_training_only():
     assert build_model(small(cf_dropout=0.0)).cf_dropped(x) is x
 
 
-def test_cold_consistency_term_pulls_text_only_latents_to_their_warm_rows():
-    text, cf = linear_cf()
-    has = np.arange(N) % 4 > 0
-    model = build_model(small(cf_dropout=0.0, cf_consistency=1.0))
-    x = torch.from_numpy(model.cf_inputs(text, cf, has))
-    model.train()
-    out = model(x, quantize=False)
-    assert "cold" in out.parts and torch.isfinite(out.parts["cold"])
-    assert "cold" not in build_model(small(cf_dropout=0.0)).train()(x, quantize=False).parts
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    before = float(out.parts["cold"].detach())
-    for _ in range(60):
-        opt.zero_grad()
-        loss = model(x, quantize=False)
-        (loss.parts["cold"]).backward()
-        opt.step()
-    assert float(model(x, quantize=False).parts["cold"].detach()) < 0.5 * before
-
-
 def test_auto_cold_rule_is_the_kinds_own_and_is_saved_resolved():
     assert build_model(small()).cfg.cf_cold == "regress"
     assert build_model(small("rqkmeans-cf")).cfg.cf_cold == "zero"
@@ -115,8 +96,7 @@ def test_text_only_configs_and_models_from_before_issue_25_read_text():
     assert not build_model(small(cf_input=False)).reads_cf
     assert not build_model(small(cf_dim=0)).reads_cf
     old = {"kind": "rqvae", **{k: v for k, v in vars(small()).items() if k not in ("cf_input", "cf_dropout",
-                                                                                    "cf_cold", "cf_ridge",
-                                                                                    "cf_consistency")}}
+                                                                                    "cf_cold", "cf_ridge")}}
     assert saved_model_config({"model": old}).cf_input is False  # issue 14's model: text in, CF as target
 
 

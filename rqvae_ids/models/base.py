@@ -82,9 +82,6 @@ class ModelConfig:
     # Toys held-out items (bench/RESULTS.md, issue 25): "regress" for the neural kinds, "zero" for rqkmeans-cf
     cf_cold: Literal["auto", "zero", "regress"] = "auto"
     cf_ridge: float = 1.0  # L2 penalty of the text -> CF ridge regression (cf_cold "regress")
-    # weight of the cold-consistency term: the latent of a warm row's text-only version (cold part)
-    # is pulled to the latent of the full row (stop-gradient), relative to random pairs
-    cf_consistency: float = 0.0
 
     def __post_init__(self):
         check(self.levels >= 1, f"levels must be >= 1, got {self.levels}")
@@ -98,7 +95,6 @@ class ModelConfig:
         check(self.cf_dim >= 0 and self.cf_weight >= 0 and self.cf_alpha >= 0, "cf_dim, cf_weight, cf_alpha must be >= 0")
         check(self.cf_temperature > 0, f"cf_temperature must be > 0, got {self.cf_temperature}")
         check(0.0 <= self.cf_dropout < 1.0 and self.cf_ridge > 0, "cf_dropout must be in [0, 1), cf_ridge > 0")
-        check(self.cf_consistency >= 0, f"cf_consistency must be >= 0, got {self.cf_consistency}")
 
 
 class ModelOutput(NamedTuple):
@@ -247,9 +243,6 @@ class Tokenizer(nn.Module):
             loss = loss + self.cfg.sim_weight * parts["sim"]
         if "nbr" in parts:
             loss = loss + self.cfg.nbr_weight * parts["nbr"]
-        if self.training and self.reads_cf and self.cfg.cf_consistency > 0:
-            parts["cold"] = self.cold_consistency(x)
-            loss = loss + self.cfg.cf_consistency * parts["cold"]
         if "cf" in parts:
             loss = loss + self.cfg.cf_weight * parts["cf"]
         if kl is not None:
@@ -278,16 +271,6 @@ class Tokenizer(nn.Module):
             return x
         drop = (torch.rand(len(x), device=x.device) < p) & x[:, d:].ne(0).any(1)
         return torch.where(drop[:, None], self.with_cold_part(x[:, :d]), x)
-
-    def cold_consistency(self, x: torch.Tensor) -> torch.Tensor:
-        """Squared distance of the latents of the warm rows' text-only versions to their full rows'
-        latents (held fixed), relative to random pairs (`neighbour_loss`): new items are coded
-        where they will sit once their interactions are in, as far as their text tells."""
-        d = self.cfg.input_dim
-        warm = x[x[:, d:].ne(0).any(1)]
-        with torch.no_grad():
-            target = self.latent(warm)[0]
-        return neighbour_loss(self.latent(warm[:, :d])[0], target)
 
     def input_recon_loss(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction of the inputs; a CF-reading model's CF part counts only on rows that have one
