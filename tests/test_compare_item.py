@@ -234,3 +234,26 @@ def test_hybrid_rows_and_what_the_codes_add(tiny, tmp_path, one_thread):
     assert f"| rqkmeans | {delta:+.4f} |" in report
     config = json.loads((out / "comparison.json").read_text())["config"]["hybrid"]
     assert config["parts"] == ["id", "codes", "text"] and config["max_epochs"] == 2
+    # the report ends with the tokenizer to use: the hybrid row with the best validation Recall@10
+    tuned = json.loads((out / "comparison.json").read_text())["tuned"]
+    valid = {m: tuned[f"hybrid/{m}"]["valid_recall@10"] for m in ("rqkmeans", "random")}
+    best = max(valid, key=valid.get)
+    last = report.rstrip().splitlines()[-1]
+    assert last.startswith(f"Use `{best}` for this catalog: validation Recall@10 of its hybrid retriever "
+                           f"{valid[best]:.4f}, ") and "over `no-codes`" in last, last
+
+
+def test_tokenizer_advice_says_when_a_lead_is_noise():
+    from rqvae_ids.evaluate.report import tokenizer_advice
+
+    rng = np.random.default_rng(0)
+    base = rng.random(4000) < 0.1
+    clear = base | (rng.random(4000) < 0.05)  # adds hits for 5 % of users: far beyond noise
+    noisy = base.copy()
+    gained, lost = np.flatnonzero(~base)[:5], np.flatnonzero(base)[:4]
+    noisy[gained], noisy[lost] = True, False  # 5 users gained, 4 lost, of 4,000: within noise
+    line = tokenizer_advice({"hybrid/a": clear, "hybrid/b": noisy, "hybrid/no-codes": base})[2]
+    assert line.startswith("Use `a` for this catalog") and line.count("beyond one standard error") == 2, line
+    line = tokenizer_advice({"hybrid/b": noisy, "hybrid/no-codes": base})[2]
+    assert line.startswith("Use `b`") and "within noise" in line, line
+    assert tokenizer_advice({"hybrid/no-codes": base}) == [] and tokenizer_advice({}) == []

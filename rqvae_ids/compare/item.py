@@ -52,7 +52,18 @@ class CompareItem:
         rep = self.inner.report
         self.tuned = {"epochs": rep["epochs"], "best_epoch": rep["best_epoch"],
                       "best_valid_ndcg@10": rep["best_valid_ndcg@10"]}
+        if valid is not None and self.name.startswith("hybrid/"):
+            self.valid_hits = self._hits(*valid)  # per validation user: which tokenizer to use (report)
+            self.tuned["valid_recall@10"] = float(self.valid_hits.mean())
         return self
+
+    def _hits(self, histories, targets):
+        """(U,) bool: each user's validation target is in this retriever's top 10."""
+        import numpy as np
+
+        from ..evaluate.harness import recommend_split
+
+        return (recommend_split(self, histories, 10) == np.asarray(targets)[:, None]).any(1)
 
     def recommend(self, histories, k: int):
         return self.inner.recommend(histories, k)

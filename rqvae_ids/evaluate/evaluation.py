@@ -153,6 +153,8 @@ def measure_retrievers(vectors: np.ndarray, model_ids: Sequence[ModelIds], setti
         m.timings[f"{name}: next-item ({label})"] = seconds
         if getattr(retriever, "tuned", None):
             m.details[label] = retriever.tuned
+        if getattr(retriever, "valid_hits", None) is not None:
+            m.valid_hits[name] = retriever.valid_hits
         if name in extra:
             m.extra.append(name)
         elif name not in ids_names:

@@ -29,6 +29,7 @@ class Measured:
     details: dict[str, Any] = field(default_factory=dict)
     baselines: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)  # rows of `retrievers`, after the ID models
+    valid_hits: dict[str, np.ndarray] = field(default_factory=dict)  # row -> per-validation-user hit@10
 
 
 def write_outputs(out_dir: Path, model_ids: Sequence[ModelIds], codebook_size: int, m: Measured,
@@ -46,7 +47,7 @@ def write_outputs(out_dir: Path, model_ids: Sequence[ModelIds], codebook_size: i
     shown = {**config, "epochs": config.get("epochs") or epochs_run(model_ids) or config.get("epochs")}
     report = build_report(
         comparison, order, command=command, provenance=prov, config=shown, notes=m.notes,
-        timings=m.timings, plots=written, details=m.details,
+        timings=m.timings, plots=written, details=m.details, valid_hits=m.valid_hits,
     )
     write_text_atomic(out_dir / "report.md", report)
     summary = {

@@ -118,6 +118,28 @@ def codes_added(comparison: pd.DataFrame) -> list[str]:
     return lines + [""]
 
 
+def tokenizer_advice(valid_hits: Mapping[str, np.ndarray]) -> list[str]:
+    """The report's last line: which tokenizer to use for this catalog, by the validation Recall@10
+    of its `hybrid/<model>` row, with its lead over the runner-up and over `hybrid/no-codes` and
+    whether each lead is beyond one paired standard error; [] without hybrid rows."""
+    rows = {k: v for k, v in valid_hits.items() if k.startswith("hybrid/") and k != NO_CODES}
+    if not rows:
+        return []
+    ranked = sorted(rows, key=lambda k: -float(np.mean(rows[k])))
+    best = ranked[0]
+
+    def lead(other: str) -> str:
+        d = np.asarray(rows[best], float) - np.asarray(valid_hits[other], float)
+        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+        noise = "beyond one standard error" if d.mean() > se else f"within noise, one standard error {se:.4f}"
+        return f"{d.mean():+.4f} over `{other.removeprefix('hybrid/')}` ({noise})"
+
+    leads = [lead(o) for o in (ranked[1:2] + ([NO_CODES] if NO_CODES in valid_hits else []))]
+    return ["## Which tokenizer", "",
+            f"Use `{best.removeprefix('hybrid/')}` for this catalog: validation Recall@10 of its hybrid retriever "
+            f"{float(np.mean(rows[best])):.4f}" + (", " + "; ".join(leads) if leads else "") + ".", ""]
+
+
 def build_report(
     comparison: pd.DataFrame,
     models: Sequence[str],
@@ -129,6 +151,7 @@ def build_report(
     timings: Mapping[str, float],
     plots: Sequence[str],
     details: Mapping[str, Any] | None = None,
+    valid_hits: Mapping[str, np.ndarray] | None = None,
 ) -> str:
     """The whole report.md as text."""
     versions = ", ".join(f"{k} {v}" for k, v in provenance.get("versions", {}).items() if v)
@@ -164,4 +187,5 @@ def build_report(
     parts += ["## Timings (seconds)", "", "| stage | s |", "|---|---:|"]
     parts += [f"| {k} | {v:.1f} |" for k, v in timings.items()]
     parts += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    parts += tokenizer_advice(valid_hits or {})
     return "\n".join(parts)
