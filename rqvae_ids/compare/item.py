@@ -34,6 +34,7 @@ class CompareItem:
     (its cold_* metrics are reported as not applicable, NaN)."""
 
     history_extra = 0
+    valid_hits = None  # hybrid rows: (U,) bool, each validation user's target in the top 10 (the report's advice)
 
     def __init__(self, name: str, n_items: int, cfg: ItemRetrieverConfig, out_dir: Path, codes=None,
                  progress: Callable[[str], None] = progress_to_stderr, position: str = "", item_vectors=None):
