@@ -87,3 +87,21 @@ def test_embedding_knn_tunes_n_on_validation():
     r = fit_retriever(EmbeddingKnnRetriever(vectors, n_grid=(1, 2, 3)), split)
     assert r.n_last == 1 and r.tuned["valid_recall@10"][1] == 1.0
     assert evaluate_retriever(r, split)["next_recall@5"] == 1.0
+
+
+def test_sid_prefix_sparse_ranking_equals_dense_scoring():
+    # recommend ranks only the items sharing a prefix with the history and tops up by popularity;
+    # it must give exactly the ranking of the dense (B, N) scores, including items whose tiny
+    # decayed scores round to zero (decay 0.01 over long histories) and k beyond the scored items.
+    rng = np.random.default_rng(3)
+    n = 400
+    codes = np.stack([rng.integers(0, 6, n), rng.integers(0, 4, n), rng.integers(0, 3, n)], axis=1)
+    train = [rng.integers(0, n, rng.integers(2, 30)) for _ in range(300)]
+    histories = [rng.integers(0, n, rng.integers(1, 25)) for _ in range(50)]
+    for decay, base in [(0.01, 4.0), (0.5, 1.0), (1.0, 0.25)]:
+        r = SidPrefixRetriever(codes, decays=(decay,), bases=(base,), batch_size=7).fit(train)
+        for k in (5, 150, n + 3):
+            dense = np.argsort(-r.scores(histories), axis=1, kind="stable")[:, : min(k, n)]
+            got = r.recommend(histories, k)
+            np.testing.assert_array_equal(got[:, : min(k, n)], dense)
+            assert (got[:, n:] == -1).all()

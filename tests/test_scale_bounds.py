@@ -183,7 +183,7 @@ def test_exact_neighbours_and_embedding_knn_match_a_faiss_index():
     np.testing.assert_array_equal(knn.recommend([np.array([q]) for q in queries], 7), index.search(x[queries], 7)[1])
 
 
-def test_sid_prefix_scores_fewer_histories_per_batch_in_a_large_catalog(monkeypatch):
+def test_sid_prefix_bounds_its_candidates_per_batch(monkeypatch):
     from rqvae_ids.evaluate import baselines as retrievers
 
     rng = np.random.default_rng(3)
@@ -191,12 +191,13 @@ def test_sid_prefix_scores_fewer_histories_per_batch_in_a_large_catalog(monkeypa
     histories = [rng.integers(0, 200, size=rng.integers(1, 6)) for _ in range(50)]
     r = retrievers.SidPrefixRetriever(codes).fit([h for h in histories])
     whole = r.recommend(histories, 10)
-    monkeypatch.setattr(retrievers, "SCORE_CELLS", 3 * 200)  # 3 histories per batch
+    # Candidates are bounded by history items x levels x k: 10 history items per batch here.
+    monkeypatch.setattr(retrievers, "SCORE_CELLS", 10 * 3 * 10)
     scored = []
-    real = r.scores
-    monkeypatch.setattr(r, "scores", lambda hs: scored.append(len(hs)) or real(hs))
+    real = r._masses
+    monkeypatch.setattr(r, "_masses", lambda hs: scored.append(sum(len(h) for h in hs)) or real(hs))
     np.testing.assert_array_equal(r.recommend(histories, 10), whole)
-    assert max(scored) == 3
+    assert len(scored) > 5 and max(scored) <= 10 and sum(scored) == sum(len(h) for h in histories)
 
 
 def test_reconstruction_metrics_by_blocks_equal_the_whole_array():
