@@ -80,3 +80,33 @@ def test_interactions_of_items_outside_the_catalog_are_dropped_counted_and_said(
     used = read_cf_table(tmp_path / "cf.parquet", CATALOG).metadata["interactions"]
     assert used["notes"] == said and used["users"] == 60 and used["train_interactions"] == 60 * 4
     assert table.has.sum() == 30
+
+
+def test_cooccurrence_counts_pairs_within_each_sequence_only():
+    from rqvae_ids.cf.vectors import cooccurrence
+
+    # Two sequences end to end must not pair the last item of one with the first of the next.
+    counts = cooccurrence([np.array([0, 1, 2]), np.array([3, 3, 1]), np.array([4])], 5, window=2).toarray()
+    expected = np.zeros((5, 5))
+    for a, b, w in [(0, 1, 1.0), (1, 2, 1.0), (0, 2, 0.5), (3, 1, 1.0), (3, 1, 0.5)]:  # 3-3: a self-pair
+        expected[a, b] += w
+        expected[b, a] += w
+    np.testing.assert_allclose(counts, expected)
+
+
+def test_randomized_svd_finds_the_top_singular_pairs():
+    import scipy.sparse as sp
+
+    from rqvae_ids.cf.vectors import orthonormal, randomized_svd
+
+    rng = np.random.default_rng(0)
+    u0 = np.linalg.qr(rng.standard_normal((300, 8)))[0]
+    dense = (u0 * np.array([50, 40, 30, 20, 10, 5, 2, 1.0])) @ u0.T + 1e-3 * rng.standard_normal((300, 300))
+    u, s = randomized_svd(sp.csr_matrix(dense), 4, seed=0)
+    exact_u, exact_s, _ = np.linalg.svd(dense)
+    np.testing.assert_allclose(s, exact_s[:4], rtol=1e-4)
+    np.testing.assert_allclose(np.abs(u.T @ exact_u[:, :4]), np.eye(4), atol=1e-3)  # same vectors up to sign
+    # Nearly dependent columns fall back to Householder QR and stay orthonormal.
+    a = np.repeat(rng.standard_normal((50, 1)), 3, axis=1) + 1e-12 * rng.standard_normal((50, 3))
+    q = orthonormal(a)
+    np.testing.assert_allclose(q.T @ q, np.eye(3), atol=1e-8)
