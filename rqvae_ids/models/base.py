@@ -286,15 +286,20 @@ class Tokenizer(nn.Module):
 
     def cf_inputs(self, text: np.ndarray, cf: np.ndarray | None, has: np.ndarray | None) -> np.ndarray:
         """(N, d + c) float32 inputs: text ⊕ α·CF where `has`, text ⊕ the cold part elsewhere."""
-        text = np.ascontiguousarray(text, np.float32)
         if not self.cfg.cf_dim:
-            return text
-        cold = self._batched(lambda t: self.with_cold_part(t.float()), text) if len(text) else None
-        out = cold if cold is not None else np.zeros((0, self.cfg.input_dim + self.cfg.cf_dim), np.float32)
-        out = np.array(out, np.float32)
-        if cf is not None:
-            has = np.asarray(has, bool)
-            out[has, self.cfg.input_dim:] = self.cfg.cf_alpha * np.asarray(cf, np.float32)[has]
+            return np.ascontiguousarray(text, np.float32)
+        # Filled in place, the cold part computed for the cold rows only: at 1M items the
+        # concatenate-then-overwrite version held three (N, d + c) copies (~5 GB) and
+        # predicted a cold part for every warm row too.
+        d = self.cfg.input_dim
+        out = np.empty((len(text), d + self.cfg.cf_dim), np.float32)
+        out[:, :d] = text
+        has = np.zeros(len(text), bool) if cf is None else np.asarray(has, bool)
+        if has.any():
+            out[has, d:] = self.cfg.cf_alpha * np.asarray(cf, np.float32)[has]
+        cold = np.flatnonzero(~has)
+        if len(cold):
+            out[cold, d:] = self._batched(lambda t: self.cold_part(t.float()), out[cold, :d])
         return out
 
     @torch.no_grad()
