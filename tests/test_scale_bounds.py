@@ -270,3 +270,30 @@ def test_cache_flushes_write_parts_folded_into_the_file_once_they_are_a_quarter(
     embed_cache.append_cache(cache, "m", ["x"], vec(1, 4.0))
     embed_cache.append_cache(cache, "m", ["y"], vec(1, 5.0))  # the second part: folded by the file-count rule
     assert not parts.exists() and pq.read_metadata(cache).num_rows == 52
+
+
+def test_unit_rows_copies_only_what_is_not_unit_already():
+    from rqvae_ids.core.knn import unit_rows
+
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((300, 8)).astype(np.float32)
+    u = unit_rows(v, chunk=64)
+    assert u is not v
+    np.testing.assert_allclose(np.linalg.norm(u, axis=1), 1.0, rtol=1e-6)
+    u[5] = 0.0  # a zero row counts as normalised
+    assert unit_rows(u, chunk=64) is u  # embeddings.parquet rows: no copy of the catalog
+    assert unit_rows(u.astype(np.float64)) is not u
+
+
+def test_decode_chunked_equals_one_decode():
+    from rqvae_ids.evaluate.model_ids import decode_chunked
+
+    table = np.random.default_rng(1).standard_normal((7, 5)).astype(np.float32)
+
+    class Model:
+        def decode_codes(self, codes):
+            return table[codes].sum(axis=1)
+
+    codes = np.random.default_rng(2).integers(0, 7, (100, 3))
+    np.testing.assert_array_equal(decode_chunked(Model(), codes, chunk=16), Model().decode_codes(codes))
+    assert decode_chunked(Model(), codes[:0]).shape == (0, 5)

@@ -58,8 +58,15 @@ def read_model_ids(model_dir: str | Path, semantic_ids: str | Path, item_ids: Se
 
 def decode_chunked(model, codes, chunk: int = 65_536):
     """(N, d) float32 reconstructions of `codes`, decoded a block at a time (the decoder's hidden
-    layers for all of a 1M-item catalog at once would be 2 GB); the same values as one call."""
+    layers for all of a 1M-item catalog at once would be 2 GB); the same values as one call.
+    Written into one preallocated array: a list of blocks and their concatenation held two."""
     import numpy as np
 
-    parts = [np.asarray(model.decode_codes(codes[s:s + chunk]), dtype=np.float32) for s in range(0, len(codes), chunk)]
-    return np.concatenate(parts) if parts else np.asarray(model.decode_codes(codes), dtype=np.float32)
+    if len(codes) == 0:
+        return np.asarray(model.decode_codes(codes), dtype=np.float32)
+    first = np.asarray(model.decode_codes(codes[:chunk]), dtype=np.float32)
+    out = np.empty((len(codes), first.shape[1]), dtype=np.float32)
+    out[: len(first)] = first
+    for s in range(chunk, len(codes), chunk):
+        out[s:s + chunk] = model.decode_codes(codes[s:s + chunk])
+    return out
