@@ -147,7 +147,7 @@ def stage_key(name: str) -> str:
     return {"cf embeddings": "cf"}.get(name, name.split(" ")[0])
 
 
-def pipeline_run(n: int, keep_cache: bool, prefill: Path | None = None) -> dict:
+def pipeline_run(n: int, keep_cache: bool, prefill: Path | None = None, model: Path | None = None) -> dict:
     import scale_data
 
     data = scale_data.write(OUT / "data" / str(n), n)
@@ -164,12 +164,16 @@ def pipeline_run(n: int, keep_cache: bool, prefill: Path | None = None) -> dict:
     filled = prefill_cache(n, prefill) if prefill is not None and not (out / "cache").is_dir() else None
     cmd = [str(BIN / "rqvae-ids"), "run", "--catalog", str(OUT / "data" / str(n) / "items.csv"),
            "--interactions", str(OUT / "data" / str(n) / "interactions.csv"), "--out", str(out)]
+    if model is not None:
+        cmd += ["--model-dir", str(model)]
     result = run_timed(cmd, OUT / f"run-{n}.log")
     result["stages"] = {stage_key(k): v for k, v in result["stages"].items()}
     result["data"] = data
     result["warm_cache"] = bool(keep_cache or prefill is not None)
     if prefill is not None:
         result["prefilled_cache"] = filled or "kept from an earlier prefill"
+    if model is not None:
+        result["reused_model"] = str(model)  # no cf or train stage: `model` copies it
     result["reports"] = stage_reports(Path(result["run_dir"]))
     return result
 
@@ -259,7 +263,9 @@ def refresh_run(n: int, base: dict) -> dict:
     out = OUT / "runs" / str(n)
     base_run = Path(base["run_dir"])
     runs.publish_latest(out, base_run)  # repeatable: always refresh the pipeline run
-    attempt = sum(1 for r in runs.list_runs(out) if r.get("kind") == "refresh")
+    # Numbered by the refresh catalogs written so far (kept with the data, unlike the run folders a
+    # new pipeline run of N deletes), so every attempt's texts are new to the cache.
+    attempt = len(list((OUT / "data" / str(n)).glob("items_refresh_*.csv")))
     catalog, change = refresh_catalog(n, attempt)
     cmd = [str(BIN / "rqvae-ids"), "refresh", "--catalog", str(catalog), "--out", str(out),
            "--interactions", str(OUT / "data" / str(n) / "interactions.csv")]
@@ -289,26 +295,33 @@ def refresh_run(n: int, base: dict) -> dict:
 
 
 def per_item_table(results: dict) -> str:
-    ns = sorted(results, key=int)
+    """One table per kind of run (plain, or "-reused-model"), each against its own N = 50k run."""
+    kinds = sorted({key.partition("-")[2] for key in results})
+    return "\n\n".join(_table({k: v for k, v in results.items() if k.partition("-")[2] == kind},
+                              results.get(f"{BASE_N}-{kind}" if kind else str(BASE_N)), kind) for kind in kinds)
+
+
+def _table(results: dict, base: dict | None, kind: str) -> str:
+    ns = sorted(results, key=lambda key: int(key.partition("-")[0]))
     names = []
     for n in ns:
         names += [s for s in results[n]["stages"] if s not in names]
-    base = results.get(str(BASE_N))
-    head = "| stage | " + " | ".join(f"N = {int(n):,}: s / items/s / peak GiB / ×50k per item" for n in ns) + " |"
+    head = "| stage" + (f" ({kind})" if kind else "") + " | " + " | ".join(
+        f"N = {int(n.partition('-')[0]):,}: s / items/s / peak GiB / ×50k per item" for n in ns) + " |"
     lines = [head, "|---|" + "---|" * len(ns)]
     for name in names + ["total"]:
         cells = []
         for n in ns:
-            r = results[n]
+            r, size = results[n], int(n.partition("-")[0])
             st = r if name == "total" else r["stages"].get(name)
             if st is None:
                 cells.append("–")
                 continue
-            s, rate = st["seconds"], int(n) / st["seconds"] if st["seconds"] else float("inf")
+            s, rate = st["seconds"], size / st["seconds"] if st["seconds"] else float("inf")
             ratio = "–"
             b = base if name == "total" else (base or {}).get("stages", {}).get(name)
             if b and b["seconds"]:
-                ratio = f"{(s / int(n)) / (b['seconds'] / BASE_N):.2f}"
+                ratio = f"{(s / size) / (b['seconds'] / BASE_N):.2f}"
             note = " (prefilled cache: lookup only)" if name == "embed" and r.get("prefilled_cache") else ""
             cells.append(f"{s:.1f} / {rate:,.0f} / {st['peak_rss_gib']:.2f} / {ratio}{note}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -332,20 +345,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefill-from", type=int, metavar="N0",
                    help="fill the cache with substitute vectors from the run of N0 (see prefill_cache): "
                         "times every stage after embedding at N; the embedding's cost comes from N0's run")
+    p.add_argument("--reuse-model", action="store_true",
+                   help="run with --model-dir bench/out/scale/models/<N> (a model of an earlier run of N): "
+                        "times every stage but cf and train, which it skips (time those with bench/cf_scale.py "
+                        "and an earlier run)")
     args = p.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results["machine"] = machine()
     for n in args.n:
         if args.refresh:
-            base = results.get("runs", {}).get(str(n))
+            found = [results.get("runs", {}).get(key) for key in (f"{n}-reused-model", str(n))]
+            base = next((r for r in found if r and Path(r["run_dir"]).is_dir()), None)  # the run still on disk
             if base is None:
                 raise SystemExit(f"no pipeline run of N = {n} in {RESULTS}: run bench/scale.py --n {n} first")
             results.setdefault("refresh", {})[str(n)] = r = refresh_run(n, base)
             print(json.dumps({"n": n, "seconds": r["seconds"], "checks": r["checks"]}), flush=True)
         else:
             donor = Path(results["runs"][str(args.prefill_from)]["run_dir"]) if args.prefill_from else None
-            results.setdefault("runs", {})[str(n)] = r = pipeline_run(n, args.keep_cache, donor)
+            model = OUT / "models" / str(n) if args.reuse_model else None
+            if model is not None and not model.is_dir():
+                raise SystemExit(f"--reuse-model: no {model} (copy an earlier run's model folder there)")
+            key = str(n) + ("-reused-model" if model is not None else "")
+            results.setdefault("runs", {})[key] = r = pipeline_run(n, args.keep_cache, donor, model)
             print(json.dumps({"n": n, "seconds": r["seconds"], "peak_rss_gib": r["peak_rss_gib"],
                               "load": [r["load_before"], r["load_after"]]}), flush=True)
         RESULTS.write_text(json.dumps(results, indent=2, default=list))
