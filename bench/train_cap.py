@@ -7,11 +7,13 @@ interactions' training part, every other knob at its default) trained on a seede
 of S Toys items, then every one of the 11,924 items assigned with it (`assign_ids`, suffix
 resolution; text + alpha * CF inputs read from the model's cf_embeddings.parquet as in the
 pipeline: without that file every item would be encoded from text alone), against the same
-model trained on the whole catalog (max_items 0; two seeds give the noise level). Measured
-on all items: duplicate_rate before resolution,
-neighbour_recall@10/@100 (2,000 seeded queries), recon_cosine, nmi_l0 (top category
-below the shared root), and next_recall@10 of the sid-prefix retriever on the
-leave-one-out split. Reads the Toys embeddings of the main checkout (read-only) and
+model trained on the whole catalog (max_items 0; the spread over its --seeds is the noise
+level). Measured on all items: duplicate_rate before resolution, neighbour_recall@10/@100
+(2,000 seeded queries), recon_cosine, nmi_l0 (top category below the shared root),
+next_recall@10 of the sid-prefix retriever on the leave-one-out split, and recon_cosine of the
+trained / held-out / outside-the-sample items (--recon-parts adds it to older rows).
+--sample-epochs N and --match-steps S train the samples longer (a small sample takes few
+steps per epoch); --table prints the rows grouped by size and variant (mean [min, max]). Reads the Toys embeddings of the main checkout (read-only) and
 ../shared/data/amazon-toys/ (skips with a message where absent); writes
 bench/out/train_cap.json after every run (a killed run keeps the rows done so far).
 """
