@@ -129,32 +129,39 @@ def cold_rows(r, split, cold) -> dict:
 
 
 def save_hits(r, split, name: str, which: str = "test") -> None:
-    """Per-user hit@10 (0/1) of `which` ("test": bench/out/hits/NAME.npy; "valid": NAME_valid.npy,
-    over the validation users of the split the run learnt on): paired standard errors between
-    runs (`python bench/item_retrieval.py paired A B`)."""
+    """Per-user hit@10 (0/1) and NDCG@10 of `which` ("test": bench/out/hits/NAME.npy and
+    NAME_ndcg.npy; "valid": NAME_valid.npy and NAME_valid_ndcg.npy, over the validation users of
+    the split the run learnt on): paired standard errors between runs
+    (`python bench/item_retrieval.py paired A B`)."""
     from rqvae_ids.evaluate.harness import recommend_split
 
     hist, targets = ((split.test_histories, split.test_targets) if which == "test"
                      else (split.valid_histories, split.valid_targets))
     ranked = recommend_split(r, hist, 10)
-    hits = (ranked == np.asarray(targets)[:, None]).any(1)
+    match = ranked == np.asarray(targets)[:, None]
+    ndcg = (match / np.log2(np.arange(2, ranked.shape[1] + 2))[None, :]).sum(1)
     (OUT / "hits").mkdir(parents=True, exist_ok=True)
-    np.save(OUT / "hits" / f"{name}{'' if which == 'test' else '_' + which}.npy", hits)
+    stem = name if which == "test" else f"{name}_{which}"
+    np.save(OUT / "hits" / f"{stem}.npy", match.any(1))
+    np.save(OUT / "hits" / f"{stem}_ndcg.npy", ndcg)
 
 
 def paired_hits(ha: np.ndarray, hb: np.ndarray) -> dict:
     d = ha.astype(np.float64) - hb.astype(np.float64)
-    return {"recall@10_a": ha.mean(), "recall@10_b": hb.mean(), "diff": d.mean(),
-            "paired_se": d.std(ddof=1) / np.sqrt(len(d)), "users": len(d)}
+    return {"a": float(ha.mean()), "b": float(hb.mean()), "diff": float(d.mean()),
+            "paired_se": float(d.std(ddof=1) / np.sqrt(len(d))), "users": len(d)}
 
 
 def paired(a: str, b: str) -> dict:
     """Recall@10 of runs a and b on the same test users, their difference and its paired standard
-    error; the same on validation users ("valid") when both runs saved their validation hits."""
-    out = {"a": a, "b": b, **paired_hits(*(np.load(OUT / "hits" / f"{n}.npy") for n in (a, b)))}
-    valid = [OUT / "hits" / f"{n}_valid.npy" for n in (a, b)]
-    if all(f.is_file() for f in valid):
-        out["valid"] = paired_hits(*(np.load(f) for f in valid))
+    error; the same for NDCG@10 ("ndcg@10") and on the validation users ("valid", "valid_ndcg@10")
+    where both runs saved those."""
+    out = {"a": a, "b": b}
+    for key, suffix in (("recall@10", ""), ("ndcg@10", "_ndcg"), ("valid_recall@10", "_valid"),
+                        ("valid_ndcg@10", "_valid_ndcg")):
+        files = [OUT / "hits" / f"{n}{suffix}.npy" for n in (a, b)]
+        if all(f.is_file() for f in files):
+            out[key] = paired_hits(*(np.load(f) for f in files))
     return out
 
 
