@@ -10,7 +10,8 @@
 --codes: opqM (faiss OPQ, M sub-spaces x 256), rqkL (residual k-means, L levels x 256, +suffix
 digit when --suffix), randomD (D uniform random digits x 256, the ablation), ids:PATH
 (semantic_ids.parquet, levels + suffix), rqkcfL (residual k-means on [text, 0.7 CF], CF from
-the run's training sequences only). Codes are cached in bench/out/toys/codes_<spec>.npy.
+the run's training sequences only; rqkcfLsS: k-means seed S, default 0). Codes are cached in
+bench/out/toys/codes_<spec>.npy.
 Every run fits on the leave-one-out training sequences, early-stops on validation and
 reports validation (all users) and test Recall/NDCG@5/10 through the harness, training
 minutes and inference users/s. Results are merged into bench/out/item_retrieval.json by --name.
@@ -78,8 +79,9 @@ def codes_for(spec: str, emb, embeddings: str, train=None, tag: str = "") -> np.
         from rqvae_ids.models import ModelConfig, fit_opq
 
         codes = fit_opq(x, ModelConfig(kind="opq", levels=int(spec[3:]))).encode_codes(x)
-    elif spec.startswith("rqkcf"):
-        codes = rqkmeans_cf_codes(x, int(spec[5:]), train)
+    elif spec.startswith("rqkcf"):  # rqkcfL, or rqkcfLsS: k-means seed S (default 0)
+        levels, _, seed = spec[5:].partition("s")
+        codes = rqkmeans_cf_codes(x, int(levels), train, int(seed or 0))
     elif spec.startswith("rqk"):
         from rqvae_ids.models import ModelConfig, fit_rqkmeans
 
@@ -102,16 +104,17 @@ def codes_for(spec: str, emb, embeddings: str, train=None, tag: str = "") -> np.
     return codes
 
 
-def rqkmeans_cf_codes(x: np.ndarray, levels: int, train) -> np.ndarray:
+def rqkmeans_cf_codes(x: np.ndarray, levels: int, train, seed: int = 0) -> np.ndarray:
     """rqkmeans-cf codes: residual k-means on [text, alpha * CF], CF embeddings (PPMI + SVD, the
-    pipeline's defaults) from `train` only, so no validation or test target leaks into the codes."""
+    pipeline's defaults) from `train` only, so no validation or test target leaks into the codes.
+    seed: the k-means seed (the tokenizer's `--seed`; the CF embeddings keep CFConfig's)."""
     from rqvae_ids.cf import CFConfig, cf_vectors
     from rqvae_ids.models import ModelConfig, build_model
 
     cf, has = cf_vectors(train, len(x), CFConfig())
     model = build_model(ModelConfig(kind="rqkmeans-cf", levels=levels, input_dim=x.shape[1], cf_dim=cf.shape[1]))
     inputs = model.cf_inputs(x, cf, has)
-    model.fit_codebooks_(__import__("torch").from_numpy(inputs), seed=0)
+    model.fit_codebooks_(__import__("torch").from_numpy(inputs), seed=seed)
     return model.encode_codes(inputs)
 
 
@@ -125,23 +128,41 @@ def cold_rows(r, split, cold) -> dict:
     return dict(cold_metrics(ranked, split.test_targets[users]), cold_users=len(users))
 
 
-def save_hits(r, split, name: str) -> None:
-    """Per-test-user hit@10 (0/1) in bench/out/hits/NAME.npy: paired standard errors between runs
+def save_hits(r, split, name: str, which: str = "test") -> None:
+    """Per-user hit@10 (0/1) and NDCG@10 of `which` ("test": bench/out/hits/NAME.npy and
+    NAME_ndcg.npy; "valid": NAME_valid.npy and NAME_valid_ndcg.npy, over the validation users of
+    the split the run learnt on): paired standard errors between runs
     (`python bench/item_retrieval.py paired A B`)."""
     from rqvae_ids.evaluate.harness import recommend_split
 
-    ranked = recommend_split(r, split.test_histories, 10)
-    hits = (ranked == np.asarray(split.test_targets)[:, None]).any(1)
+    hist, targets = ((split.test_histories, split.test_targets) if which == "test"
+                     else (split.valid_histories, split.valid_targets))
+    ranked = recommend_split(r, hist, 10)
+    match = ranked == np.asarray(targets)[:, None]
+    ndcg = (match / np.log2(np.arange(2, ranked.shape[1] + 2))[None, :]).sum(1)
     (OUT / "hits").mkdir(parents=True, exist_ok=True)
-    np.save(OUT / "hits" / f"{name}.npy", hits)
+    stem = name if which == "test" else f"{name}_{which}"
+    np.save(OUT / "hits" / f"{stem}.npy", match.any(1))
+    np.save(OUT / "hits" / f"{stem}_ndcg.npy", ndcg)
+
+
+def paired_hits(ha: np.ndarray, hb: np.ndarray) -> dict:
+    d = ha.astype(np.float64) - hb.astype(np.float64)
+    return {"a": float(ha.mean()), "b": float(hb.mean()), "diff": float(d.mean()),
+            "paired_se": float(d.std(ddof=1) / np.sqrt(len(d))), "users": len(d)}
 
 
 def paired(a: str, b: str) -> dict:
-    """Recall@10 of runs a and b on the same test users, their difference and its paired standard error."""
-    ha, hb = (np.load(OUT / "hits" / f"{n}.npy").astype(np.float64) for n in (a, b))
-    d = ha - hb
-    return {"a": a, "b": b, "recall@10_a": ha.mean(), "recall@10_b": hb.mean(), "diff": d.mean(),
-            "paired_se": d.std(ddof=1) / np.sqrt(len(d)), "users": len(d)}
+    """Recall@10 of runs a and b on the same test users, their difference and its paired standard
+    error; the same for NDCG@10 ("ndcg@10") and on the validation users ("valid", "valid_ndcg@10")
+    where both runs saved those."""
+    out = {"a": a, "b": b}
+    for key, suffix in (("recall@10", ""), ("ndcg@10", "_ndcg"), ("valid_recall@10", "_valid"),
+                        ("valid_ndcg@10", "_valid_ndcg")):
+        files = [OUT / "hits" / f"{n}{suffix}.npy" for n in (a, b)]
+        if all(f.is_file() for f in files):
+            out[key] = paired_hits(*(np.load(f) for f in files))
+    return out
 
 
 def run(args) -> dict:
@@ -164,6 +185,7 @@ def run(args) -> dict:
     test = evaluate_retriever(r, split, which="test")
     infer = time.perf_counter() - t0
     save_hits(r, split, args.name)
+    save_hits(r, learn, args.name, "valid")
     if cold is not None:
         test.update(cold_rows(r, split, cold))
     h = r.report["history"]
