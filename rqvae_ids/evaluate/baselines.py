@@ -216,7 +216,7 @@ class SidPrefixRetriever:
         # popularity). The k best therefore lie among the k most popular items of each touched
         # group, and of the whole catalog for the untouched: scoring those few candidates gives
         # the ranking of `scores` exactly, without its O(N) work per history (at 1M items the dense
-        # scoring took 379 s of a 380-s evaluation).
+        # scoring dominated a 379-s evaluation; now 8 s).
         k_eff = min(k, self.n_items)
         out = np.full((len(histories), k), -1, np.int64)
         for start, stop in self._batches(histories, k_eff):
