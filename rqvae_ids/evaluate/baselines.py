@@ -188,16 +188,19 @@ class SidPrefixRetriever:
             self.starts.append(np.concatenate([[0], np.cumsum(counts)]))
 
     def _masses(self, histories: Sequence[np.ndarray]) -> list[sp.csr_matrix]:
-        """Per level, the (B, G_l) recency mass each history puts on each prefix group."""
+        """Per level, the (B, G_l) recency mass each history puts on each prefix group, canonical
+        (duplicates summed, columns sorted per row: `_candidate_scores` binary-searches them)."""
         b = len(histories)
         rows = np.concatenate([np.full(len(h), i, np.int64) for i, h in enumerate(histories)]) if b else np.zeros(0, np.int64)
         items = np.concatenate([np.asarray(h, np.int64) for h in histories]) if b else np.zeros(0, np.int64)
         ages = np.concatenate([np.arange(len(h) - 1, -1, -1) for h in histories]) if b else np.zeros(0)
         weights = self.decay ** ages.astype(np.float64)
-        return [
-            sp.csr_matrix((weights, (rows, self.groups[level][items])), shape=(b, self.n_groups[level]))
-            for level in range(self.levels)
-        ]
+        masses = []
+        for level in range(self.levels):
+            mass = sp.csr_matrix((weights, (rows, self.groups[level][items])), shape=(b, self.n_groups[level]))
+            mass.sum_duplicates()
+            masses.append(mass)
+        return masses
 
     def scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """(B, N) float64 prefix scores of every item for each history (tie-break included).
@@ -252,8 +255,7 @@ class SidPrefixRetriever:
         """The rounded `scores` of (rows, items), summed level by level in the same order."""
         out = np.zeros(len(rows))
         for level, mass in enumerate(masses):
-            mass.sum_duplicates()  # canonical: sorted columns per row, so (row, group) keys are sorted
-            g = self.n_groups[level]
+            g = self.n_groups[level]  # canonical masses: the (row, group) keys come out sorted
             keys = np.repeat(np.arange(mass.shape[0], dtype=np.int64), np.diff(mass.indptr)) * g + mass.indices
             want = rows * g + self.groups[level][items]
             pos = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
