@@ -137,7 +137,8 @@ def train_inputs(interactions: str | None, embeddings: str, run_dir: str, cfg: P
 
 @task(name="train tokenizer", cache_policy=NO_CACHE)
 def train(embeddings: str, run_dir: str, cfg, cf: str | None = None) -> dict[str, Any]:
-    """Train the RQ-VAE (or the configured kind) on the embeddings; with `cf`, collaboratively."""
+    """Train the configured tokenizer kind on the embeddings (default auto: rqkmeans-cf with `cf`,
+    rqkmeans without; see rqvae_ids.models.kinds); with `cf`, collaboratively."""
     report = stages.train(embeddings, run_dir, cfg, cf)
     get_run_logger().info("trained %s in %.1f s (%s epochs)", report.get("kind"), report.get("seconds", 0), report.get("epochs"))
     return report

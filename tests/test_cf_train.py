@@ -129,12 +129,30 @@ def test_cli_train_with_interactions(tmp_path, capsys):
     args = ["train", "--embeddings", str(emb), "--out", str(out), "--epochs", "2", "--levels", "2",
             "--codebook-size", "8", "--latent-dim", "4", "--quiet", "--json", "--interactions", str(inter)]
     assert main(args) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cf"] is True
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["cf"] is True and report["kind"] == "rqkmeans-cf"  # the default `auto` with interactions
     conf = json.loads((out / "config.json").read_text())
     assert conf["cf"]["used"] and len(conf["cf"]["interactions_sha256"]) == 64
     assert (out / "cf_embeddings.parquet").is_file()
     assert main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "k"), "--model", "rqkmeans-cf"]) == 2
     assert "--interactions" in capsys.readouterr().err and not (tmp_path / "k").exists()
+
+
+def test_default_kind_is_rqkmeans_cf_with_cf_embeddings_and_rqkmeans_without(tmp_path):
+    from rqvae_ids.models import AUTO, resolve_kind
+
+    text, cf, _ = text_and_cf()
+    table = CFTable(cf, np.ones(N, bool), {})
+    emb = emb_file(tmp_path, text)
+    default = TrainConfig(model=ModelConfig(levels=2, codebook_size=8), device="cpu")
+    assert default.model.kind == AUTO
+    for name, cf_table, kind in (("cf", table, "rqkmeans-cf"), ("text", None, "rqkmeans")):
+        report = train_model(emb, tmp_path / name, default, progress=False, cf=cf_table)
+        saved = json.loads((tmp_path / name / "config.json").read_text())
+        assert report["kind"] == load_model(tmp_path / name).kind == kind
+        assert saved["model"]["kind"] == kind and saved["cf"]["used"] is (cf_table is not None)
+    # a kind asked for by name is trained as asked, with or without CF embeddings
+    assert [resolve_kind(k, w) for k in ("rqvae", "opq") for w in (True, False)] == ["rqvae"] * 2 + ["opq"] * 2
 
 
 def test_prefix_target_pulls_co_consumed_items_into_one_first_code(tmp_path):

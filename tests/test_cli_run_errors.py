@@ -158,7 +158,7 @@ def test_broken_model_fails_before_the_catalog_is_read_and_names_the_given_path(
     from rqvae_ids.pipeline import stages
 
     model = tmp_path / "trunc"
-    build_model(ModelConfig(input_dim=8, levels=2, codebook_size=4, latent_dim=4, hidden=(8,))).save(model)
+    build_model(ModelConfig(kind="rqvae", input_dim=8, levels=2, codebook_size=4, latent_dim=4, hidden=(8,))).save(model)
     weights = model / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:40])
     noid = _csv(tmp_path / "noid.csv", "title\nfoo\n")  # would fail too, but only once read

@@ -128,8 +128,8 @@ def test_sigint_in_train_names_the_checkpoint_and_a_rerun_refuses_to_start_over(
 
     emb = _embeddings(tmp_path / "embeddings.parquet")
     out = tmp_path / "model"
-    argv = ["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "32", "--latent-dim", "4",
-            "--epochs", "100000", "--set", "checkpoint_every=1", "--set", "patience=0", "--quiet"]
+    argv = ["train", "--embeddings", str(emb), "--out", str(out), "--model", "rqvae", "--codebook-size", "32",
+            "--latent-dim", "4", "--epochs", "100000", "--set", "checkpoint_every=1", "--set", "patience=0", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
@@ -257,8 +257,8 @@ def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
 
     emb = _embeddings(tmp_path / "e.parquet")
     out = tmp_path / "m"
-    assert main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "16", "--latent-dim", "4",
-                 "--epochs", "2", "--quiet"]) == 0
+    assert main(["train", "--embeddings", str(emb), "--out", str(out), "--model", "rqvae", "--codebook-size", "16",
+                 "--latent-dim", "4", "--epochs", "2", "--quiet"]) == 0
     text = capsys.readouterr().out
     report = json.loads((out / "train_report.json").read_text())
     lines = text.splitlines()
@@ -268,10 +268,14 @@ def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
                         f"duplicate_rate {report['duplicate_rate']:.2%}")
     assert lines[3] == f"wrote {out}/: model.safetensors, config.json, metrics.parquet, train_report.json"
     assert lines[4].startswith(f"next: rqvae-ids assign --model-dir {out} --embeddings {emb}")
-    assert main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "j"), "--codebook-size", "16",
-                 "--latent-dim", "4", "--epochs", "2", "--quiet", "--json"]) == 0
+    assert main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "j"), "--model", "rqvae",
+                 "--codebook-size", "16", "--latent-dim", "4", "--epochs", "2", "--quiet", "--json"]) == 0
     machine = json.loads(capsys.readouterr().out)
     assert machine["kind"] == "rqvae" and machine["epochs"] == 2 and "colliding_share" in machine
+    # the default kind without --interactions: text-only residual k-means, said as such
+    assert main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "d"), "--codebook-size", "16",
+                 "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("trained rqkmeans (L=3, K=16) on 300 items: k-means, no epochs, ")
 
 
 def test_report_bolds_only_where_there_is_something_to_beat():

@@ -35,7 +35,7 @@ def _train_cfg(**kw):
     from rqvae_ids.models import ModelConfig
     from rqvae_ids.train import TrainConfig
 
-    model = ModelConfig(levels=3, codebook_size=32, latent_dim=4, hidden=(32,))
+    model = ModelConfig(kind="rqvae", levels=3, codebook_size=32, latent_dim=4, hidden=(32,))
     return TrainConfig(model=model, epochs=3, batch_size=64, init_sample=500, device="cpu", **kw)
 
 

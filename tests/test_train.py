@@ -17,7 +17,7 @@ from rqvae_ids.models import ModelConfig, load_model
 from rqvae_ids.core.embedding_table import write_embeddings
 from rqvae_ids.train import TrainConfig, train_model
 
-TINY = ModelConfig(levels=3, codebook_size=8, latent_dim=4, hidden=(32,))
+TINY = ModelConfig(kind="rqvae", levels=3, codebook_size=8, latent_dim=4, hidden=(32,))
 
 
 def cfg(kind="rqvae", **kw):
@@ -181,7 +181,7 @@ def test_small_catalog_rqvae_does_not_collapse(tmp_path):
     x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
     path = tmp_path / "small.parquet"
     write_embeddings(path, [f"i{i}" for i in range(400)], ["h"] * 400, x, model="test-model")
-    model = ModelConfig(codebook_size=16, dead_code_steps=0)
+    model = ModelConfig(kind="rqvae", codebook_size=16, dead_code_steps=0)
     assert model.pca_skip and model.ema  # the defaults under test
     train_model(path, tmp_path / "m", TrainConfig(model=model, epochs=10, patience=0, device="cpu"), progress=False)
     codes = load_model(tmp_path / "m").encode_codes(x)

@@ -18,7 +18,7 @@ from rqvae_ids.core.embedding_table import write_embeddings
 from rqvae_ids.models import ModelConfig, load_model
 from rqvae_ids.train import TrainConfig, train_model
 
-TINY = dict(levels=3, codebook_size=8, latent_dim=4, hidden=(32,))
+TINY = dict(kind="rqvae", levels=3, codebook_size=8, latent_dim=4, hidden=(32,))
 # every trained kind, AE warm-up, neighbour and similarity terms, early stopping, adagrad
 # ("resume": 2 epochs, then --resume to 4, is run_case's extra case)
 CASES: dict[str, dict[str, Any]] = {

@@ -53,8 +53,9 @@ def add_run_args(p: argparse.ArgumentParser, *, catalog_required: bool) -> None:
     if catalog_required:
         add_catalog_flags(p)
         p.add_argument("--interactions", metavar="FILE",
-                       help=f"{INTERACTIONS}: the model trains on their CF embeddings too (collaborative; "
-                            "--set cf.enabled=false for text-only) and the evaluation adds next-item metrics")
+                       help=f"{INTERACTIONS}: the tokenizer trains on their CF embeddings too (the default kind "
+                            "is then rqkmeans-cf, else rqkmeans; --set cf.enabled=false for text-only, "
+                            "--set train.model.kind=rqvae for the RQ-VAE) and the evaluation adds next-item metrics")
         p.add_argument("--out", required=True, metavar="DIR", help="output folder (runs/, latest, cache/)")
     p.add_argument("--config", metavar="FILE",
                    help="pipeline config (YAML or TOML) with every knob of every stage; see configs/default.yaml")

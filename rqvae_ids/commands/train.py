@@ -7,7 +7,7 @@ import json
 import shlex
 import sys
 
-from ..models.kinds import KINDS  # without torch
+from ..models.kinds import AUTO, AUTO_TEXT_ONLY, AUTO_WITH_CF, FITTED, KINDS  # without torch
 from ._help import INTERACTIONS, add_output_flags, add_resume_flag, warn_old_spelling
 # rqvae_ids.train.TrainConfig.epochs, spelled out for --help so that building the parser does not
 # import torch (tests/test_cli_validation.py keeps the two equal).
@@ -26,7 +26,9 @@ def register(subparsers) -> None:
                     "metrics.parquet and train_report.json into --out.",
     )
     p.add_argument("--embeddings", required=True, metavar="FILE", help="embeddings.parquet from `rqvae-ids embed`")
-    p.add_argument("--model", default="rqvae", choices=KINDS, help="tokenizer kind (default: rqvae)")
+    p.add_argument("--model", default=AUTO, choices=(AUTO, *KINDS),
+                   help=f"tokenizer kind (default {AUTO}: {AUTO_WITH_CF} with --interactions, {AUTO_TEXT_ONLY} without; "
+                        "they led on what their codes add to next-item retrieval, README: choosing a tokenizer)")
     p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     p.add_argument("--interactions", default=None, metavar="FILE",
                    help=f"{INTERACTIONS}: CF embeddings from its leave-one-out training part (cached as "
@@ -169,7 +171,7 @@ def summary(report: dict, args: argparse.Namespace) -> str:
     out = Path(args.out)
     pct = " / ".join(f"{u:.0%}" for u in report["utilisation"])
     perp = " / ".join(f"{p:.0f}" for p in report["perplexity"])
-    epochs = "k-means, no epochs" if report["kind"] in ("rqkmeans", "rqkmeans-cf", "opq") else f"{report['epochs']} epochs"
+    epochs = "k-means, no epochs" if report["kind"] in FITTED else f"{report['epochs']} epochs"
     return "\n".join([
         f"trained {report['kind']} (L={report['levels']}, K={report['codebook_size']}) on {report['items']} items: "
         f"{epochs}, {report['seconds']:.1f} s",

@@ -1,6 +1,6 @@
 """Tokenizer models, chosen by name from the `MODELS` registry; `load_model(dir)` reads one back.
 
-`KINDS`, the registry's names, is importable without torch, so the CLI offers them in --help
+`KINDS`, the registry's names, with `AUTO` and `resolve_kind` (the default kind), is importable without torch, so the CLI offers them in --help
 without loading any model; every other name (`MODELS`, `ModelConfig`, `build_model`,
 `load_model`, the model classes, ...) comes from `registry.py`, loaded with torch on first use.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .kinds import KINDS
+from .kinds import AUTO, KINDS, resolve_kind
 _FROM_REGISTRY = ("MODELS", "ModelConfig", "ModelOutput", "Tokenizer", "build_model", "load_model", "fit_rqkmeans",
                   "fit_opq", "RQVAE", "VQVAE", "VAE", "AE", "RQKMeans", "RQKMeansCF", "OPQ", "WEIGHTS", "CONFIG")
-__all__ = ["KINDS", *_FROM_REGISTRY]
+__all__ = ["AUTO", "KINDS", "resolve_kind", *_FROM_REGISTRY]
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,9 @@ trained by gradient (the rest are fitted by residual k-means on the latents):
 | vqvae    | MLP             | level 0                    | 1..L-1                         |
 | ae, vae  | MLP (VAE: mean) | none                       | all L                          |
 | rqkmeans | identity        | none (no training)         | all L, on the raw embeddings   |
+
+The default kind `auto` is not a model: training resolves it (`kinds.resolve_kind`) to rqkmeans-cf
+when it reads CF embeddings and to rqkmeans when it does not.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ..core.config import check, to_dict
 from ..core.io import provenance, write_bytes_atomic, write_json_atomic
 from ..quantizers import ResidualQuantizer
 from .cf_input import fit_ridge, layout, predicted_part
+from .kinds import AUTO, KINDS
 from .mlp import MLP, SkipMLP
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -39,7 +43,7 @@ WEIGHTS, CONFIG = "model.safetensors", "config.json"
 class ModelConfig:
     """Architecture of a tokenizer. input_dim is set from the embeddings file."""
 
-    kind: str = "rqvae"
+    kind: str = "auto"  # kinds.KINDS, or auto: rqkmeans-cf with CF embeddings, rqkmeans without (kinds.py)
     input_dim: int = 384
     levels: int = 3
     codebook_size: int = 256
@@ -84,6 +88,7 @@ class ModelConfig:
     cf_ridge: float = 1.0  # L2 penalty of the text -> CF ridge regression (cf_cold "regress")
 
     def __post_init__(self):
+        check(self.kind in (AUTO, *KINDS), f"unknown model kind {self.kind!r}; choose from {[AUTO, *KINDS]}")
         check(self.levels >= 1, f"levels must be >= 1, got {self.levels}")
         check(2 <= self.codebook_size <= 65535, f"codebook_size must be in [2, 65535], got {self.codebook_size}")
         check(self.latent_dim >= 1 and self.input_dim >= 1, "latent_dim and input_dim must be >= 1")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .kinds import KINDS
+from .kinds import AUTO, KINDS
 from .ae import AE
 from .base import CONFIG, WEIGHTS, ModelConfig, ModelOutput, Tokenizer, load_state, read_config, saved_model_config
 from .opq import OPQ, fit_opq
@@ -24,6 +24,9 @@ def build_model(cfg: ModelConfig) -> Tokenizer:
     """A fresh (untrained) tokenizer of kind cfg.kind."""
     from ..core.errors import UserError
 
+    if cfg.kind == AUTO:
+        raise UserError("model kind 'auto' is chosen when training starts (models.resolve_kind: rqkmeans-cf "
+                        "with CF embeddings, rqkmeans without); build a named kind")
     if cfg.kind not in MODELS:
         raise UserError(f"unknown model kind {cfg.kind!r}; choose from {sorted(MODELS)}")
     return MODELS[cfg.kind](cfg)

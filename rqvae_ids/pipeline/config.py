@@ -51,8 +51,9 @@ class CatalogOptions:
 class CFOptions:
     """Collaborative training (issue 14). With interactions, the pipeline builds CF embeddings from
     their leave-one-out training part (`rqvae_ids.cf`, into model/cf_embeddings.parquet) and trains
-    with them: rqvae reads text ⊕ α·CF and adds its InfoNCE term (issue 25), rqkmeans-cf clusters
-    text ⊕ α·CF. IDs of new items still come from their text alone (the model's cold CF part)."""
+    with them: rqkmeans-cf (the default kind `auto` then) clusters text ⊕ α·CF, rqvae reads text ⊕ α·CF
+    and adds its InfoNCE term (issue 25). IDs of new items still come from their text alone (the
+    model's cold CF part)."""
 
     enabled: bool = True  # False: train text-only even when interactions are given (they still feed evaluation)
     embedding: CFConfig = field(default_factory=CFConfig)

@@ -118,15 +118,18 @@ def cf_embeddings(interactions: str | os.PathLike, embeddings_path: str | os.Pat
 def train(embeddings_path: str | os.PathLike, run_dir: str | os.PathLike, cfg,
           cf_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train the tokenizer (cfg: TrainConfig) into `run_dir/model/`; with `cf_path` (the run's
-    cf_embeddings.parquet) collaboratively (rqvae: InfoNCE term; rqkmeans-cf: text ⊕ α·CF)."""
+    cf_embeddings.parquet) collaboratively (rqkmeans-cf, the default then: text ⊕ α·CF; rqvae:
+    text ⊕ α·CF and its InfoNCE term)."""
+    from ..models.kinds import FITTED, resolve_kind
     from ..train import train_model
 
     model_dir = Path(run_dir) / MODEL
     items = pq.read_metadata(embeddings_path).num_rows
     cf = _read_cf(cf_path, embeddings_path) if cf_path is not None else None
-    budget = "" if cfg.model.kind in ("rqkmeans", "rqkmeans-cf") else f", up to {cfg.epochs} epochs"
+    kind = resolve_kind(cfg.model.kind, cf is not None)
+    budget = "" if kind in FITTED else f", up to {cfg.epochs} epochs"
     with_cf = f", CF embeddings for {int(cf.has.sum())}" if cf is not None else ", text only"
-    with progress.stage(f"train {cfg.model.kind}", f"{items} items{with_cf}{budget}", kind="train") as box:
+    with progress.stage(f"train {kind}", f"{items} items{with_cf}{budget}", kind="train") as box:
         report = train_model(embeddings_path, model_dir, cfg, progress=progress.bars(), cf=cf)
         box["report"] = report = {**report, "cf": cf is not None}
     return {**report, "path": str(model_dir)}

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..models.kinds import FITTED
+
 
 def _fmt(value: Any) -> str:
     if isinstance(value, bool) or value is None:
@@ -38,8 +40,9 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
     if cf:
         rows.append(("CF embeddings (items with one)", f"{cf.get('items_with_cf')} of {cf.get('items')}"))
     if train:
+        fitted = "k-means" if train.get("kind") in FITTED else f"{train.get('epochs')} epochs"
         rows.append(("model", f"{train.get('kind')} {train.get('levels')}x{train.get('codebook_size')}, "
-                              f"{train.get('epochs')} epochs, {train.get('seconds')} s"
+                              f"{fitted}, {train.get('seconds')} s"
                               + (", collaborative" if train.get("cf") else ", text only")))
         if train.get("final_val_loss") is not None:
             rows.append(("final val loss", train["final_val_loss"]))

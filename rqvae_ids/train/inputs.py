@@ -72,12 +72,14 @@ def sample_rows(n: int, max_items: int, seed: int) -> np.ndarray | None:
 
 
 def with_cf(cfg: TrainConfig, cf, n: int, rows: np.ndarray | None = None):
-    """(cfg with model.cf_dim set, cf) when the kind learns from CF embeddings, else (cfg, None):
-    the neural kinds add the InfoNCE term, rqkmeans-cf needs them, rqkmeans ignores them.
+    """(cfg with model.kind resolved and model.cf_dim set, cf) when the kind learns from CF embeddings,
+    else (cfg with model.kind resolved, None): the neural kinds add the InfoNCE term, rqkmeans-cf
+    needs them, rqkmeans ignores them; `auto` is rqkmeans-cf with cf, rqkmeans without.
     n: items in the embeddings file; rows: the training sample (cf is cut to it)."""
-    from ..models import MODELS
+    from ..models import MODELS, resolve_kind
 
-    kind = cfg.model.kind
+    kind = resolve_kind(cfg.model.kind, cf is not None)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kind=kind))
     if kind == "rqkmeans-cf" and cf is None:
         raise UserError("rqkmeans-cf needs CF embeddings: give the interactions (--interactions FILE)")
     if cf is None or kind not in MODELS or (kind != "rqkmeans-cf" and not MODELS[kind].neural):

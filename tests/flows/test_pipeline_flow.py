@@ -39,14 +39,14 @@ def test_run_writes_every_table_and_points_latest(pipeline_run):
     import re
 
     lines = [l for l in pipeline_run["stderr"].splitlines() if l.startswith("[run] ")]
-    # with interactions the model trains on their CF embeddings (the pipeline's default)
-    stages = ["ingest", "embed", "cf embeddings", "train rqvae", "assign", "evaluate"]
+    # with interactions the default kind (auto) is rqkmeans-cf on their CF embeddings
+    stages = ["ingest", "embed", "cf embeddings", "train rqkmeans-cf", "assign", "evaluate"]
     assert [l.split(":")[0][6:] for l in lines] == [s for s in stages for _ in (0, 1)], lines
     assert all(lines[i].endswith(": started") or ": started (" in lines[i] for i in range(0, len(lines), 2))
     assert lines[1].startswith("[run] ingest: 300 items, ")
     assert re.fullmatch(r"\[run\] cf embeddings: \d+ of 300 items have one, [0-9.]+ s", lines[5]), lines[5]
-    assert re.fullmatch(r"\[run\] train rqvae: started \(300 items, CF embeddings for \d+, up to 20 epochs\)", lines[6])
-    assert re.fullmatch(r"\[run\] train rqvae: \d+ epochs, [0-9.]+ s, codes used \d+/\d+/\d+ %", lines[7]), lines[7]
+    assert re.fullmatch(r"\[run\] train rqkmeans-cf: started \(300 items, CF embeddings for \d+\)", lines[6]), lines[6]
+    assert re.fullmatch(r"\[run\] train rqkmeans-cf: k-means, [0-9.]+ s, codes used \d+/\d+/\d+ %", lines[7]), lines[7]
     assert re.fullmatch(r"\[run\] evaluate: [0-9.]+ s, neighbour_recall@10 0\.\d+, next_recall@10 0\.\d+", lines[11])
     assert "collaborative" in pipeline_run["stdout"]  # the summary's model row
 
@@ -57,7 +57,8 @@ def test_run_writes_every_table_and_points_latest(pipeline_run):
     assert list(emb.item_ids) == ids and emb.vectors.shape == (300, 384) and np.isfinite(emb.vectors).all()
     model = load_model(run / "model")
     assert (model.levels, model.codebook_size) == (3, 16)
-    assert model.collaborative and (run / "model" / "cf_embeddings.parquet").is_file()
+    assert model.kind == "rqkmeans-cf" and model.reads_cf and (run / "model" / "cf_embeddings.parquet").is_file()
+    assert json.loads((run / "config.json").read_text())["config"]["train"]["model"]["kind"] == "auto"  # as asked
     cf = json.loads((run / "model" / "config.json").read_text())["cf"]
     assert cf["used"] is True and len(cf["interactions_sha256"]) == 64
     sids = read_semantic_ids(run / "semantic_ids.parquet")
