@@ -5,6 +5,7 @@
   python bench/item_retrieval.py run --head hybrid --codes rqk3 --name hyb [--set parts=id,codes,text ...]
   python bench/item_retrieval.py run ... --cold-items 0.05   (hold 5 % of items out; adds cold_* metrics)
   python bench/item_retrieval.py knn
+  python bench/item_retrieval.py paired A B [--cold-items 0.05]   (paired SEs from bench/out/hits/)
   python bench/item_retrieval.py speed --codes opq16
 
 --codes: opqM (faiss OPQ, M sub-spaces x 256), rqkL (residual k-means, L levels x 256, +suffix
@@ -152,17 +153,31 @@ def paired_hits(ha: np.ndarray, hb: np.ndarray) -> dict:
             "paired_se": float(d.std(ddof=1) / np.sqrt(len(d))), "users": len(d)}
 
 
-def paired(a: str, b: str) -> dict:
+def paired(a: str, b: str, cold_users: np.ndarray | None = None) -> dict:
     """Recall@10 of runs a and b on the same test users, their difference and its paired standard
     error; the same for NDCG@10 ("ndcg@10") and on the validation users ("valid", "valid_ndcg@10")
-    where both runs saved those."""
+    where both runs saved those. cold_users (test-user indices): also "cold_recall@10" /
+    "cold_ndcg@10" over those users alone (`paired A B --cold-items 0.05`)."""
     out = {"a": a, "b": b}
     for key, suffix in (("recall@10", ""), ("ndcg@10", "_ndcg"), ("valid_recall@10", "_valid"),
                         ("valid_ndcg@10", "_valid_ndcg")):
         files = [OUT / "hits" / f"{n}{suffix}.npy" for n in (a, b)]
         if all(f.is_file() for f in files):
-            out[key] = paired_hits(*(np.load(f) for f in files))
+            hits = [np.load(f) for f in files]
+            out[key] = paired_hits(*hits)
+            if cold_users is not None and not key.startswith("valid"):
+                out[f"cold_{key}"] = paired_hits(*(h[cold_users] for h in hits))
     return out
+
+
+def paired_cold_users(args) -> np.ndarray | None:
+    """Test users whose target is one of the --cold-items held-out items (None without it)."""
+    if not args.cold_items:
+        return None
+    from rqvae_ids.evaluate.cold import choose_cold_items, cold_users
+
+    emb, split = load(args)
+    return cold_users(split, choose_cold_items(len(emb), args.cold_items, 0))
 
 
 def run(args) -> dict:
@@ -252,7 +267,7 @@ def main() -> None:
     p.add_argument("--name", default="")
     args = parse_with_data(p)
     if args.part == "paired":
-        print(json.dumps(paired(*args.runs)))
+        print(json.dumps(paired(*args.runs, cold_users=paired_cold_users(args))))
         return
     res = {"run": run, "knn": knn, "speed": speed}[args.part](args)
     res["command"] = "python bench/item_retrieval.py " + " ".join(sys.argv[1:])
