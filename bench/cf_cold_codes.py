@@ -48,6 +48,9 @@ VARIANTS = {
     "rqvae_infonce_only": ("rqvae", {"cf_input": False}),  # issue 14's model: text in, CF as target
     "rqkmeans-cf_zero": ("rqkmeans-cf", {"cf_cold": "zero"}),
     "rqkmeans-cf_regress": ("rqkmeans-cf", {"cf_cold": "regress"}),
+    # a second k-means draw of both cold rules (the tokenizer's seed; the cold items and CF stay)
+    "rqkmeans-cf_zero_s1": ("rqkmeans-cf", {"cf_cold": "zero", "seed": 1}),
+    "rqkmeans-cf_regress_s1": ("rqkmeans-cf", {"cf_cold": "regress", "seed": 1}),
     "rqvae-text": ("rqvae", {}),  # trained without CF
 }
 TEXT = "rqvae-text"
@@ -119,15 +122,17 @@ def fold_in_check(m, cfg, has_m, vectors, has, seed: int) -> float:
 
 
 def train_variant(name: str, emb_path, table, cf, out: Path, epochs: int | None) -> tuple[object, float]:
-    """Train VARIANTS[name] into out/name (seed 0, default budget but `epochs`) -> (loaded model, train seconds)."""
+    """Train VARIANTS[name] into out/name (seed 0 unless the variant sets one, default budget but `epochs`)
+    -> (loaded model, train seconds)."""
     from rqvae_ids.core.cf_table import CF_FILE, write_cf_table
     from rqvae_ids.models import load_model
     from rqvae_ids.train import config_from_args, train_model
 
     kind, overrides = VARIANTS[name]
+    overrides = {"seed": 0, **overrides}
     model_dir = out / name
     t = time.perf_counter()
-    train_model(emb_path, model_dir, config_from_args(kind=kind, seed=0, epochs=epochs, **overrides), progress=False,
+    train_model(emb_path, model_dir, config_from_args(kind=kind, epochs=epochs, **overrides), progress=False,
                 cf=None if name == TEXT else cf, table=table)
     seconds = time.perf_counter() - t
     if name != TEXT:
