@@ -89,7 +89,7 @@ def test_refresh_gives_new_items_text_codes_and_keeps_every_old_id(trained):
     codes, new = codes_by_item(tmp / "ids2" / "semantic_ids.parquet")
     assert all(new[i] == old[i] for i in trained["ids"])
     model = load_model(model_dir)
-    assert [codes[i] for i in new_ids] == list(map(tuple, model.text_codes(new_text).tolist()))
+    assert [codes[i] for i in new_ids] == list(map(tuple, model.encode_codes(new_text).tolist()))  # from text alone
 
 
 def test_cf_embeddings_of_another_catalog_or_other_interactions_are_refused(trained):

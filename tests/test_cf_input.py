@@ -88,7 +88,7 @@ def test_cf_dropout_replaces_the_cf_part_of_warm_rows_in_training_only():
 
 def test_auto_cold_rule_is_the_kinds_own_and_is_saved_resolved():
     assert build_model(small()).cfg.cf_cold == "regress"
-    assert build_model(small("rqkmeans-cf")).cfg.cf_cold == "zero"
+    assert build_model(small("rqkmeans-cf")).cfg.cf_cold == "regress"
     assert build_model(small(cf_cold="zero")).cfg.cf_cold == "zero"
 
 

@@ -100,7 +100,7 @@ def test_rqkmeans_cf_uses_cf_for_warm_items_and_text_for_cold(tmp_path):
     has[:40] = False
     table = CFTable(np.where(has[:, None], cf, 0.0).astype(np.float32), has, {})
     emb = emb_file(tmp_path, text)
-    train_model(emb, tmp_path / "m", cfg("rqkmeans-cf", cf_alpha=3.0), progress=False, cf=table)
+    train_model(emb, tmp_path / "m", cfg("rqkmeans-cf", cf_alpha=3.0, cf_cold="zero"), progress=False, cf=table)
     model = load_model(tmp_path / "m")
     warm = model.encode_codes(model.cf_inputs(text, table.vectors, table.has))
     # warm items: level 0 follows the heavily weighted CF groups

@@ -169,7 +169,9 @@ def test_collaborative_rows_with_interactions(tiny, tmp_path, one_thread):
     codes, _ = read_semantic_ids(out / "ids" / "rqkmeans-cf" / "semantic_ids.parquet").codes_in_order(emb.item_ids, "t")
     joint = model.encode_codes(model.cf_inputs(emb.vectors, cf.vectors, cf.has))
     assert np.array_equal(codes, joint)
-    assert not np.array_equal(codes[cf.has], model.encode_codes(emb.vectors)[cf.has])  # CF moved some codes
+    # CF moved some codes off those of the text part of the codewords (on this tiny catalog the ridge
+    # prediction of a warm item's CF part can give its codes exactly, so that is no reference)
+    assert not np.array_equal(codes[cf.has], model.text_codes(emb.vectors)[cf.has])
 
 
 def test_without_interactions_rqvae_is_text_only_and_the_cf_rows_are_left_out(tiny, tmp_path, one_thread):

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--embeddings", required=True, metavar="FILE", help="embeddings.parquet from `rqvae-ids embed`")
     p.add_argument("--model", default=AUTO, choices=(AUTO, *KINDS),
                    help=f"tokenizer kind (default {AUTO}: {AUTO_WITH_CF} with --interactions, {AUTO_TEXT_ONLY} without; "
-                        "they led on what their codes add to next-item retrieval, README: choosing a tokenizer)")
+                        "they led on what their codes add to next-item retrieval: README, Tokenizers)")
     p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     p.add_argument("--interactions", default=None, metavar="FILE",
                    help=f"{INTERACTIONS}: CF embeddings from its leave-one-out training part (cached as "

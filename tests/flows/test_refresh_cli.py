@@ -41,8 +41,9 @@ def refreshed_catalog(flows_tmp, small_shop, prefect_harness):
     changed.loc[changed["item_id"].isin(edited), "title"] += " (new edition)"
     changed.to_csv(data / "items_changed.csv", index=False)
     out = flows_tmp / "refresh_cli_out"
-    # K=32: the default rqkmeans-cf puts up to 19 of this slice's items (warm ones whose few interactions
-    # give near-equal CF vectors) on one code tuple, more than a K=16 suffix can tell apart
+    # K=32: at K=16 residual k-means (the default rqkmeans-cf) puts up to ~16-19 of this 400-item slice's
+    # items on one code tuple (warm ones whose few interactions give near-equal CF vectors), at or over
+    # what a K=16 suffix can tell apart
     semantic_ids_pipeline(str(data / "items.csv"), str(out), str(data / "interactions.csv"),
                           config=str(small_shop["config"]), overrides={"train.model.codebook_size": 32})
     return {"out": out, "catalog": data / "items_changed.csv", "interactions": data / "interactions.csv",

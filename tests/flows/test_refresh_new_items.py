@@ -53,8 +53,8 @@ def test_refresh_gives_100_new_demo_items_text_ids_and_keeps_every_old_id(demo_s
                                        config=str(small_shop["config"]), overrides=overrides))
     conf = json.loads((first / "model" / "config.json").read_text())
     assert conf["cf"]["used"] is True  # interactions given: the pipeline's model is collaborative
-    # issue 25: both kinds read text ⊕ α·CF; new items get the kind's cold CF part (rqvae: predicted)
-    assert conf["inputs"]["cold"] == ("zero" if kind == "rqkmeans-cf" else "regress")
+    # issue 25: both kinds read text ⊕ α·CF; new items get a CF part predicted from their text
+    assert conf["inputs"]["cold"] == "regress"
     assert (first / "model" / "cf_embeddings.parquet").is_file()
 
     second = Path(refresh_ids(str(demo_slice / "items_more.csv"), str(out)))
@@ -77,6 +77,6 @@ def test_refresh_gives_100_new_demo_items_text_ids_and_keeps_every_old_id(demo_s
     rows = np.array([list(emb.item_ids).index(i) for i in added])
     model = load_model(second / "model")
     text = np.asarray(emb.vectors[rows], np.float32)
-    expected = model.text_codes(text) if kind == "rqkmeans-cf" else model.encode_codes(text)
+    expected = model.encode_codes(text)
     codes, _ = new.codes_in_order(added, where=str(second))
     np.testing.assert_array_equal(codes, expected)
