@@ -3,7 +3,8 @@
   python bench/item_retrieval.py run --head sasrec --name sasrec [--set lr=0.002 ...]
   python bench/item_retrieval.py run --head parallel --codes opq16 --name par_opq16 [--set ...]
   python bench/item_retrieval.py run --head hybrid --codes rqk3 --name hyb [--set parts=id,codes,text ...]
-  python bench/item_retrieval.py run ... --cold-items 0.05   (hold 5 % of items out; adds cold_* metrics)
+  python bench/item_retrieval.py run ... --cold-items 0.05   (hold 5 % of items out; adds cold_* metrics,
+      on test and on the validation users whose validation target is cold)
   python bench/item_retrieval.py knn
   python bench/item_retrieval.py paired A B [--cold-items 0.05]   (paired SEs from bench/out/hits/)
   python bench/item_retrieval.py speed --codes opq16
@@ -129,6 +130,30 @@ def cold_rows(r, split, cold) -> dict:
     return dict(cold_metrics(ranked, split.test_targets[users]), cold_users=len(users))
 
 
+def valid_cold_rows(r, split, cold, name: str) -> dict:
+    """cold_recall@10 / cold_ndcg@10 over the validation users of the full split (not cold_split's,
+    which leaves them out) whose validation target is a held-out item: the validation counterpart of
+    cold_rows, so a cold-item setting can be chosen without test numbers. The run never learnt on
+    those items (cold_split removes them from the training sequences and from early stopping).
+    Per-user hits go to NAME_validcold.npy / NAME_validcold_ndcg.npy (`paired`)."""
+    from rqvae_ids.evaluate.cold import cold_metrics
+    from rqvae_ids.evaluate.harness import recommend_split
+
+    users = np.flatnonzero(np.isin(split.valid_targets, cold))
+    ranked = recommend_split(r, [split.valid_histories[i] for i in users], 10)
+    write_hits(ranked, split.valid_targets[users], f"{name}_validcold")
+    return dict(cold_metrics(ranked, split.valid_targets[users]), cold_users=len(users))
+
+
+def write_hits(ranked: np.ndarray, targets, stem: str) -> None:
+    """Per-user hit@10 (0/1) and NDCG@10 of (U, 10) recommendations: bench/out/hits/STEM.npy, STEM_ndcg.npy."""
+    match = ranked == np.asarray(targets)[:, None]
+    ndcg = (match / np.log2(np.arange(2, ranked.shape[1] + 2))[None, :]).sum(1)
+    (OUT / "hits").mkdir(parents=True, exist_ok=True)
+    np.save(OUT / "hits" / f"{stem}.npy", match.any(1))
+    np.save(OUT / "hits" / f"{stem}_ndcg.npy", ndcg)
+
+
 def save_hits(r, split, name: str, which: str = "test") -> None:
     """Per-user hit@10 (0/1) and NDCG@10 of `which` ("test": bench/out/hits/NAME.npy and
     NAME_ndcg.npy; "valid": NAME_valid.npy and NAME_valid_ndcg.npy, over the validation users of
@@ -138,13 +163,7 @@ def save_hits(r, split, name: str, which: str = "test") -> None:
 
     hist, targets = ((split.test_histories, split.test_targets) if which == "test"
                      else (split.valid_histories, split.valid_targets))
-    ranked = recommend_split(r, hist, 10)
-    match = ranked == np.asarray(targets)[:, None]
-    ndcg = (match / np.log2(np.arange(2, ranked.shape[1] + 2))[None, :]).sum(1)
-    (OUT / "hits").mkdir(parents=True, exist_ok=True)
-    stem = name if which == "test" else f"{name}_{which}"
-    np.save(OUT / "hits" / f"{stem}.npy", match.any(1))
-    np.save(OUT / "hits" / f"{stem}_ndcg.npy", ndcg)
+    write_hits(recommend_split(r, hist, 10), targets, name if which == "test" else f"{name}_{which}")
 
 
 def paired_hits(ha: np.ndarray, hb: np.ndarray) -> dict:
@@ -155,12 +174,14 @@ def paired_hits(ha: np.ndarray, hb: np.ndarray) -> dict:
 
 def paired(a: str, b: str, cold_users: np.ndarray | None = None) -> dict:
     """Recall@10 of runs a and b on the same test users, their difference and its paired standard
-    error; the same for NDCG@10 ("ndcg@10") and on the validation users ("valid", "valid_ndcg@10")
-    where both runs saved those. cold_users (test-user indices): also "cold_recall@10" /
-    "cold_ndcg@10" over those users alone (`paired A B --cold-items 0.05`)."""
+    error; the same for NDCG@10 ("ndcg@10"), on the validation users ("valid", "valid_ndcg@10")
+    and on the validation users whose target is cold ("valid_cold_recall@10", "valid_cold_ndcg@10",
+    runs with --cold-items) where both runs saved those. cold_users (test-user indices): also
+    "cold_recall@10" / "cold_ndcg@10" over those users alone (`paired A B --cold-items 0.05`)."""
     out = {"a": a, "b": b}
     for key, suffix in (("recall@10", ""), ("ndcg@10", "_ndcg"), ("valid_recall@10", "_valid"),
-                        ("valid_ndcg@10", "_valid_ndcg")):
+                        ("valid_ndcg@10", "_valid_ndcg"), ("valid_cold_recall@10", "_validcold"),
+                        ("valid_cold_ndcg@10", "_validcold_ndcg")):
         files = [OUT / "hits" / f"{n}{suffix}.npy" for n in (a, b)]
         if all(f.is_file() for f in files):
             hits = [np.load(f) for f in files]
@@ -203,6 +224,7 @@ def run(args) -> dict:
     save_hits(r, learn, args.name, "valid")
     if cold is not None:
         test.update(cold_rows(r, split, cold))
+        valid.update(valid_cold_rows(r, split, cold, args.name))
     h = r.report["history"]
     return {"head": args.head, "codes": args.codes if codes is not None else None, "config": to_dict(cfg),
             "cold_items": args.cold_items,
