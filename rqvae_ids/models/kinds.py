@@ -4,11 +4,11 @@ and the default `auto`, resolved once it is known whether training reads CF embe
 KINDS = ("rqvae", "vqvae", "vae", "ae", "rqkmeans", "rqkmeans-cf", "opq")
 FITTED = ("rqkmeans", "rqkmeans-cf", "opq")  # fitted by k-means in seconds, no epochs (the others: `neural`)
 AUTO = "auto"
-# What `auto` trains (issue 25: a tokenizer is judged by what its codes add to the hybrid retriever,
-# on validation; bench/RESULTS.md "Issue 25 yardstick"). With CF embeddings rqkmeans-cf led the
-# collaborative RQ-VAE (Toys +0.0120 vs +0.0108 Recall@10 over no codes, two seeds each; demo
-# +0.0054 vs +0.0028); text-only, rqkmeans led rqvae-text (Toys +0.0029 vs +0.0016; demo +0.0026
-# vs +0.0012). The RQ-VAE stays one `--model rqvae` away.
+# What `auto` trains (issue 25: a tokenizer is judged by what its codes add to the hybrid retriever's
+# validation Recall@10; bench/RESULTS.md "Issue 25: the default switch"). With CF embeddings
+# rqkmeans-cf led the collaborative RQ-VAE (Toys +0.0127 vs +0.0107 over no codes, like for like;
+# demo +0.0054 vs +0.0028); text-only, rqkmeans led rqvae-text (Toys +0.0039 vs +0.0016; demo
+# +0.0026 vs +0.0012). The RQ-VAE stays one `--model rqvae` away.
 AUTO_WITH_CF, AUTO_TEXT_ONLY = "rqkmeans-cf", "rqkmeans"
 
 
