@@ -116,7 +116,9 @@ def main() -> None:
         row["cf_cached"] = cached
         row["items_with_cf"] = int(cf.has.sum())
     t = time.perf_counter()
-    report = train_model(args.embeddings, base / args.name, config_from_args(**overrides), progress=False, cf=cf)
+    # the RQ-VAE unless --set kind=... says otherwise (the pipeline's default kind is `auto` since issue 25)
+    report = train_model(args.embeddings, base / args.name, config_from_args(**{"kind": "rqvae", **overrides}),
+                         progress=False, cf=cf)
     row["train_seconds"] = round(time.perf_counter() - t, 1)
     row["cf"] = cf is not None
     row["epochs"] = report["epochs"]

@@ -329,18 +329,19 @@ def code_quality(vectors: dict, rqvae: bool) -> dict:
 
 
 def rqvae_codes(x):
-    """Codes (N, L) of the default RQ-VAE trained (train_model, default TrainConfig, seed 0, CPU)
-    on the vectors `x`, and a summary of its training."""
+    """Codes (N, L) of the default-configured RQ-VAE trained (train_model, seed 0, CPU) on the
+    vectors `x`, and a summary of its training."""
     from rqvae_ids.core.embedding_table import write_embeddings
     from rqvae_ids.ids.encode import encode_codes_chunked
-    from rqvae_ids.models import load_model
+    from rqvae_ids.models import ModelConfig, load_model
     from rqvae_ids.train import TrainConfig, train_model
 
     with tempfile.TemporaryDirectory() as tmp:
         emb, model_dir = Path(tmp) / "embeddings.parquet", Path(tmp) / "rqvae"
         ids = [f"i{i}" for i in range(len(x))]
         write_embeddings(emb, ids, ids, x, model="bench")
-        report = train_model(emb, model_dir, TrainConfig(device="cpu", seed=0), progress=False)
+        cfg = TrainConfig(model=ModelConfig(kind="rqvae"), device="cpu", seed=0)  # the RQ-VAE, named: `auto` is k-means
+        report = train_model(emb, model_dir, cfg, progress=False)
         codes = encode_codes_chunked(load_model(model_dir), x)
     return codes, {k: report.get(k) for k in ("kind", "epochs", "seconds", "colliding_share")}
 

@@ -114,7 +114,9 @@ def rqkmeans_cf_codes(x: np.ndarray, levels: int, train, seed: int = 0) -> np.nd
     from rqvae_ids.models import ModelConfig, build_model
 
     cf, has = cf_vectors(train, len(x), CFConfig())
-    model = build_model(ModelConfig(kind="rqkmeans-cf", levels=levels, input_dim=x.shape[1], cf_dim=cf.shape[1]))
+    # cf_cold zero: the rule these spec rows were recorded with (the pipeline's default became regress later)
+    model = build_model(ModelConfig(kind="rqkmeans-cf", levels=levels, input_dim=x.shape[1], cf_dim=cf.shape[1],
+                                    cf_cold="zero"))
     inputs = model.cf_inputs(x, cf, has)
     model.fit_codebooks_(__import__("torch").from_numpy(inputs), seed=seed)
     return model.encode_codes(inputs)

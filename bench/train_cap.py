@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/train_cap.py [--sizes 1200 3000 6000] [--seeds 0 1] [--threads 1]
 
-The pipeline's default model (RQ-VAE 3 x 256, collaborative with the CF embeddings of the
+The RQ-VAE as the pipeline configured it then (3 x 256, collaborative with the CF embeddings of the
 interactions' training part, every other knob at its default) trained on a seeded sample
 of S Toys items, then every one of the 11,924 items assigned with it (`assign_ids`, suffix
 resolution; text + alpha * CF inputs read from the model's cf_embeddings.parquet as in the
@@ -191,6 +191,7 @@ def main() -> int:
     from rqvae_ids.core.embedding_table import read_embeddings
     from rqvae_ids.evaluate.sequences import leave_one_out, load_interactions
     from rqvae_ids.ids import assign_ids
+    from rqvae_ids.models import ModelConfig
     from rqvae_ids.train import TrainConfig, train_model
 
     table = read_embeddings(EMB)
@@ -201,7 +202,7 @@ def main() -> int:
     split = leave_one_out(users, seqs, 20, order)
     OUT.mkdir(parents=True, exist_ok=True)
     cf = build_cf_table(DATA / "interactions.csv", table.item_ids, OUT / CF_FILE, CFConfig())
-    base = TrainConfig(device="cpu")
+    base = TrainConfig(model=ModelConfig(kind="rqvae"), device="cpu")  # the RQ-VAE it was measured on
     runs = ([(0, seed, "", dataclasses.replace(base, max_items=0, seed=seed)) for seed in args.seeds]
             + sample_runs(args, base))
     # rows of earlier invocations are kept (one slow run at a time on a shared machine); a rerun replaces its row

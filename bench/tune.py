@@ -48,7 +48,8 @@ def main() -> None:
     overrides = {k.rsplit(".", 1)[-1]: v for k, v in overrides.items()}
     out = ROOT / "bench" / "out" / "tune" / args.name
     t = time.perf_counter()
-    report = train_model(args.embeddings, out, config_from_args(**overrides), progress=False)
+    # the RQ-VAE unless --set kind=... says otherwise (the pipeline's default kind is `auto` since issue 25)
+    report = train_model(args.embeddings, out, config_from_args(**{"kind": "rqvae", **overrides}), progress=False)
     seconds = time.perf_counter() - t
     x = np.asarray(read_embeddings(args.embeddings).vectors, dtype=np.float32)
     truth = np.asarray(read_embeddings(args.reference).vectors, dtype=np.float32) if args.reference else x

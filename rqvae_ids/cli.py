@@ -23,9 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rqvae-ids",
         description=(
-            "Semantic IDs for generative retrieval: embed item text, train an RQ-VAE "
-            "(or a baseline), assign collision-free stable IDs, evaluate them, and run "
-            "it all as Prefect flows."
+            "Semantic IDs for generative retrieval: embed item text, train a tokenizer "
+            "(residual k-means by default, an RQ-VAE, or another baseline), assign "
+            "collision-free stable IDs, evaluate them, and run it all as Prefect flows."
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -37,9 +37,11 @@ def interactions(path, seed=0):
     return path
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cfassign")
+@pytest.fixture(scope="module", params=["regress", "zero"])
+def trained(request, tmp_path_factory):
+    """rqkmeans-cf with each cold rule: regress (the default) codes an item without CF by the nearest
+    codewords of [text, predicted CF]; zero by the text part of the codewords."""
+    tmp = tmp_path_factory.mktemp(f"cfassign_{request.param}")
     text = (0.5 * np.random.default_rng(1).standard_normal((N, D))).astype(np.float32)  # CF part weighs more
     ids = [f"i{i}" for i in range(N)]
     emb = write_emb(tmp / "embeddings.parquet", ids, text)
@@ -47,8 +49,15 @@ def trained(tmp_path_factory):
     model_dir = tmp / "model"
     assert main(["train", "--embeddings", str(emb), "--out", str(model_dir), "--model", "rqkmeans-cf",
                  "--interactions", str(inter), "--levels", "3", "--codebook-size", "16", "--quiet",
-                 "--set", "cf_alpha=3.0"]) == 0
-    return {"tmp": tmp, "text": text, "ids": ids, "emb": emb, "inter": inter, "model_dir": model_dir}
+                 "--set", "cf_alpha=3.0", "--set", f"cf_cold={request.param}"]) == 0
+    return {"tmp": tmp, "text": text, "ids": ids, "emb": emb, "inter": inter, "model_dir": model_dir,
+            "cold": request.param}
+
+
+def text_alone(model, text, cold):
+    """An item's codes from its text alone under the cold rule: the text part of the codewords (zero),
+    or the whole row with a CF part predicted from the text (regress)."""
+    return model.text_codes(text) if cold == "zero" else model.encode_codes(text)
 
 
 def codes_by_item(path):
@@ -64,12 +73,13 @@ def test_items_with_cf_get_their_cf_codes_and_cold_items_text_codes(trained):
     assert not cf.has[-COLD:].any() and cf.has[:-COLD].sum() > 150
     assert report["cf"] == {"items_with_cf": int(cf.has.sum()), "items_text_only": N - int(cf.has.sum()),
                             "cf_items_gone": 0}
-    assert report["encode_path"] == "model.encode_codes"  # cold rows: text codes, not the fast path's
+    # zero: cold rows take text codes, not the fast path's nearest codewords of the whole row
+    assert report["encode_path"] == ("model.encode_codes" if trained["cold"] == "zero" else "residual_search")
     got, _ = codes_by_item(trained["tmp"] / "ids" / "semantic_ids.parquet")
     expected = model.encode_codes(model.cf_inputs(text, cf.vectors, cf.has))
     assert [got[i] for i in ids] == list(map(tuple, expected.tolist()))
-    # cold items: their text-only codes; warm items: the CF part moved many of them
-    text_only = model.encode_codes(text)
+    # cold items: their text-alone codes; warm items: the CF part moved many of them
+    text_only = text_alone(model, text, trained["cold"])
     np.testing.assert_array_equal(expected[~cf.has], text_only[~cf.has])
     assert (expected[cf.has] != text_only[cf.has]).any(axis=1).mean() > 0.3
 
@@ -89,7 +99,7 @@ def test_refresh_gives_new_items_text_codes_and_keeps_every_old_id(trained):
     codes, new = codes_by_item(tmp / "ids2" / "semantic_ids.parquet")
     assert all(new[i] == old[i] for i in trained["ids"])
     model = load_model(model_dir)
-    assert [codes[i] for i in new_ids] == list(map(tuple, model.encode_codes(new_text).tolist()))  # from text alone
+    assert [codes[i] for i in new_ids] == list(map(tuple, text_alone(model, new_text, trained["cold"]).tolist()))
 
 
 def test_cf_embeddings_of_another_catalog_or_other_interactions_are_refused(trained):

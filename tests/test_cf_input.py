@@ -100,6 +100,28 @@ def test_text_only_configs_and_models_from_before_issue_25_read_text():
     assert saved_model_config({"model": old}).cf_input is False  # issue 14's model: text in, CF as target
 
 
+def test_rqkmeans_cf_models_from_before_the_cold_rule_load_with_the_text_part_rule(tmp_path):
+    build_model(small("rqkmeans-cf", cf_cold="zero")).save(tmp_path)
+    conf = json.loads((tmp_path / "config.json").read_text())
+    del conf["model"]["cf_cold"]  # written before the rule existed: no ridge weights in the file
+    (tmp_path / "config.json").write_text(json.dumps(conf))
+    assert load_model(tmp_path).cfg.cf_cold == "zero"
+    no_kind = {k: v for k, v in conf["model"].items() if k != "kind"}
+    assert saved_model_config({"model": no_kind}).kind == "rqvae"  # the default before `auto`
+
+
+def test_a_kind_must_be_named_or_auto_and_auto_is_never_built():
+    from rqvae_ids.core.errors import UserError
+    from rqvae_ids.models import KINDS, MODELS
+    from rqvae_ids.models.kinds import FITTED
+
+    with pytest.raises(ValueError, match="unknown model kind 'rqvea'"):
+        ModelConfig(kind="rqvea")
+    with pytest.raises(UserError, match="'auto' is chosen when training starts"):
+        build_model(ModelConfig())
+    assert set(FITTED) == {k for k in KINDS if not MODELS[k].neural}  # the kinds printed as "k-means"
+
+
 @pytest.fixture(scope="module", params=["zero", "regress"])
 def trained(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"cfinput_{request.param}")

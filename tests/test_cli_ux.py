@@ -274,8 +274,10 @@ def test_train_prints_a_summary_and_the_paths_json_on_request(tmp_path, capsys):
     assert machine["kind"] == "rqvae" and machine["epochs"] == 2 and "colliding_share" in machine
     # the default kind without --interactions: text-only residual k-means, said as such
     assert main(["train", "--embeddings", str(emb), "--out", str(tmp_path / "d"), "--codebook-size", "16",
-                 "--quiet"]) == 0
-    assert capsys.readouterr().out.startswith("trained rqkmeans (L=3, K=16) on 300 items: k-means, no epochs, ")
+                 "--epochs", "2", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("trained rqkmeans (L=3, K=16) on 300 items: k-means, no epochs, ")
+    assert "warning: --epochs and --latent-dim shape the neural kinds" in captured.err  # said, not ignored
 
 
 def test_report_bolds_only_where_there_is_something_to_beat():

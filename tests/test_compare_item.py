@@ -169,6 +169,8 @@ def test_collaborative_rows_with_interactions(tiny, tmp_path, one_thread):
     codes, _ = read_semantic_ids(out / "ids" / "rqkmeans-cf" / "semantic_ids.parquet").codes_in_order(emb.item_ids, "t")
     joint = model.encode_codes(model.cf_inputs(emb.vectors, cf.vectors, cf.has))
     assert np.array_equal(codes, joint)
+    # the reuse key names the cold rule `auto` stood for: IDs of another default are not reused
+    assert json.loads((out / "ids" / "rqkmeans-cf" / "compare_key.json").read_text())["cf"]["cold_rule"] == "regress"
     # CF moved some codes off those of the text part of the codewords (on this tiny catalog the ridge
     # prediction of a warm item's CF part can give its codes exactly, so that is no reference)
     assert not np.array_equal(codes[cf.has], model.text_codes(emb.vectors)[cf.has])

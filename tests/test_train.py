@@ -158,6 +158,18 @@ def test_resume_refuses_other_data_or_corrupt_optimizer(emb, tmp_path):
         train_model(emb, tmp_path / "fresh", cfg(), resume=True, progress=False)
 
 
+def test_resume_without_a_kind_continues_the_checkpoints_kind(emb, tmp_path):
+    out = tmp_path / "m"
+    train_model(emb, out, cfg(epochs=2), progress=False)  # an RQ-VAE with its checkpoint
+    auto = TrainConfig(model=ModelConfig(**{**TINY.__dict__, "kind": "auto"}), epochs=3, batch_size=64,
+                       init_sample=500, checkpoint_every=1, device="cpu")
+    report = train_model(emb, out, auto, resume=True, progress=False)
+    assert report["kind"] == "rqvae" and report["epochs"] == 3  # not a k-means fit over the checkpoint
+    with pytest.raises(UserError, match="rqkmeans is fitted by k-means in one step"):
+        train_model(emb, out, cfg("rqkmeans"), resume=True, progress=False)
+    assert load_model(out).kind == "rqvae"
+
+
 def test_cli_train_and_bad_input(emb, tmp_path, capsys):
     out = tmp_path / "cli"
     rc = main(["train", "--embeddings", str(emb), "--model", "rqkmeans", "--out", str(out),
@@ -191,8 +203,8 @@ def test_small_catalog_rqvae_does_not_collapse(tmp_path):
 
 def test_cli_set_reaches_every_config_field(emb, tmp_path, capsys):
     out = tmp_path / "set"
-    rc = main(["train", "--embeddings", str(emb), "--out", str(out), "--codebook-size", "8", "--latent-dim", "4",
-               "--epochs", "2", "--quiet", "--set", "pca_skip=false", "--set", "recon=cosine",
+    rc = main(["train", "--embeddings", str(emb), "--out", str(out), "--model", "rqvae", "--codebook-size", "8",
+               "--latent-dim", "4", "--epochs", "2", "--quiet", "--set", "pca_skip=false", "--set", "recon=cosine",
                "--set", "hidden=[32]", "--set", "patience=0", "--set", "lr=3e-4"])
     assert rc == 0, capsys.readouterr().err
     conf = json.loads((out / "config.json").read_text())

@@ -21,7 +21,7 @@ DEDICATED = {"kind": "--model", "model": "--model", "levels": "--levels", "codeb
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "train", help="train a tokenizer (RQ-VAE or a baseline) on embeddings.parquet",
+        "train", help="train a tokenizer (residual k-means by default, an RQ-VAE or a baseline) on embeddings.parquet",
         description="Train a tokenizer on an embeddings file and write model.safetensors, config.json, "
                     "metrics.parquet and train_report.json into --out.",
     )
@@ -143,6 +143,10 @@ def handler(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     check_unfinished(args)
     warn_small_catalog(args.embeddings, cfg.model.codebook_size)
+    if args.model == AUTO and not args.resume and (args.epochs is not None or args.latent_dim is not None):
+        print("rqvae-ids train: warning: --epochs and --latent-dim shape the neural kinds; the default kind "
+              f"(auto: {AUTO_WITH_CF} / {AUTO_TEXT_ONLY}) is fitted by k-means: add --model rqvae for the RQ-VAE",
+              file=sys.stderr)
     cf = None
     if args.interactions is not None:
         from ..cf import cf_for_embeddings

@@ -131,6 +131,7 @@ def train_and_assign(kind: str, embeddings: Embeddings, model_dir: Path, ids_dir
     A CF-reading row (rqkmeans-cf) is coded from [text, alpha * CF] where an item has a CF
     embedding, from its text alone elsewhere (`ids.assign.inputs_with_cf`)."""
     from ..ids.assign import assign_ids_from_table
+    from ..models import MODELS
     from ..train import cf_meta, config_from_args, train_model
 
     # The same budget for every kind: levels, codebook size, seed and epochs; the rest are
@@ -139,8 +140,10 @@ def train_and_assign(kind: str, embeddings: Embeddings, model_dir: Path, ids_dir
                                  seed=cfg.seed, epochs=cfg.epochs)
     # Reruns into the same --out reuse a model trained with the same config on the same data.
     key = {"train": to_dict(train_cfg), "embeddings_sha256": embeddings.sha256}
-    if cf is not None:
-        key["cf"] = {**cf_meta(cf), "cold_sha256": cf.metadata.get("cold_sha256")}
+    if cf is not None:  # with the cold rule `auto` stands for: IDs made under another default are not reused
+        cold = train_cfg.model.cf_cold
+        cold = MODELS[train_cfg.model.kind].default_cold if cold == "auto" else cold
+        key["cf"] = {**cf_meta(cf), "cold_sha256": cf.metadata.get("cold_sha256"), "cold_rule": cold}
     marker = ids_dir / "compare_key.json"
     if read_json_or_none(marker) == json.loads(json.dumps(key)) and (ids_dir / "semantic_ids.parquet").is_file():
         return {"reused": str(model_dir)}

@@ -449,8 +449,9 @@ class Tokenizer(nn.Module):
 # Architecture keys added after the first checkpoints were written, with the value those
 # checkpoints were built with: a config.json without them still loads as what it was
 # (`ema` was always written; it is listed for files edited by hand).
-# `cf_input`: collaborative RQ-VAEs before issue 25 read text only.
-LEGACY_MODEL_DEFAULTS = {"pca_skip": False, "ema": False, "cf_input": False}
+# `cf_input`: collaborative RQ-VAEs before issue 25 read text only. `cf_cold`: rqkmeans-cf coded
+# cold items by the text part of its codewords before the rule existed. `kind`: rqvae before `auto`.
+LEGACY_MODEL_DEFAULTS = {"kind": "rqvae", "pca_skip": False, "ema": False, "cf_input": False, "cf_cold": "zero"}
 
 
 def saved_model_config(saved: dict[str, Any], where: str = "config") -> ModelConfig:

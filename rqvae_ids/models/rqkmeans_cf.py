@@ -24,9 +24,6 @@ from .base import ModelConfig, Tokenizer, replace
 class RQKMeansCF(Tokenizer):
     kind = "rqkmeans-cf"
     neural = False
-    # under cf_cold "zero" rows without CF take the nearest codewords of their text part, not of the
-    # whole latent: ids.encode's fast path (nearest codewords of the latent) would give other codes
-    residual_search = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(replace(cfg, latent_dim=cfg.input_dim + cfg.cf_dim))
@@ -34,6 +31,12 @@ class RQKMeansCF(Tokenizer):
     @property
     def reads_cf(self) -> bool:
         return self.cfg.cf_dim > 0
+
+    @property
+    def residual_search(self) -> bool:
+        """Whether codes are the nearest codewords of the whole row (ids.encode's fast path): not under
+        cf_cold "zero", where rows without CF take the nearest codewords of their text part."""
+        return self.cfg.cf_cold != "zero"
 
     def encode_codes(self, x: np.ndarray, distinct_last: bool = False) -> np.ndarray:
         x = np.asarray(x, np.float32)

@@ -63,6 +63,23 @@ def read_inputs(embeddings_path, out: Path, resume: bool, cfg: TrainConfig, tabl
     return x_all, inputs, sha256_file(embeddings_path)
 
 
+def resumed_kind(cfg: TrainConfig, out: Path) -> TrainConfig:
+    """--resume continues the checkpoint's own kind: `auto` (no kind asked for) takes it from
+    OUT/config.json, so a plain `--resume` never fits another kind over an unfinished training; a
+    kind fitted by k-means in one step has no training to resume."""
+    from ..models.base import read_config, saved_model_config
+    from ..models.kinds import AUTO, FITTED
+
+    kind = cfg.model.kind
+    if kind == AUTO:
+        kind = saved_model_config(read_config(out), where=f"{out}/config.json: model").kind
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, kind=kind))
+    if kind in FITTED:
+        raise UserError(f"--resume: {kind} is fitted by k-means in one step, there is no training to resume "
+                        "(rerun without --resume)")
+    return cfg
+
+
 def sample_rows(n: int, max_items: int, seed: int) -> np.ndarray | None:
     """Sorted seeded sample of `max_items` of n rows, or None when all n are used (max_items 0 or >= n).
     Its own RNG stream: a catalog under the cap trains exactly as before the cap existed."""

@@ -43,7 +43,7 @@ from ..core.errors import UserError
 from ..core.io import provenance, write_json_atomic
 from .config import TrainConfig
 from .files import METRICS, OPTIMIZER, REPORT, STATE, write_metrics
-from .inputs import Data, cf_meta, prepare_data, read_inputs, with_cf
+from .inputs import Data, cf_meta, prepare_data, read_inputs, resumed_kind, with_cf
 
 
 def get_lr(step: int, total_steps: int, cfg: TrainConfig) -> float:
@@ -119,6 +119,8 @@ def train_model(embeddings_path, out_dir, cfg: TrainConfig | None = None, resume
     # -- inputs: validate everything before writing anything -------------------------------
     cfg = cfg or TrainConfig()
     x_all, table, data_sha = read_inputs(embeddings_path, out, resume, cfg, table)
+    if resume:
+        cfg = resumed_kind(cfg, out)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, input_dim=table.dim))
     cfg, cf = with_cf(cfg, cf, table.items, table.rows)
     device = resolve_device(cfg.device)
