@@ -1,8 +1,9 @@
 """Tokenizer models, chosen by name from the `MODELS` registry; `load_model(dir)` reads one back.
 
 `KINDS`, the registry's names, with `AUTO` and `resolve_kind` (the default kind), is importable
-without torch, so the CLI offers them in --help without loading any model; every other name (`MODELS`, `ModelConfig`, `build_model`,
-`load_model`, the model classes, ...) comes from `registry.py`, loaded with torch on first use.
+without torch, so the CLI offers them in --help without loading any model; every other name
+(`MODELS`, `ModelConfig`, `build_model`, `load_model`, the model classes, ...) comes from
+`registry.py`, loaded with torch on first use.
 """
 
 from __future__ import annotations
