@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from rqvae_ids.core.errors import UserError
-from rqvae_ids.models.kinds import FITTED
+from rqvae_ids.models.kinds import fitted_by
 from rqvae_ids.pipeline import config as pipeline_config
 from rqvae_ids.pipeline import runs, sharding, stages, summary
 from rqvae_ids.pipeline.refresh import refresh_config
@@ -141,8 +141,8 @@ def train(embeddings: str, run_dir: str, cfg, cf: str | None = None) -> dict[str
     """Train the configured tokenizer kind on the embeddings (default auto: rqkmeans-cf with `cf`,
     rqkmeans without; see rqvae_ids.models.kinds); with `cf`, collaboratively."""
     report = stages.train(embeddings, run_dir, cfg, cf)
-    fitted = "k-means" if report.get("kind") in FITTED else f"{report.get('epochs')} epochs"
-    get_run_logger().info("trained %s in %.1f s (%s)", report.get("kind"), report.get("seconds", 0), fitted)
+    get_run_logger().info("trained %s in %.1f s (%s)", report.get("kind"), report.get("seconds", 0),
+                          fitted_by(report.get("kind"), report.get("epochs")))
     return report
 
 

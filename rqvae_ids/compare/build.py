@@ -141,8 +141,7 @@ def train_and_assign(kind: str, embeddings: Embeddings, model_dir: Path, ids_dir
     # Reruns into the same --out reuse a model trained with the same config on the same data.
     key = {"train": to_dict(train_cfg), "embeddings_sha256": embeddings.sha256}
     if cf is not None:  # with the cold rule `auto` stands for: IDs made under another default are not reused
-        cold = train_cfg.model.cf_cold
-        cold = MODELS[train_cfg.model.kind].default_cold if cold == "auto" else cold
+        cold = MODELS[train_cfg.model.kind].cold_rule(train_cfg.model)
         key["cf"] = {**cf_meta(cf), "cold_sha256": cf.metadata.get("cold_sha256"), "cold_rule": cold}
     marker = ids_dir / "compare_key.json"
     if read_json_or_none(marker) == json.loads(json.dumps(key)) and (ids_dir / "semantic_ids.parquet").is_file():

@@ -152,9 +152,14 @@ class Tokenizer(nn.Module):
     neural = True
     default_cold = "regress"  # cf_cold "auto" (see ModelConfig)
 
+    @classmethod
+    def cold_rule(cls, cfg: ModelConfig) -> str:
+        """The cf_cold rule a model of this kind built from `cfg` uses ("auto": the kind's default)."""
+        return cls.default_cold if cfg.cf_cold == "auto" else cfg.cf_cold
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.cfg = replace(cfg, cf_cold=self.default_cold) if cfg.cf_cold == "auto" else cfg
+        self.cfg = replace(cfg, cf_cold=self.cold_rule(cfg))
         cfg = self.cfg
         self.meta: dict[str, Any] = {}
         if self.neural:

@@ -18,3 +18,8 @@ def resolve_kind(kind: str, with_cf: bool) -> str:
     if kind != AUTO:
         return kind
     return AUTO_WITH_CF if with_cf else AUTO_TEXT_ONLY
+
+
+def fitted_by(kind: str, epochs) -> str:
+    """How a trained model of `kind` was fitted, for one-line reports: "k-means" or "N epochs"."""
+    return "k-means" if kind in FITTED else f"{epochs} epochs"

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-from ..models.kinds import FITTED
+from ..models.kinds import fitted_by
 
 _STATE: dict[str, Any] = {"prefix": None}
 
@@ -67,8 +67,7 @@ def end_line(stage: str, report: dict[str, Any], s: float) -> str:
         return f"{report['items']} items, {took}, {report['encoded']} encoded, {report['cached']} from cache"
     if stage == "train":
         used = f", codes used {_pct(report['utilisation'])}" if report.get("utilisation") else ""
-        epochs = "k-means" if report.get("kind") in FITTED else f"{report.get('epochs')} epochs"
-        return f"{epochs}, {took}{used}"
+        return f"{fitted_by(report.get('kind'), report.get('epochs'))}, {took}{used}"
     if stage == "cf embeddings":
         return f"{report['items_with_cf']} of {report['items']} items have one, {took}"
     if stage == "model":

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..models.kinds import FITTED
+from ..models.kinds import fitted_by
 
 
 def _fmt(value: Any) -> str:
@@ -40,9 +40,8 @@ def summary_rows(stages: dict[str, Any]) -> list[tuple[str, str]]:
     if cf:
         rows.append(("CF embeddings (items with one)", f"{cf.get('items_with_cf')} of {cf.get('items')}"))
     if train:
-        fitted = "k-means" if train.get("kind") in FITTED else f"{train.get('epochs')} epochs"
         rows.append(("model", f"{train.get('kind')} {train.get('levels')}x{train.get('codebook_size')}, "
-                              f"{fitted}, {train.get('seconds')} s"
+                              f"{fitted_by(train.get('kind'), train.get('epochs'))}, {train.get('seconds')} s"
                               + (", collaborative" if train.get("cf") else ", text only")))
         if train.get("final_val_loss") is not None:
             rows.append(("final val loss", train["final_val_loss"]))
